@@ -1,0 +1,30 @@
+// The one place nnlab talks to BLAS. Only blas.cc includes <cblas.h> and
+// controls OpenBLAS's threads.
+//
+// All matrices are row-major. Thread-safe in the sense that OpenBLAS is:
+// concurrent Gemm calls from different threads are fine.
+#ifndef NNLAB_CORE_BLAS_H_
+#define NNLAB_CORE_BLAS_H_
+
+#include <cstdint>
+
+namespace nnlab {
+
+// C[m x n] = alpha * op(A) * op(B) + beta * C, where op(A) is [m x k] and
+// op(B) is [k x n]; lda/ldb/ldc are row strides of the stored matrices.
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+          float beta, float* c, int64_t ldc);
+
+// y[m] = alpha * op(A) x + beta * y, A stored [rows x cols] row-major.
+void Gemv(bool trans_a, int64_t rows, int64_t cols, float alpha, const float* a,
+          int64_t lda, const float* x, float beta, float* y);
+
+// Sets how many threads OpenBLAS may use (>= 1); returns the previous value.
+// Process-wide: the server sets it once from its flags.
+int SetBlasThreads(int n);
+int BlasThreads();
+
+}  // namespace nnlab
+
+#endif  // NNLAB_CORE_BLAS_H_

@@ -1,0 +1,99 @@
+// Dense (fully connected) layer: y = x W^T + b.
+// N = batch, I = inputs, O = outputs (units); W [O, I], b [O].
+#include <algorithm>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "core/blas.h"
+#include "core/init.h"
+#include "core/layers.h"
+
+namespace nnlab {
+namespace {
+
+class Dense : public Layer {
+ public:
+  explicit Dense(int64_t units) : units_(units) {}
+
+  absl::string_view kind() const override { return "dense"; }
+
+  absl::StatusOr<Shape> OutputShape(const Shape& in) const override {
+    if (in.size() != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("expects a rank-1 input per sample, got ",
+                       ShapeToString(in), " (add a flatten layer first)"));
+    }
+    // Refuse weight matrices over 2^28 floats (1 GiB) before allocating.
+    if (in[0] > (int64_t{1} << 28) / units_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "weight matrix ", units_, " x ", in[0], " is too large"));
+    }
+    return Shape{units_};
+  }
+
+  void Init(const Shape& in, InitKind init, Rng* rng) override {
+    inputs_ = in[0];
+    weight_ = Tensor({units_, inputs_});
+    weight_grad_ = Tensor({units_, inputs_});
+    bias_ = Tensor({units_});
+    bias_grad_ = Tensor({units_});
+    InitWeights(init, inputs_, units_, rng, &weight_);
+    // The lecture's N(0, 1) experiment draws biases from N(0, 1) too;
+    // the other initialisers start biases at zero.
+    if (init == InitKind::kNormal) InitWeights(init, 1, 1, rng, &bias_);
+  }
+
+  void Forward(const Tensor& in, Tensor* out, Mode mode) override {
+    const int64_t n = in.dim(0);
+    in_ = &in;
+    out->Resize({n, units_});
+    float* y = out->data();
+    const float* b = bias_.data();
+    for (int64_t r = 0; r < n; ++r) {
+      std::copy(b, b + units_, y + r * units_);
+    }
+    Gemm(false, true, n, units_, inputs_, 1.0f, in.data(), inputs_,
+         weight_.data(), inputs_, 1.0f, y, units_);
+  }
+
+  void Backward(const Tensor& grad_out, Tensor* grad_in) override {
+    const int64_t n = grad_out.dim(0);
+    const float* dy = grad_out.data();
+    // dW += dy^T x ; db += sum_rows dy ; dx = dy W.
+    Gemm(true, false, units_, inputs_, n, 1.0f, dy, units_, in_->data(),
+         inputs_, 1.0f, weight_grad_.data(), inputs_);
+    float* db = bias_grad_.data();
+    for (int64_t r = 0; r < n; ++r) {
+      const float* row = dy + r * units_;
+      for (int64_t o = 0; o < units_; ++o) db[o] += row[o];
+    }
+    if (grad_in != nullptr) {
+      grad_in->Resize(in_->shape());
+      Gemm(false, false, n, inputs_, units_, 1.0f, dy, units_, weight_.data(),
+           inputs_, 0.0f, grad_in->data(), inputs_);
+    }
+  }
+
+  std::vector<Param> Params() override {
+    return {{name() + ".weight", &weight_, &weight_grad_},
+            {name() + ".bias", &bias_, &bias_grad_}};
+  }
+
+ private:
+  int64_t units_;
+  int64_t inputs_ = 0;
+  Tensor weight_, weight_grad_, bias_, bias_grad_;
+  const Tensor* in_ = nullptr;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Layer>> NewDense(const LayerSpec& spec) {
+  if (spec.units <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("units must be positive, got ", spec.units));
+  }
+  return std::unique_ptr<Layer>(new Dense(spec.units));
+}
+
+}  // namespace nnlab
