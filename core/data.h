@@ -91,7 +91,8 @@ class TensorDataset : public Dataset {
 // Reads an IDX image file (magic 0x00000803, uint8, [n, rows, cols]) and an
 // IDX label file (magic 0x00000801, uint8, [n]). Errors: NotFound for a
 // missing file; InvalidArgument for a wrong magic, a truncated file,
-// mismatched counts, or labels >= num_classes.
+// mismatched counts, or labels >= num_classes. Samples are flat
+// [rows * cols]; Reshape() views them as images.
 absl::StatusOr<std::unique_ptr<ImageDataset>> LoadIdx(
     const std::string& images_path, const std::string& labels_path,
     int num_classes = 10);
