@@ -9,4 +9,5 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$repo/scripts/setup.sh"
 cmake -S "$repo" -B "$repo/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$repo/build" -j "$(nproc)"
-ctest --test-dir "$repo/build" --output-on-failure --no-tests=error -j2
+ctest --test-dir "$repo/build" --output-on-failure --no-tests=error \
+  --no-label-summary -j2
