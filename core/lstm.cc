@@ -1,0 +1,205 @@
+// LSTM (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al.
+// 2000), as the lecture writes it, z = W_ih x_t + W_hh h_{t-1} + b split
+// into four blocks:
+//   f_t = sigmoid(z_f), i_t = sigmoid(z_i), C~_t = tanh(z_g),
+//   C_t = f_t * C_{t-1} + i_t * C~_t, o_t = sigmoid(z_o), h_t = o_t *
+//   tanh(C_t).
+// Weights are stacked in the order f, i, g (= C~), o: W_ih [4H, F],
+// W_hh [4H, H], b [4H], with the forget block of b initialised to 1
+// (Jozefowicz et al. 2015) so the cell remembers from the start.
+// N = batch, T = steps, F = features, H = units; time-major buffers.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "core/blas.h"
+#include "core/init.h"
+#include "core/layers.h"
+#include "core/recurrent.h"
+
+namespace nnlab {
+namespace {
+
+inline float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+
+class Lstm : public RecurrentLayer {
+ public:
+  Lstm(int64_t units, bool return_sequences, int64_t bptt_window)
+      : RecurrentLayer(units, return_sequences, bptt_window, /*gates=*/4,
+                       /*state_count=*/2) {}
+
+  absl::string_view kind() const override { return "lstm"; }
+
+  void Init(const Shape& in, InitKind init, Rng* rng) override {
+    f_ = in[1];
+    const int64_t h = units_, g4 = 4 * units_;
+    w_ih_ = Tensor({g4, f_});
+    w_ih_grad_ = Tensor({g4, f_});
+    w_hh_ = Tensor({g4, h});
+    w_hh_grad_ = Tensor({g4, h});
+    bias_ = Tensor({g4});
+    bias_grad_ = Tensor({g4});
+    // Fan-out per gate block is H: each block is one H-unit transform.
+    InitWeights(init, f_, h, rng, &w_ih_);
+    InitWeights(init, h, h, rng, &w_hh_);
+    std::fill(bias_.data(), bias_.data() + h, 1.0f);  // Forget gate.
+  }
+
+  void Forward(const Tensor& in, Tensor* out, Mode mode) override {
+    const int64_t n = in.dim(0), t = in.dim(1), h = units_, g4 = 4 * units_;
+    n_ = n;
+    t_ = t;
+    xs_.Resize({t, n, f_});
+    BatchToTimeMajor(in.data(), n, t, f_, xs_.data());
+    // hs_/cs_[0] hold the initial state, [s + 1] the state after step s.
+    hs_.Resize({t + 1, n, h});
+    cs_.Resize({t + 1, n, h});
+    tc_.Resize({t, n, h});
+    gates_buf_.Resize({t, n, g4});
+    LoadInitialState(n, {hs_.data(), cs_.data()});
+    float* z = gates_buf_.data();
+    for (int64_t r = 0; r < t * n; ++r) {
+      std::copy(bias_.data(), bias_.data() + g4, z + r * g4);
+    }
+    Gemm(false, true, t * n, g4, f_, 1.0f, xs_.data(), f_, w_ih_.data(), f_,
+         1.0f, z, g4);
+    for (int64_t s = 0; s < t; ++s) {
+      const float* h_prev = hs_.data() + s * n * h;
+      const float* c_prev = cs_.data() + s * n * h;
+      float* gs = z + s * n * g4;
+      float* c = cs_.data() + (s + 1) * n * h;
+      float* hc = hs_.data() + (s + 1) * n * h;
+      float* tc = tc_.data() + s * n * h;
+      Gemm(false, true, n, g4, h, 1.0f, h_prev, h, w_hh_.data(), h, 1.0f, gs,
+           g4);
+      for (int64_t i = 0; i < n; ++i) {
+        float* row = gs + i * g4;  // Becomes the activated gates f, i, g, o.
+        for (int64_t j = 0; j < h; ++j) {
+          const float fg = Sigmoid(row[j]);
+          const float ig = Sigmoid(row[h + j]);
+          const float gg = std::tanh(row[2 * h + j]);
+          const float og = Sigmoid(row[3 * h + j]);
+          row[j] = fg;
+          row[h + j] = ig;
+          row[2 * h + j] = gg;
+          row[3 * h + j] = og;
+          const int64_t k = i * h + j;
+          c[k] = fg * c_prev[k] + ig * gg;
+          tc[k] = std::tanh(c[k]);
+          hc[k] = og * tc[k];
+        }
+      }
+    }
+    SaveFinalState(n, {hs_.data() + t * n * h, cs_.data() + t * n * h});
+    if (return_sequences_) {
+      out->Resize({n, t, h});
+      TimeToBatchMajor(hs_.data() + n * h, n, t, h, out->data());
+    } else {
+      out->Resize({n, h});
+      const float* last = hs_.data() + t * n * h;
+      std::copy(last, last + n * h, out->data());
+    }
+  }
+
+  void Backward(const Tensor& grad_out, Tensor* grad_in) override {
+    const int64_t n = n_, t = t_, h = units_, g4 = 4 * units_;
+    if (return_sequences_) {
+      gs_.Resize({t, n, h});
+      BatchToTimeMajor(grad_out.data(), n, t, h, gs_.data());
+    }
+    dz_.Resize({t, n, g4});
+    dh_next_.Resize({n, h});
+    dc_next_.Resize({n, h});
+    dh_next_.SetZero();
+    dc_next_.SetZero();
+    grad_norms_.assign(t, 0.0);
+    for (int64_t s = t - 1; s >= 0; --s) {
+      const float* gates = gates_buf_.data() + s * n * g4;
+      const float* c_prev = cs_.data() + s * n * h;
+      const float* tc = tc_.data() + s * n * h;
+      float* dz = dz_.data() + s * n * g4;
+      const float* g = return_sequences_ ? gs_.data() + s * n * h
+                       : s == t - 1      ? grad_out.data()
+                                         : nullptr;
+      float* dc_next = dc_next_.data();
+      const float* dh_next = dh_next_.data();
+      double norm2 = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const float* a = gates + i * g4;
+        float* d = dz + i * g4;
+        for (int64_t j = 0; j < h; ++j) {
+          const int64_t k = i * h + j;
+          const float fg = a[j], ig = a[h + j], gg = a[2 * h + j],
+                      og = a[3 * h + j];
+          const float dh = (g != nullptr ? g[k] : 0.0f) + dh_next[k];
+          norm2 += double(dh) * dh;
+          // h = o tanh(C): dC gets dh o (1 - tanh^2 C) plus the carry.
+          const float dc = dc_next[k] + dh * og * (1.0f - tc[k] * tc[k]);
+          d[j] = dc * c_prev[k] * fg * (1.0f - fg);
+          d[h + j] = dc * gg * ig * (1.0f - ig);
+          d[2 * h + j] = dc * ig * (1.0f - gg * gg);
+          d[3 * h + j] = dh * tc[k] * og * (1.0f - og);
+          dc_next[k] = dc * fg;
+        }
+      }
+      grad_norms_[s] = std::sqrt(norm2);
+      if (s > 0 && !CutBefore(s)) {
+        Gemm(false, false, n, h, g4, 1.0f, dz, g4, w_hh_.data(), h, 0.0f,
+             dh_next_.data(), h);
+      } else {
+        dh_next_.SetZero();
+        dc_next_.SetZero();
+      }
+    }
+    Gemm(true, false, g4, f_, t * n, 1.0f, dz_.data(), g4, xs_.data(), f_, 1.0f,
+         w_ih_grad_.data(), f_);
+    Gemm(true, false, g4, h, t * n, 1.0f, dz_.data(), g4, hs_.data(), h, 1.0f,
+         w_hh_grad_.data(), h);
+    float* db = bias_grad_.data();
+    for (int64_t r = 0; r < t * n; ++r) {
+      const float* row = dz_.data() + r * g4;
+      for (int64_t j = 0; j < g4; ++j) db[j] += row[j];
+    }
+    if (grad_in != nullptr) {
+      dxs_.Resize({t, n, f_});
+      Gemm(false, false, t * n, f_, g4, 1.0f, dz_.data(), g4, w_ih_.data(), f_,
+           0.0f, dxs_.data(), f_);
+      grad_in->Resize({n, t, f_});
+      TimeToBatchMajor(dxs_.data(), n, t, f_, grad_in->data());
+    }
+  }
+
+  std::vector<Param> Params() override {
+    return {{name() + ".weight_ih", &w_ih_, &w_ih_grad_},
+            {name() + ".weight_hh", &w_hh_, &w_hh_grad_},
+            {name() + ".bias", &bias_, &bias_grad_}};
+  }
+
+ private:
+  int64_t f_ = 0, n_ = 0, t_ = 0;
+  Tensor w_ih_, w_ih_grad_, w_hh_, w_hh_grad_, bias_, bias_grad_;
+  // Per-sequence buffers, reused across steps: inputs [T, N, F], hidden
+  // and cell states [T+1, N, H], tanh(C_t) [T, N, H], activated gates
+  // [T, N, 4H]; in Backward output gradients [T, N, H], gate
+  // pre-activation gradients [T, N, 4H], carries [N, H], input gradients.
+  Tensor xs_, hs_, cs_, tc_, gates_buf_;
+  Tensor gs_, dz_, dh_next_, dc_next_, dxs_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Layer>> NewLstm(const LayerSpec& spec) {
+  if (spec.units <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("units (hidden size) must be positive, got ", spec.units));
+  }
+  if (spec.bptt_window < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bptt_window must be >= 0 (0 = full BPTT), got ", spec.bptt_window));
+  }
+  return std::unique_ptr<Layer>(
+      new Lstm(spec.units, spec.return_sequences, spec.bptt_window));
+}
+
+}  // namespace nnlab

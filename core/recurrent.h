@@ -1,0 +1,124 @@
+// Recurrent layers (rnn.cc, lstm.cc) and the helpers that train and run
+// them: backprop through time, truncated BPTT, per-timestep gradient norms,
+// stateful stepping for one-to-many generation, and the per-timestep
+// softmax cross-entropy of many-to-many models.
+//
+// Shapes (per batch): input [N, T, F]; output [N, T, H] when
+// return_sequences (many-to-many, or a stack of recurrent layers), else
+// [N, H], the last step (many-to-one). N = batch, T = steps, F = features,
+// H = units. Internally the layers run time-major ([T, N, .]) so every step
+// is one contiguous GEMM and all steps share one GEMM for the input and
+// weight-gradient products. Not thread-safe, like every Layer.
+#ifndef NNLAB_CORE_RECURRENT_H_
+#define NNLAB_CORE_RECURRENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/layer.h"
+#include "core/loss.h"
+#include "core/model.h"
+#include "core/tensor.h"
+
+namespace nnlab {
+
+class RecurrentLayer : public Layer {
+ public:
+  // `gates`: weight blocks per unit (1 for RNN, 4 for LSTM);
+  // `state_count`: tensors of carried state (1 for RNN: h; 2 for LSTM: h, c).
+  RecurrentLayer(int64_t units, bool return_sequences, int64_t bptt_window,
+                 int gates, int state_count);
+
+  // InvalidArgument unless `in` is [T, F] with T >= 1 and F >= 1.
+  absl::StatusOr<Shape> OutputShape(const Shape& in) const override;
+
+  int64_t units() const { return units_; }
+  bool return_sequences() const { return return_sequences_; }
+  // 0 = full BPTT. k > 0: the sequence is cut into windows [0, k), [k, 2k)
+  // ... and no gradient crosses a window boundary (the state entering a
+  // window is treated as a constant, as when a long sequence is trained in
+  // chunks of k steps with the state carried over; Williams & Peng 1990).
+  int64_t bptt_window() const { return bptt_window_; }
+
+  // ||dE/dh_t|| for t = 0..T-1 from the last Backward: the Frobenius norm
+  // over the batch of the total gradient reaching h_t (from the output at
+  // t and from step t+1). Watching it against t shows gradients vanishing
+  // or exploding through time. Empty before the first Backward.
+  const std::vector<double>& timestep_grad_norms() const { return grad_norms_; }
+
+  // Stateful mode: each Forward starts from the state the previous Forward
+  // ended in (zeros after ResetState or when the batch size changes), so a
+  // sequence can be fed a step at a time (generation) or in chunks.
+  // Gradients never flow into the carried state. Off (the default): every
+  // Forward starts from zeros.
+  void set_stateful(bool on) { stateful_ = on; }
+  bool stateful() const { return stateful_; }
+  void ResetState();
+  // The carried state, each [N, H], owned by the layer: {h} or {h, c}.
+  // Writable, so a stateful Forward can start from a chosen state.
+  std::vector<Tensor*> State();
+
+ protected:
+  // Copies (or zeros) the initial state for a batch of n into `dst`
+  // ([n, H] each, preallocated).
+  void LoadInitialState(int64_t n, const std::vector<float*>& dst);
+  // Keeps the final state of a stateful Forward.
+  void SaveFinalState(int64_t n, const std::vector<const float*>& src);
+  // True if no gradient flows from step t back into step t-1.
+  bool CutBefore(int64_t t) const {
+    return bptt_window_ > 0 && t % bptt_window_ == 0;
+  }
+
+  const int64_t units_;
+  const int64_t gates_;
+  const bool return_sequences_;
+  const int64_t bptt_window_;
+  std::vector<double> grad_norms_;
+
+ private:
+  bool stateful_ = false;
+  std::vector<Tensor> state_;
+};
+
+// [N, T, F] -> [T, N, F] and back; `dst` must not alias `src`.
+void BatchToTimeMajor(const float* src, int64_t n, int64_t t, int64_t f,
+                      float* dst);
+void TimeToBatchMajor(const float* src, int64_t n, int64_t t, int64_t f,
+                      float* dst);
+
+// The recurrent layers among the top-level layers of `stack`.
+std::vector<RecurrentLayer*> RecurrentLayers(LayerStack* stack);
+// Sets stateful mode on all of them and resets their state.
+void SetStateful(LayerStack* stack, bool on);
+
+// One-to-many generation. With the model's recurrent layers stateful,
+// runs `steps` times: feed the input (first `prime` [N, S, F], S >= 1, then
+// the fed-back step); pass the output at the last step [N, O] to
+// `next_input`, which writes the next input [N, 1, F]. Eval mode; restores
+// stateless mode afterwards. InvalidArgument if `prime` does not fit the
+// model. REQUIRES: the model's input is [T, F] per sample.
+absl::Status GenerateSequence(
+    Model* model, const Tensor& prime, int64_t steps,
+    const std::function<void(const Tensor& last_output, Tensor* next_input)>&
+        next_input);
+
+// Softmax cross-entropy per time step: logits [N, T, C] against class
+// indices [N, T] (stored as floats); the mean over all N*T steps.
+// dC/dz = (p - onehot(y)) / (N T). The loss of many-to-many models (the
+// character model); Model::Build's softmax loss takes [N, C] only.
+class SequenceSoftmaxCrossEntropy : public Loss {
+ public:
+  float Compute(const Tensor& pred, const Tensor& target,
+                Tensor* grad) override;
+  // Number of (sample, step) pairs whose argmax is the target.
+  int64_t CountCorrect(const Tensor& pred, const Tensor& target) const override;
+  absl::Status ValidateTarget(const Shape& pred_shape,
+                              const Tensor& target) const override;
+  bool is_classifier() const override { return true; }
+};
+
+}  // namespace nnlab
+
+#endif  // NNLAB_CORE_RECURRENT_H_
