@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/layers.h"
+#include "core/vec_sum.h"
 
 namespace nnlab {
 namespace {
@@ -54,18 +55,13 @@ class BatchNorm : public Layer {
     for (int64_t c = 0; c < c_n; ++c) {
       double mean, var;
       if (train_) {
+        // Per-sample partial sums in float (vectorised), totals in double.
         double s = 0, s2 = 0;
-        for (int64_t i = 0; i < n; ++i) {
-          const float* p = x + (i * c_n + c) * s_n;
-          for (int64_t k = 0; k < s_n; ++k) s += p[k];
-        }
+        for (int64_t i = 0; i < n; ++i)
+          s += VecSum(x + (i * c_n + c) * s_n, s_n);
         mean = s / double(m);
         for (int64_t i = 0; i < n; ++i) {
-          const float* p = x + (i * c_n + c) * s_n;
-          for (int64_t k = 0; k < s_n; ++k) {
-            const double d = p[k] - mean;
-            s2 += d * d;
-          }
+          s2 += VecSquaredDeviation(x + (i * c_n + c) * s_n, float(mean), s_n);
         }
         var = s2 / double(m);
         // Running variance is the unbiased estimate, as in the paper.
@@ -110,10 +106,8 @@ class BatchNorm : public Layer {
       double sum_dy = 0, sum_dy_xh = 0;
       for (int64_t i = 0; i < n; ++i) {
         const int64_t off = (i * c_n + c) * s_n;
-        for (int64_t k = 0; k < s_n; ++k) {
-          sum_dy += dy[off + k];
-          sum_dy_xh += double(dy[off + k]) * xh[off + k];
-        }
+        sum_dy += VecSum(dy + off, s_n);
+        sum_dy_xh += VecDot(dy + off, xh + off, s_n);
       }
       gamma_grad_[c] += float(sum_dy_xh);
       beta_grad_[c] += float(sum_dy);

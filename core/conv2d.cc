@@ -10,6 +10,7 @@
 #include "core/blas.h"
 #include "core/init.h"
 #include "core/layers.h"
+#include "core/vec_sum.h"
 
 namespace nnlab {
 namespace {
@@ -79,11 +80,7 @@ class Conv2D : public Layer {
       const float* col = Columns(in_->data() + i * chw);
       Gemm(false, true, f_, ckk_, hw, 1.0f, dy, hw, col, hw, 1.0f,
            weight_grad_.data(), ckk_);
-      for (int64_t f = 0; f < f_; ++f) {
-        float s = 0.0f;
-        for (int64_t j = 0; j < hw; ++j) s += dy[f * hw + j];
-        bias_grad_[f] += s;
-      }
+      for (int64_t f = 0; f < f_; ++f) bias_grad_[f] += VecSum(dy + f * hw, hw);
       if (grad_in == nullptr) continue;
       float* dx = grad_in->data() + i * chw;
       if (pointwise_) {
@@ -103,6 +100,16 @@ class Conv2D : public Layer {
   }
 
  private:
+  // Output columns [lo, hi) of kernel column kj whose input column
+  // ow * S - P + kj lies inside [0, W); the rest read zero padding.
+  void ValidColumns(int64_t kj, int64_t* lo, int64_t* hi) const {
+    const int64_t before = p_ - kj;         // Need ow * S >= before.
+    const int64_t last = w_ - 1 + p_ - kj;  // Need ow * S <= last.
+    *lo = before <= 0 ? 0 : (before + s_ - 1) / s_;
+    *hi = last < 0 ? 0 : std::min(wo_, last / s_ + 1);
+    if (*hi < *lo) *hi = *lo;
+  }
+
   // The im2col matrix of one sample `x` [C, H, W]: x itself for a 1x1
   // stride-1 unpadded kernel, else col_ filled (zeros in the padding).
   const float* Columns(const float* x) {
@@ -114,6 +121,8 @@ class Conv2D : public Layer {
       for (int64_t ki = 0; ki < k_; ++ki) {
         for (int64_t kj = 0; kj < k_; ++kj) {
           float* row = col + ((c * k_ + ki) * k_ + kj) * hw;
+          int64_t lo, hi;
+          ValidColumns(kj, &lo, &hi);
           for (int64_t oh = 0; oh < ho_; ++oh) {
             const int64_t ih = oh * s_ - p_ + ki;
             float* dst = row + oh * wo_;
@@ -121,10 +130,13 @@ class Conv2D : public Layer {
               std::fill(dst, dst + wo_, 0.0f);
               continue;
             }
-            const float* src = plane + ih * w_;
-            for (int64_t ow = 0; ow < wo_; ++ow) {
-              const int64_t iw = ow * s_ - p_ + kj;
-              dst[ow] = (iw >= 0 && iw < w_) ? src[iw] : 0.0f;
+            std::fill(dst, dst + lo, 0.0f);
+            std::fill(dst + hi, dst + wo_, 0.0f);
+            const float* src = plane + ih * w_ + lo * s_ - p_ + kj;
+            if (s_ == 1) {
+              std::copy(src, src + (hi - lo), dst + lo);
+            } else {
+              for (int64_t j = 0; j < hi - lo; ++j) dst[lo + j] = src[j * s_];
             }
           }
         }
@@ -143,14 +155,17 @@ class Conv2D : public Layer {
       for (int64_t ki = 0; ki < k_; ++ki) {
         for (int64_t kj = 0; kj < k_; ++kj) {
           const float* row = dcol + ((c * k_ + ki) * k_ + kj) * hw;
+          int64_t lo, hi;
+          ValidColumns(kj, &lo, &hi);
           for (int64_t oh = 0; oh < ho_; ++oh) {
             const int64_t ih = oh * s_ - p_ + ki;
             if (ih < 0 || ih >= h_) continue;
-            const float* src = row + oh * wo_;
-            float* dst = plane + ih * w_;
-            for (int64_t ow = 0; ow < wo_; ++ow) {
-              const int64_t iw = ow * s_ - p_ + kj;
-              if (iw >= 0 && iw < w_) dst[iw] += src[ow];
+            const float* src = row + oh * wo_ + lo;
+            float* dst = plane + ih * w_ + lo * s_ - p_ + kj;
+            if (s_ == 1) {
+              for (int64_t j = 0; j < hi - lo; ++j) dst[j] += src[j];
+            } else {
+              for (int64_t j = 0; j < hi - lo; ++j) dst[j * s_] += src[j];
             }
           }
         }
