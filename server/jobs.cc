@@ -1,0 +1,886 @@
+#include "server/jobs.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "core/status_macros.h"
+#include "core/trainer.h"
+#include "server/log.h"
+#include "server/storage.h"
+#include "server/storage.pb.h"
+
+namespace nnlab::server {
+
+enum StopRequest : int { kNoStop = 0, kPause = 1, kCancel = 2, kShutdown = 3 };
+
+class Job {
+ public:
+  std::string id;
+  mutable absl::Mutex mu;
+  absl::CondVar cv;  // Signalled on every event and when the job ends.
+  v1::Job record ABSL_GUARDED_BY(mu);
+  int64_t base_trained_steps ABSL_GUARDED_BY(mu) = 0;
+  std::deque<std::shared_ptr<const v1::MetricEvent>> history
+      ABSL_GUARDED_BY(mu);
+  int64_t first_seq ABSL_GUARDED_BY(mu) = 0;
+  int64_t next_seq ABSL_GUARDED_BY(mu) = 0;
+  bool ended ABSL_GUARDED_BY(mu) = false;
+  int events_fd ABSL_GUARDED_BY(mu) = -1;
+  int64_t history_limit = 50000;
+  std::atomic<int> stop{kNoStop};
+
+  ~Job() {
+    absl::MutexLock lock(&mu);
+    if (events_fd >= 0) close(events_fd);
+  }
+
+  // Appends an event (sequence and time are set here).
+  void Append(v1::MetricEvent e) {
+    absl::MutexLock lock(&mu);
+    AppendLocked(std::move(e));
+  }
+
+  void AppendLocked(v1::MetricEvent e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    e.set_sequence(next_seq++);
+    if (!e.has_time()) SetTimestampNow(e.mutable_time());
+    if (events_fd >= 0) {
+      // Best-effort history log (no fsync): a torn tail is dropped on load.
+      const std::string frame = Frame(e.SerializeAsString());
+      const ssize_t n = write(events_fd, frame.data(), frame.size());
+      if (n != static_cast<ssize_t>(frame.size())) {
+        LogError(absl::StrCat("job ", id,
+                              ": event log write failed; "
+                              "history will not survive a restart"));
+        close(events_fd);
+        events_fd = -1;
+      }
+    }
+    history.push_back(std::make_shared<const v1::MetricEvent>(std::move(e)));
+    while (static_cast<int64_t>(history.size()) > history_limit) {
+      history.pop_front();
+      ++first_seq;
+    }
+    cv.SignalAll();
+  }
+};
+
+namespace {
+
+bool IsTerminal(v1::JobState s) {
+  return s == v1::JOB_STATE_COMPLETED || s == v1::JOB_STATE_CANCELLED ||
+         s == v1::JOB_STATE_FAILED;
+}
+
+std::string NewJobId() {
+  static std::mt19937_64 gen{std::random_device{}()};
+  static absl::Mutex mu;
+  absl::MutexLock lock(&mu);
+  return absl::StrFormat("j-%012x", gen() & 0xFFFFFFFFFFFFull);
+}
+
+// Reads an events log: frames until the first torn or corrupt one.
+std::vector<v1::MetricEvent> ReadEventLog(const std::string& path) {
+  std::vector<v1::MetricEvent> events;
+  absl::StatusOr<std::string> data = ReadFile(path);
+  if (!data.ok()) return events;
+  absl::string_view rest = *data;
+  while (rest.size() >= 20) {
+    uint64_t len = 0;
+    for (int i = 0; i < 8; ++i) {
+      len |= uint64_t(static_cast<unsigned char>(rest[8 + i])) << (8 * i);
+    }
+    if (len > rest.size() - 20) break;
+    absl::StatusOr<std::string> payload = Unframe(rest.substr(0, 20 + len));
+    if (!payload.ok()) break;
+    v1::MetricEvent e;
+    if (!e.ParseFromString(*payload)) break;
+    events.push_back(std::move(e));
+    rest.remove_prefix(20 + len);
+  }
+  return events;
+}
+
+struct Effective {
+  int epochs;
+  int64_t batch_size;
+  int64_t stats_every;
+};
+
+Effective EffectiveOf(const v1::JobSpec& s) {
+  Effective e;
+  e.epochs = s.epochs() == 0 ? 1 : s.epochs();
+  e.batch_size = s.batch_size() == 0 ? 32 : s.batch_size();
+  e.stats_every =
+      s.stats_every() == 0 ? 1 : (s.stats_every() < 0 ? 0 : s.stats_every());
+  return e;
+}
+
+}  // namespace
+
+Watcher::Result Watcher::Next(absl::Duration timeout, v1::MetricEvent* event) {
+  Job* job = job_.get();
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::MutexLock lock(&job->mu);
+  while (true) {
+    if (cursor_ < job->first_seq) {
+      dropped_ += job->first_seq - cursor_;
+      cursor_ = job->first_seq;
+    }
+    if (cursor_ >= replay_end_ && job->next_seq - cursor_ > capacity_) {
+      const int64_t skip = job->next_seq - capacity_ - cursor_;
+      dropped_ += skip;
+      cursor_ += skip;
+    }
+    while (cursor_ < job->next_seq) {
+      const v1::MetricEvent& e = *job->history[cursor_ - job->first_seq];
+      ++cursor_;
+      if (e.phase() != v1::PHASE_STATE && e.step() < options_.from_step) {
+        continue;
+      }
+      if (e.phase() == v1::PHASE_TRAIN && options_.every_n > 1 &&
+          e.step() % options_.every_n != 0) {
+        continue;
+      }
+      *event = e;
+      if (options_.omit_layer_stats) event->clear_layers();
+      event->set_dropped_events(dropped_);
+      dropped_ = 0;
+      return Result::kEvent;
+    }
+    if (job->ended) return Result::kEnded;
+    if (job->cv.WaitWithDeadline(&job->mu, deadline)) return Result::kTimeout;
+  }
+}
+
+JobManager::JobManager(JobManagerOptions options, ModelRegistry* models,
+                       DatasetRegistry* datasets)
+    : options_(std::move(options)), models_(models), datasets_(datasets) {}
+
+JobManager::~JobManager() { Shutdown(); }
+
+std::string JobManager::PathFor(const std::string& id,
+                                absl::string_view ext) const {
+  return absl::StrCat(options_.dir, "/", id, ext);
+}
+
+absl::Status JobManager::SaveRecord(const std::shared_ptr<Job>& job) {
+  StoredJob stored;
+  {
+    absl::MutexLock lock(&job->mu);
+    *stored.mutable_job() = job->record;
+    stored.set_base_trained_steps(job->base_trained_steps);
+  }
+  absl::Status s = WriteRecord(PathFor(job->id, ".job"), stored);
+  if (!s.ok()) LogError(absl::StrCat("job ", job->id, ": ", s.ToString()));
+  return s;
+}
+
+void JobManager::SetState(const std::shared_ptr<Job>& job, v1::JobState state,
+                          const std::string& message) {
+  {
+    absl::MutexLock lock(&job->mu);
+    job->record.set_state(state);
+    if (state == v1::JOB_STATE_FAILED) job->record.set_failure_reason(message);
+    if (state == v1::JOB_STATE_RUNNING) {
+      SetTimestampNow(job->record.mutable_start_time());
+    }
+    if (IsTerminal(state)) SetTimestampNow(job->record.mutable_end_time());
+    v1::MetricEvent e;
+    e.set_phase(v1::PHASE_STATE);
+    e.set_step(job->record.step());
+    e.set_epoch(job->record.epoch());
+    e.set_job_state(state);
+    e.set_message(message);
+    job->AppendLocked(std::move(e));
+    if (IsTerminal(state)) {
+      job->ended = true;
+      job->cv.SignalAll();
+    }
+  }
+  SaveRecord(job).IgnoreError();  // Logged by SaveRecord.
+  LogInfo(absl::StrCat("job ", job->id, " ", v1::JobState_Name(state),
+                       message.empty() ? "" : ": ", message));
+}
+
+absl::Status JobManager::Start() {
+  NNLAB_RETURN_IF_ERROR(MakeDirs(options_.dir));
+  const int cleaned = CleanTempFiles(options_.dir);
+  if (cleaned > 0) {
+    LogInfo(absl::StrCat("removed ", cleaned, " temp files in ", options_.dir));
+  }
+  std::vector<std::shared_ptr<Job>> loaded;
+  for (const std::string& name : ListFiles(options_.dir, ".job")) {
+    StoredJob stored;
+    absl::Status s = ReadRecord(absl::StrCat(options_.dir, "/", name), &stored);
+    if (s.ok() && !IsValidId(stored.job().job_id())) {
+      s = absl::DataLossError("bad job id");
+    }
+    if (!s.ok()) {
+      LogError(absl::StrCat("skipping job file ", name, ": ", s.ToString()));
+      continue;
+    }
+    auto job = std::make_shared<Job>();
+    job->id = stored.job().job_id();
+    job->history_limit = options_.history_limit;
+    absl::MutexLock lock(&job->mu);
+    job->record = stored.job();
+    job->base_trained_steps = stored.base_trained_steps();
+    loaded.push_back(job);
+  }
+  std::sort(loaded.begin(), loaded.end(), [](const auto& a, const auto& b) {
+    absl::MutexLock la(&a->mu);
+    absl::MutexLock lb(&b->mu);
+    const auto& ta = a->record.create_time();
+    const auto& tb = b->record.create_time();
+    return std::make_pair(ta.seconds(), ta.nanos()) <
+           std::make_pair(tb.seconds(), tb.nanos());
+  });
+  int resumed = 0;
+  for (const auto& job : loaded) {
+    v1::JobState state;
+    int64_t ckpt_step, step;
+    std::string model_id;
+    {
+      absl::MutexLock lock(&job->mu);
+      state = job->record.state();
+      ckpt_step = job->record.checkpoint_step();
+      step = job->record.step();
+      model_id = job->record.spec().model_id();
+    }
+    const bool interrupted =
+        state == v1::JOB_STATE_RUNNING || state == v1::JOB_STATE_QUEUED;
+    // History: keep what the checkpoint covers for jobs that will redo the
+    // rest; rewrite the log so it matches.
+    std::vector<v1::MetricEvent> events =
+        ReadEventLog(PathFor(job->id, ".events"));
+    if (interrupted || state == v1::JOB_STATE_PAUSED) {
+      events.erase(std::remove_if(events.begin(), events.end(),
+                                  [&](const v1::MetricEvent& e) {
+                                    return e.step() > ckpt_step;
+                                  }),
+                   events.end());
+    }
+    std::string log;
+    for (v1::MetricEvent& e : events) {
+      absl::MutexLock lock(&job->mu);
+      e.set_sequence(job->next_seq++);
+      log += Frame(e.SerializeAsString());
+      job->history.push_back(std::make_shared<const v1::MetricEvent>(e));
+    }
+    {
+      absl::MutexLock lock(&job->mu);
+      while (static_cast<int64_t>(job->history.size()) > job->history_limit) {
+        job->history.pop_front();
+        ++job->first_seq;
+      }
+    }
+    absl::Status s = WriteFileAtomic(PathFor(job->id, ".events"), log);
+    if (s.ok() && !IsTerminal(state)) {
+      absl::MutexLock lock(&job->mu);
+      job->events_fd = open(PathFor(job->id, ".events").c_str(),
+                            O_WRONLY | O_APPEND | O_CLOEXEC);
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      jobs_[job->id] = job;
+      order_.push_back(job->id);
+    }
+    if (IsTerminal(state)) {
+      absl::MutexLock lock(&job->mu);
+      job->ended = true;
+      continue;
+    }
+    // A paused or interrupted job still owns its model.
+    absl::StatusOr<std::shared_ptr<ModelEntry>> entry = models_->Get(model_id);
+    absl::Status own =
+        entry.ok() ? (*entry)->BeginTraining(job->id) : entry.status();
+    if (!own.ok()) {
+      SetState(job, v1::JOB_STATE_FAILED,
+               absl::StrCat("cannot resume after restart: ", own.message()));
+      continue;
+    }
+    if (interrupted) {
+      {
+        absl::MutexLock lock(&job->mu);
+        job->record.set_step(ckpt_step);
+        job->record.set_resume_count(job->record.resume_count() + 1);
+      }
+      SetState(
+          job, v1::JOB_STATE_QUEUED,
+          absl::StrCat("server restarted at step ", step,
+                       "; resuming from the checkpoint at step ", ckpt_step));
+      absl::MutexLock lock(&mu_);
+      queue_.push_back(job);
+      ++resumed;
+    }
+  }
+  LogInfo(absl::StrCat("loaded ", loaded.size(), " jobs; ", resumed,
+                       " interrupted jobs queued to resume"));
+  for (int i = 0; i < std::max(1, options_.max_running); ++i) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  }
+  return absl::OkStatus();
+}
+
+void JobManager::Shutdown() {
+  if (shutting_down_.exchange(true)) {
+    for (auto& w : workers_) {
+      if (w.joinable()) w.join();
+    }
+    return;
+  }
+  std::vector<std::shared_ptr<Job>> all;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, job] : jobs_) all.push_back(job);
+  }
+  for (const auto& job : all) {
+    job->stop.store(kShutdown);
+    absl::MutexLock lock(&job->mu);
+    job->cv.SignalAll();
+  }
+  for (auto& w : workers_) {
+    if (w.joinable()) w.join();
+  }
+}
+
+std::shared_ptr<Job> JobManager::Find(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : it->second;
+}
+
+absl::Status JobManager::ValidateSpec(const v1::JobSpec& spec,
+                                      std::shared_ptr<ModelEntry>* entry,
+                                      int64_t* total_steps) {
+  NNLAB_ASSIGN_OR_RETURN(*entry, models_->Get(spec.model_id()));
+  if ((*entry)->is_gan()) {
+    return absl::UnimplementedError(
+        "spec.model_id names a GAN pair; server-side GAN jobs are not "
+        "supported yet (use the models' halves with TrainStep)");
+  }
+  if (spec.dataset().empty()) {
+    return absl::InvalidArgumentError(
+        "spec.dataset is empty (\"mnist\", \"fashion-mnist\" or an upload id)");
+  }
+  NNLAB_ASSIGN_OR_RETURN(
+      OptimizerConfig opt,
+      OptimizerFromProto(spec.optimizer(), "spec.optimizer"));
+  (void)opt;
+  if (spec.epochs() < 0 || spec.epochs() > 10000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.epochs must be in [0, 10000], got ", spec.epochs()));
+  }
+  if (spec.batch_size() < 0 || spec.batch_size() > 65536) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.batch_size must be in [0, 65536], got ", spec.batch_size()));
+  }
+  if (spec.eval_every_steps() < 0) {
+    return absl::InvalidArgumentError("spec.eval_every_steps must be >= 0");
+  }
+  if (spec.checkpoint_every_steps() < 0) {
+    return absl::InvalidArgumentError(
+        "spec.checkpoint_every_steps must be >= 0");
+  }
+  if (spec.stats_every() < -1) {
+    return absl::InvalidArgumentError("spec.stats_every must be >= -1");
+  }
+  if (spec.max_train_samples() < 0) {
+    return absl::InvalidArgumentError("spec.max_train_samples must be >= 0");
+  }
+  if (spec.max_steps() < 0) {
+    return absl::InvalidArgumentError("spec.max_steps must be >= 0");
+  }
+  if (spec.label().size() > 256) {
+    return absl::InvalidArgumentError(
+        "spec.label is longer than 256 characters");
+  }
+  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<const DatasetPair> data,
+                         datasets_->Get(spec.dataset()));
+  Shape sample = data->train->sample_shape();
+  if (!spec.sample_shape().empty()) {
+    NNLAB_ASSIGN_OR_RETURN(
+        Shape s, ShapeFromProto(spec.sample_shape(), "spec.sample_shape",
+                                options_.limits));
+    if (NumElements(s) != NumElements(sample)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec.sample_shape ", ShapeToString(s), " has ",
+                       NumElements(s), " elements; the data set's samples ",
+                       ShapeToString(sample), " have ", NumElements(sample)));
+    }
+    sample = s;
+  }
+  const ModelSpec& ms = (*entry)->spec(ModelPart::kMain);
+  if (ms.input_shape != sample) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model input_shape ", ShapeToString(ms.input_shape),
+        " does not match the data set's samples ", ShapeToString(sample),
+        spec.sample_shape().empty() ? " (set spec.sample_shape to reshape them)"
+                                    : " (after spec.sample_shape)"));
+  }
+  const v1::Model info = (*entry)->Info();
+  Shape out(info.output_shape().begin(), info.output_shape().end());
+  if (data->train->num_classes() > 0) {
+    if (ms.loss != LossKind::kSoftmaxCrossEntropy || out.size() != 1 ||
+        out[0] < data->train->num_classes()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data set ", spec.dataset(), " has ", data->train->num_classes(),
+          " classes; the model needs softmax cross-entropy and at least that "
+          "many outputs, it has ",
+          ShapeToString(out)));
+    }
+  } else if (out != data->train->target_shape()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data set ", spec.dataset(), " has targets ",
+                     ShapeToString(data->train->target_shape()),
+                     "; the model's outputs are ", ShapeToString(out)));
+  }
+  const Effective eff = EffectiveOf(spec);
+  int64_t n = data->train->size();
+  if (spec.max_train_samples() > 0) n = std::min(n, spec.max_train_samples());
+  const int64_t per_epoch = (n + eff.batch_size - 1) / eff.batch_size;
+  *total_steps = per_epoch * eff.epochs;
+  if (spec.max_steps() > 0)
+    *total_steps = std::min(*total_steps, spec.max_steps());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Job> JobManager::StartJob(const v1::JobSpec& spec) {
+  if (shutting_down_) {
+    return absl::UnavailableError("the server is shutting down");
+  }
+  std::shared_ptr<ModelEntry> entry;
+  int64_t total_steps = 0;
+  NNLAB_RETURN_IF_ERROR(ValidateSpec(spec, &entry, &total_steps));
+  auto job = std::make_shared<Job>();
+  job->id = NewJobId();
+  job->history_limit = options_.history_limit;
+  {
+    absl::MutexLock lock(&mu_);
+    if (static_cast<int>(queue_.size()) >= options_.max_queued) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the job queue is full (", options_.max_queued,
+                       " jobs waiting); try again later"));
+    }
+  }
+  NNLAB_RETURN_IF_ERROR(entry->BeginTraining(job->id));
+  {
+    absl::MutexLock lock(&job->mu);
+    job->record.set_job_id(job->id);
+    *job->record.mutable_spec() = spec;
+    job->record.set_total_steps(total_steps);
+    SetTimestampNow(job->record.mutable_create_time());
+    job->base_trained_steps = entry->weights()->trained_steps;
+  }
+  // The log exists before the first event.
+  absl::Status s = WriteFileAtomic(PathFor(job->id, ".events"), "");
+  if (!s.ok()) {
+    entry->EndTraining(job->id);
+    return s;
+  }
+  {
+    absl::MutexLock lock(&job->mu);
+    job->events_fd = open(PathFor(job->id, ".events").c_str(),
+                          O_WRONLY | O_APPEND | O_CLOEXEC);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    jobs_[job->id] = job;
+    order_.push_back(job->id);
+  }
+  SetState(job, v1::JOB_STATE_QUEUED, "");
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(job);
+  absl::MutexLock jl(&job->mu);
+  return job->record;
+}
+
+absl::StatusOr<v1::Job> JobManager::Get(const std::string& id) const {
+  NNLAB_RETURN_IF_ERROR(CheckId("job_id", id));
+  std::shared_ptr<Job> job = Find(id);
+  if (job == nullptr) {
+    return absl::NotFoundError(absl::StrCat("job \"", id, "\" not found"));
+  }
+  absl::MutexLock lock(&job->mu);
+  return job->record;
+}
+
+std::vector<v1::Job> JobManager::List(const std::string& model_id,
+                                      v1::JobState state) const {
+  std::vector<v1::Job> out;
+  absl::MutexLock lock(&mu_);
+  for (const std::string& id : order_) {
+    const auto& job = jobs_.at(id);
+    absl::MutexLock jl(&job->mu);
+    if (!model_id.empty() && job->record.spec().model_id() != model_id)
+      continue;
+    if (state != v1::JOB_STATE_UNSPECIFIED && job->record.state() != state) {
+      continue;
+    }
+    out.push_back(job->record);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
+  NNLAB_RETURN_IF_ERROR(CheckId("job_id", id));
+  std::shared_ptr<Job> job = Find(id);
+  if (job == nullptr) {
+    return absl::NotFoundError(absl::StrCat("job \"", id, "\" not found"));
+  }
+  bool was_waiting = false;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::MutexLock jl(&job->mu);
+    const v1::JobState s = job->record.state();
+    if (IsTerminal(s)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", id, " has already ended (", v1::JobState_Name(s), ")"));
+    }
+    if (s == v1::JOB_STATE_QUEUED || s == v1::JOB_STATE_PAUSED) {
+      auto it = std::find(queue_.begin(), queue_.end(), job);
+      if (it != queue_.end()) queue_.erase(it);
+      was_waiting = true;
+    }
+    job->stop.store(kCancel);
+  }
+  if (was_waiting) {
+    std::string model_id;
+    {
+      absl::MutexLock jl(&job->mu);
+      model_id = job->record.spec().model_id();
+    }
+    auto entry = models_->Get(model_id);
+    if (entry.ok()) (*entry)->EndTraining(id);
+    SetState(job, v1::JOB_STATE_CANCELLED, "cancelled before it ran");
+  }
+  // A running job stops at the next mini-batch; report what we know now.
+  absl::MutexLock jl(&job->mu);
+  return job->record;
+}
+
+absl::StatusOr<v1::Job> JobManager::Pause(const std::string& id) {
+  NNLAB_RETURN_IF_ERROR(CheckId("job_id", id));
+  std::shared_ptr<Job> job = Find(id);
+  if (job == nullptr) {
+    return absl::NotFoundError(absl::StrCat("job \"", id, "\" not found"));
+  }
+  bool was_queued = false;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::MutexLock jl(&job->mu);
+    const v1::JobState s = job->record.state();
+    if (s != v1::JOB_STATE_QUEUED && s != v1::JOB_STATE_RUNNING) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", id, " is ", v1::JobState_Name(s),
+                       "; only QUEUED or RUNNING jobs can be paused"));
+    }
+    auto it = std::find(queue_.begin(), queue_.end(), job);
+    if (it != queue_.end()) {
+      queue_.erase(it);
+      was_queued = true;
+    } else {
+      job->stop.store(kPause);
+    }
+  }
+  if (was_queued) SetState(job, v1::JOB_STATE_PAUSED, "paused while queued");
+  absl::MutexLock jl(&job->mu);
+  return job->record;
+}
+
+absl::StatusOr<v1::Job> JobManager::Resume(const std::string& id) {
+  NNLAB_RETURN_IF_ERROR(CheckId("job_id", id));
+  if (shutting_down_)
+    return absl::UnavailableError("the server is shutting down");
+  std::shared_ptr<Job> job = Find(id);
+  if (job == nullptr) {
+    return absl::NotFoundError(absl::StrCat("job \"", id, "\" not found"));
+  }
+  {
+    absl::MutexLock jl(&job->mu);
+    if (job->record.state() != v1::JOB_STATE_PAUSED) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", id, " is ", v1::JobState_Name(job->record.state()),
+          "; only PAUSED jobs can be resumed"));
+    }
+    job->record.set_resume_count(job->record.resume_count() + 1);
+  }
+  job->stop.store(kNoStop);
+  SetState(job, v1::JOB_STATE_QUEUED, "resumed");
+  {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(job);
+  }
+  absl::MutexLock jl(&job->mu);
+  return job->record;
+}
+
+absl::StatusOr<std::unique_ptr<Watcher>> JobManager::Watch(
+    const std::string& id, const Watcher::Options& o) {
+  NNLAB_RETURN_IF_ERROR(CheckId("job_id", id));
+  if (o.from_step < 0) {
+    return absl::InvalidArgumentError("from_step must be >= 0");
+  }
+  if (o.every_n < 0) return absl::InvalidArgumentError("every_n must be >= 0");
+  std::shared_ptr<Job> job = Find(id);
+  if (job == nullptr) {
+    return absl::NotFoundError(absl::StrCat("job \"", id, "\" not found"));
+  }
+  auto w = std::unique_ptr<Watcher>(new Watcher());
+  w->job_ = job;
+  w->options_ = o;
+  w->capacity_ = options_.watcher_buffer;
+  absl::MutexLock lock(&job->mu);
+  w->cursor_ = job->first_seq;
+  w->replay_end_ = job->next_seq;
+  return w;
+}
+
+void JobManager::WorkerLoop() {
+  while (true) {
+    std::shared_ptr<Job> job;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return shutting_down_.load() || !queue_.empty();
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(200));
+      if (shutting_down_) return;
+      if (queue_.empty()) continue;
+      job = queue_.front();
+      queue_.pop_front();
+    }
+    RunJob(job);
+  }
+}
+
+void JobManager::RunJob(const std::shared_ptr<Job>& job) {
+  std::string model_id;
+  {
+    absl::MutexLock lock(&job->mu);
+    model_id = job->record.spec().model_id();
+  }
+  absl::StatusOr<std::shared_ptr<ModelEntry>> entry = models_->Get(model_id);
+  if (!entry.ok()) {
+    SetState(job, v1::JOB_STATE_FAILED, std::string(entry.status().message()));
+    return;
+  }
+  job->stop.store(kNoStop);
+  SetState(job, v1::JOB_STATE_RUNNING, "");
+  int64_t final_step = 0;
+  const absl::Status status = Train(job, *entry, &final_step);
+  const int stop = job->stop.load();
+  bool release = true;
+  if (status.ok()) {
+    SetState(job, v1::JOB_STATE_COMPLETED, "");
+  } else if (absl::IsCancelled(status) && stop == kPause) {
+    release = false;  // A paused job keeps its model for ResumeJob.
+    SetState(job, v1::JOB_STATE_PAUSED,
+             absl::StrCat("paused at step ", final_step));
+  } else if (absl::IsCancelled(status) && stop == kShutdown) {
+    release = false;
+    // Recorded as QUEUED on disk: the next start resumes it.
+    {
+      absl::MutexLock lock(&job->mu);
+      job->record.set_state(v1::JOB_STATE_QUEUED);
+      job->record.set_failure_reason(
+          absl::StrCat("interrupted by server shutdown at step ", final_step));
+    }
+    SaveRecord(job).IgnoreError();
+    LogInfo(absl::StrCat("job ", job->id, " interrupted by shutdown at step ",
+                         final_step, "; it resumes at the next start"));
+  } else if (absl::IsCancelled(status) && stop == kCancel) {
+    SetState(job, v1::JOB_STATE_CANCELLED,
+             absl::StrCat("cancelled at step ", final_step));
+  } else {
+    SetState(job, v1::JOB_STATE_FAILED, status.ToString());
+  }
+  if (release) (*entry)->EndTraining(job->id);
+  absl::Status flush = models_->Flush(entry->get());
+  if (!flush.ok()) {
+    LogError(absl::StrCat("job ", job->id, ": saving model ", model_id, ": ",
+                          flush.ToString()));
+  }
+}
+
+absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
+                               const std::shared_ptr<ModelEntry>& entry,
+                               int64_t* final_step) {
+  v1::JobSpec spec;
+  int64_t ckpt_step, base_steps;
+  {
+    absl::MutexLock lock(&job->mu);
+    spec = job->record.spec();
+    ckpt_step = job->record.checkpoint_step();
+    base_steps = job->base_trained_steps;
+  }
+  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<const DatasetPair> data,
+                         datasets_->Get(spec.dataset()));
+  Shape sample = data->train->sample_shape();
+  if (!spec.sample_shape().empty()) {
+    sample = Shape(spec.sample_shape().begin(), spec.sample_shape().end());
+  }
+  int64_t ntrain = data->train->size();
+  if (spec.max_train_samples() > 0) {
+    ntrain = std::min(ntrain, spec.max_train_samples());
+  }
+  DatasetView train(data->train, ntrain, sample);
+  std::unique_ptr<DatasetView> test;
+  if (data->test != nullptr) {
+    test =
+        std::make_unique<DatasetView>(data->test, data->test->size(), sample);
+  }
+
+  NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                         entry->Instantiate(ModelPart::kMain));
+  const Effective eff = EffectiveOf(spec);
+  TrainOptions opts;
+  NNLAB_ASSIGN_OR_RETURN(
+      opts.optimizer, OptimizerFromProto(spec.optimizer(), "spec.optimizer"));
+  opts.epochs = eff.epochs;
+  opts.batch_size = eff.batch_size;
+  opts.stats_every = eff.stats_every;
+  opts.eval_every_steps = spec.eval_every_steps();
+  opts.shuffle_seed = spec.shuffle_seed();
+  opts.shuffle = !spec.no_shuffle();
+  NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
+                         Trainer::Create(model.get(), opts));
+
+  if (ckpt_step > 0) {
+    StoredCheckpoint ckpt;
+    NNLAB_RETURN_IF_ERROR(ReadRecord(PathFor(job->id, ".ckpt"), &ckpt));
+    NNLAB_ASSIGN_OR_RETURN(
+        std::shared_ptr<WeightSet> w,
+        WeightsFromProto(ckpt.model(), "checkpoint", options_.limits));
+    NNLAB_RETURN_IF_ERROR(LoadWeights(*w, model.get()));
+    NNLAB_RETURN_IF_ERROR(
+        OptimizerStateFromProto(ckpt.optimizer_state(), trainer->optimizer()));
+    TrainerState ts;
+    ts.step = ckpt.trainer().step();
+    ts.epoch = ckpt.trainer().epoch();
+    ts.batch_in_epoch = ckpt.trainer().batch_in_epoch();
+    ts.shuffle_rng = ckpt.trainer().shuffle_rng();
+    NNLAB_RETURN_IF_ERROR(trainer->SetState(ts));
+    trainer->optimizer()->set_step(ckpt.optimizer_step());
+    NNLAB_RETURN_IF_ERROR(model->rng()->Restore(ckpt.model_rng()));
+    LogInfo(absl::StrCat("job ", job->id, " resumed from checkpoint at step ",
+                         ts.step));
+  }
+
+  auto checkpoint = [&]() -> absl::Status {
+    StoredCheckpoint ckpt;
+    ckpt.set_job_id(job->id);
+    const TrainerState& ts = trainer->state();
+    v1::ModelFile* file = ckpt.mutable_model();
+    file->set_format_version(1);
+    *file->mutable_spec() = entry->Info().spec();
+    WeightsToProto(*CaptureWeights(model.get(), base_steps + ts.step),
+                   /*raw=*/true, file);
+    OptimizerStateToProto(trainer->optimizer(), ckpt.mutable_optimizer_state());
+    ckpt.set_optimizer_step(trainer->optimizer()->step());
+    StoredTrainerState* st = ckpt.mutable_trainer();
+    st->set_step(ts.step);
+    st->set_epoch(ts.epoch);
+    st->set_batch_in_epoch(ts.batch_in_epoch);
+    st->set_shuffle_rng(ts.shuffle_rng);
+    ckpt.set_model_rng(model->rng()->Save());
+    NNLAB_RETURN_IF_ERROR(WriteRecord(PathFor(job->id, ".ckpt"), ckpt));
+    {
+      absl::MutexLock lock(&job->mu);
+      job->record.set_checkpoint_step(ts.step);
+      job->record.set_step(ts.step);
+      job->record.set_epoch(ts.epoch);
+    }
+    return SaveRecord(job);
+  };
+
+  const int64_t per_epoch = (ntrain + eff.batch_size - 1) / eff.batch_size;
+  absl::Time last_publish = absl::Now();
+  absl::Time last_step_time = absl::Now();
+  double sps = 0;
+  bool reached_max_steps = false;
+  Trainer::Callbacks cb;
+  cb.on_step = [&](const StepStats& stats) -> absl::Status {
+    const absl::Time now = absl::Now();
+    const double dt = absl::ToDoubleSeconds(now - last_step_time);
+    last_step_time = now;
+    const int64_t batch = std::min<int64_t>(eff.batch_size, ntrain);
+    if (dt > 0) {
+      const double inst = double(batch) / dt;
+      sps = sps == 0 ? inst : 0.9 * sps + 0.1 * inst;
+    }
+    v1::MetricEvent e;
+    StepStatsToEvent(stats, &e);
+    e.set_samples_per_sec(sps);
+    {
+      absl::MutexLock lock(&job->mu);
+      job->record.set_step(stats.step);
+      job->record.set_epoch(stats.epoch);
+      job->record.set_last_loss(stats.loss);
+      job->record.set_samples_per_sec(sps);
+      job->AppendLocked(std::move(e));
+    }
+    if (now - last_publish >= options_.publish_interval) {
+      entry->Publish(CaptureWeights(model.get(), base_steps + stats.step));
+      last_publish = now;
+    }
+    const TrainerState& ts = trainer->state();
+    const bool epoch_end = ts.batch_in_epoch >= per_epoch;
+    if ((spec.checkpoint_every_steps() > 0 &&
+         stats.step % spec.checkpoint_every_steps() == 0) ||
+        (spec.checkpoint_every_steps() == 0 && epoch_end)) {
+      NNLAB_RETURN_IF_ERROR(checkpoint());
+    }
+    if (spec.max_steps() > 0 && stats.step >= spec.max_steps()) {
+      reached_max_steps = true;
+      return absl::CancelledError("max_steps reached");
+    }
+    return absl::OkStatus();
+  };
+  cb.on_eval = [&](const StepStats& at, const EvalResult& r) {
+    v1::MetricEvent e;
+    e.set_phase(v1::PHASE_EVAL);
+    e.set_step(trainer->state().step);
+    e.set_epoch(at.epoch);
+    e.set_loss(r.loss);
+    e.set_accuracy(r.accuracy);
+    absl::MutexLock lock(&job->mu);
+    v1::EvalResult* ev = job->record.mutable_last_eval();
+    ev->set_loss(r.loss);
+    ev->set_accuracy(r.accuracy);
+    ev->set_step(trainer->state().step);
+    job->AppendLocked(std::move(e));
+  };
+  cb.should_stop = [&]() { return job->stop.load() != kNoStop; };
+
+  absl::Status status = test != nullptr ? trainer->Run(train, test.get(), cb)
+                                        : trainer->Run(train, nullptr, cb);
+  if (reached_max_steps) status = absl::OkStatus();
+  *final_step = trainer->state().step;
+  {
+    absl::MutexLock lock(&job->mu);
+    job->record.set_step(trainer->state().step);
+    job->record.set_epoch(std::min(trainer->state().epoch, eff.epochs - 1));
+  }
+  entry->Publish(
+      CaptureWeights(model.get(), base_steps + trainer->state().step));
+  const int stop = job->stop.load();
+  if (absl::IsCancelled(status) && (stop == kPause || stop == kShutdown)) {
+    absl::Status s = checkpoint();
+    if (!s.ok()) {
+      return absl::Status(s.code(),
+                          absl::StrCat("checkpoint failed: ", s.message()));
+    }
+  }
+  return status;
+}
+
+}  // namespace nnlab::server

@@ -1,0 +1,133 @@
+// The job manager: training jobs on a bounded worker pool, their state
+// machine, event history and watchers, checkpoints, and persistence in
+// <data_dir>/jobs (<id>.job record, <id>.ckpt checkpoint, <id>.events log).
+//
+// States: QUEUED -> RUNNING -> COMPLETED | CANCELLED | FAILED, and
+// RUNNING/QUEUED -> PAUSED -> QUEUED. Pause, cancel and shutdown reach the
+// core as Trainer::Callbacks::should_stop, polled between mini-batches.
+//
+// Watchers never slow training: the training thread only appends an event
+// to the job's history (a short critical section) and wakes waiters; each
+// watcher reads the history at its own pace through a cursor. A watcher
+// that falls more than `watcher_buffer` events behind the live edge skips
+// ahead and is told how many events it missed (MetricEvent.dropped_events).
+//
+// Thread-safe.
+#ifndef NNLAB_SERVER_JOBS_H_
+#define NNLAB_SERVER_JOBS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "nnlab/v1/training.pb.h"
+#include "server/datasets.h"
+#include "server/models.h"
+
+namespace nnlab::server {
+
+struct JobManagerOptions {
+  std::string dir;                // Where job files live.
+  int max_running = 1;            // Worker threads (concurrent jobs).
+  int max_queued = 16;            // QUEUED jobs beyond which StartJob fails.
+  int64_t history_limit = 50000;  // Events kept per job (oldest dropped).
+  int64_t watcher_buffer = 1024;  // Events a watcher may lag behind.
+  absl::Duration publish_interval = absl::Milliseconds(100);  // Weights for
+                                                              // inference.
+  Limits limits;
+};
+
+class Job;
+
+// A watcher's position in one job's event stream.
+class Watcher {
+ public:
+  struct Options {
+    int64_t from_step = 0;
+    int64_t every_n = 1;
+    bool omit_layer_stats = false;
+  };
+  enum class Result { kEvent, kTimeout, kEnded };
+
+  // Waits up to `timeout` for the next event; fills `event` (with
+  // dropped_events set) on kEvent. kEnded once the job has ended and every
+  // event was delivered. Thread-compatible (one reader per watcher).
+  Result Next(absl::Duration timeout, v1::MetricEvent* event);
+
+ private:
+  friend class JobManager;
+  std::shared_ptr<Job> job_;
+  Options options_;
+  int64_t cursor_ = 0;      // Next sequence number to look at.
+  int64_t replay_end_ = 0;  // Sequence where history replay ends.
+  int64_t capacity_ = 1024;
+  int64_t dropped_ = 0;  // Missed, to report with the next event.
+};
+
+class JobManager {
+ public:
+  JobManager(JobManagerOptions options, ModelRegistry* models,
+             DatasetRegistry* datasets);
+  ~JobManager();
+
+  // Loads job records and histories, re-queues jobs a crash or shutdown
+  // interrupted (they resume from their last checkpoint), and starts the
+  // workers.
+  absl::Status Start();
+
+  absl::StatusOr<v1::Job> StartJob(const v1::JobSpec& spec);
+  absl::StatusOr<v1::Job> Get(const std::string& id) const;
+  std::vector<v1::Job> List(const std::string& model_id,
+                            v1::JobState state) const;
+  absl::StatusOr<v1::Job> Cancel(const std::string& id);
+  absl::StatusOr<v1::Job> Pause(const std::string& id);
+  absl::StatusOr<v1::Job> Resume(const std::string& id);
+
+  absl::StatusOr<std::unique_ptr<Watcher>> Watch(const std::string& id,
+                                                 const Watcher::Options& o);
+
+  // Stops accepting jobs, makes running jobs checkpoint and stop (they are
+  // resumed at the next start), wakes every watcher, joins the workers.
+  void Shutdown();
+  bool shutting_down() const { return shutting_down_.load(); }
+
+ private:
+  std::shared_ptr<Job> Find(const std::string& id) const;
+  void WorkerLoop();
+  void RunJob(const std::shared_ptr<Job>& job);
+  absl::Status Train(const std::shared_ptr<Job>& job,
+                     const std::shared_ptr<ModelEntry>& entry,
+                     int64_t* final_step);
+  absl::Status ValidateSpec(const v1::JobSpec& spec,
+                            std::shared_ptr<ModelEntry>* entry,
+                            int64_t* total_steps);
+  // Records a state change: record, event, disk, log.
+  void SetState(const std::shared_ptr<Job>& job, v1::JobState state,
+                const std::string& message);
+  absl::Status SaveRecord(const std::shared_ptr<Job>& job);
+  std::string PathFor(const std::string& id, absl::string_view ext) const;
+
+  const JobManagerOptions options_;
+  ModelRegistry* const models_;
+  DatasetRegistry* const datasets_;
+  std::atomic<bool> shutting_down_{false};
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);  // Creation order.
+  std::deque<std::shared_ptr<Job>> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace nnlab::server
+
+#endif  // NNLAB_SERVER_JOBS_H_

@@ -1,0 +1,117 @@
+// nnlabd: the nnlab training server. With no flags it serves plaintext on
+// 127.0.0.1:50051 with its data under ./nnlab-data and the built-in data
+// sets; SIGTERM or SIGINT stop it gracefully (exit 0).
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "core/data.h"
+#include "server/log.h"
+#include "server/server.h"
+#include "server/storage.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "HOST:PORT to serve on (port 0 picks a free port)");
+ABSL_FLAG(std::string, data_dir, "./nnlab-data",
+          "Directory for models, jobs, checkpoints and uploads");
+ABSL_FLAG(std::string, datasets_dir, "",
+          "Directory with the built-in data sets (default: $NNLAB_DATASETS_DIR "
+          "or the build's data/)");
+ABSL_FLAG(int, max_jobs, 1, "Training jobs running at once");
+ABSL_FLAG(int, max_queued_jobs, 16, "Queued jobs beyond which StartJob fails");
+ABSL_FLAG(int, worker_threads, 64, "gRPC handler threads");
+ABSL_FLAG(
+    int, blas_threads, 0,
+    "OpenBLAS threads (0: cores / max_jobs, so jobs do not oversubscribe)");
+ABSL_FLAG(int64_t, max_params, 50000000, "Parameters per model");
+ABSL_FLAG(int, max_models, 1000, "Models the server holds");
+ABSL_FLAG(int64_t, max_upload_bytes, int64_t{256} << 20, "Bytes per upload");
+ABSL_FLAG(int64_t, max_message_bytes, int64_t{64} << 20,
+          "Largest gRPC message either way");
+ABSL_FLAG(std::string, token_file, "",
+          "File holding the bearer token every RPC but health must carry");
+ABSL_FLAG(std::string, tls_cert, "", "Server certificate chain (PEM file)");
+ABSL_FLAG(std::string, tls_key, "", "Server private key (PEM file)");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "CA bundle (PEM file) for mutual TLS: clients must present a "
+          "certificate it signed");
+ABSL_FLAG(bool, reflection, false, "Enable gRPC server reflection");
+
+namespace {
+
+std::string ReadOrDie(const std::string& path, const char* what) {
+  if (path.empty()) return "";
+  absl::StatusOr<std::string> s = nnlab::server::ReadFile(path);
+  if (!s.ok()) {
+    std::fprintf(stderr, "nnlabd: cannot read %s: %s\n", what,
+                 s.status().ToString().c_str());
+    std::exit(2);
+  }
+  return *s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("nnlab training server");
+  absl::ParseCommandLine(argc, argv);
+
+  // Signals are taken by a dedicated thread with sigwait, so no handler runs
+  // in an arbitrary thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  nnlab::server::ServerOptions o;
+  o.listen = absl::GetFlag(FLAGS_listen);
+  o.data_dir = absl::GetFlag(FLAGS_data_dir);
+  o.datasets_dir = absl::GetFlag(FLAGS_datasets_dir);
+  o.max_jobs = absl::GetFlag(FLAGS_max_jobs);
+  o.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
+  o.worker_threads = absl::GetFlag(FLAGS_worker_threads);
+  o.blas_threads = absl::GetFlag(FLAGS_blas_threads);
+  if (o.blas_threads <= 0) {
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    o.blas_threads = std::max(1, cores / std::max(1, o.max_jobs));
+  }
+  o.limits.max_params = absl::GetFlag(FLAGS_max_params);
+  o.max_models = absl::GetFlag(FLAGS_max_models);
+  o.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
+  o.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  o.token = std::string(absl::StripAsciiWhitespace(
+      ReadOrDie(absl::GetFlag(FLAGS_token_file), "--token_file")));
+  if (!absl::GetFlag(FLAGS_token_file).empty() && o.token.empty()) {
+    std::fprintf(stderr, "nnlabd: --token_file is empty\n");
+    return 2;
+  }
+  o.tls_cert_pem = ReadOrDie(absl::GetFlag(FLAGS_tls_cert), "--tls_cert");
+  o.tls_key_pem = ReadOrDie(absl::GetFlag(FLAGS_tls_key), "--tls_key");
+  o.tls_client_ca_pem =
+      ReadOrDie(absl::GetFlag(FLAGS_tls_client_ca), "--tls_client_ca");
+  o.reflection = absl::GetFlag(FLAGS_reflection);
+
+  auto server = nnlab::server::NnlabServer::Start(o);
+  if (!server.ok()) {
+    std::fprintf(stderr, "nnlabd: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  // Scripts read the bound port from this line.
+  std::printf("nnlabd listening on port %d\n", (*server)->port());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  nnlab::server::LogInfo(absl::StrCat("received signal ", sig));
+  (*server)->Shutdown(absl::Seconds(5));
+  return 0;
+}

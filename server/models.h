@@ -1,0 +1,153 @@
+// The model registry: every model the server knows, its definition, its
+// latest consistent weights, who trains it, and its persistence in
+// <data_dir>/models/<model_id>.model.
+//
+// Thread safety: ModelRegistry and ModelEntry are thread-safe. Weights are
+// published as immutable snapshots (weights.h); at most one trainer (a job
+// or a client-driven session) owns a model at a time.
+#ifndef NNLAB_SERVER_MODELS_H_
+#define NNLAB_SERVER_MODELS_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/model.h"
+#include "core/trainer.h"
+#include "nnlab/v1/model.pb.h"
+#include "server/convert.h"
+#include "server/weights.h"
+
+namespace nnlab::server {
+
+// Which network of an entry: the model itself, or one half of a GAN pair.
+enum class ModelPart { kMain, kGenerator, kDiscriminator };
+
+class ModelEntry {
+ public:
+  const std::string& id() const { return id_; }
+  bool is_gan() const { return is_gan_; }
+  // REQUIRES: the part exists (kMain for plain models, the halves for GANs).
+  const ModelSpec& spec(ModelPart part) const;
+  // Weight-name prefix of a part ("" or "generator/"...).
+  static const char* Prefix(ModelPart part);
+  // GANs: noise dimension and distribution.
+  int64_t noise_dim() const { return noise_dim_; }
+  v1::NoiseDistribution noise() const { return noise_; }
+
+  // The description with trained_steps and active_job_id filled in.
+  v1::Model Info() const;
+  // Definition + latest weights as a model file.
+  v1::ModelFile File(bool raw) const;
+
+  // Latest published weights (never null).
+  WeightsPtr weights() const;
+  // Publishes a new snapshot; it will be persisted by the next Flush.
+  void Publish(WeightsPtr w);
+
+  // Builds a fresh core model of `part` with the latest weights.
+  absl::StatusOr<std::unique_ptr<Model>> Instantiate(ModelPart part) const;
+
+  // Claims the model for a trainer (`owner` = job id or "client");
+  // FailedPrecondition naming the current owner otherwise.
+  absl::Status BeginTraining(const std::string& owner);
+  void EndTraining(const std::string& owner);
+  std::string trainer() const;
+
+  // Runs `fn` on this entry's private inference copy of `part`, loaded with
+  // the latest weights; calls for one entry are serialised.
+  absl::Status WithInferenceModel(
+      ModelPart part,
+      const std::function<absl::Status(Model*, int64_t weights_step)>& fn);
+
+  // Client-driven training state (TrainStep / TrainStream); callers hold
+  // session_mu while they use it.
+  absl::Mutex session_mu;
+  std::unique_ptr<Model> session_model ABSL_GUARDED_BY(session_mu);
+  std::unique_ptr<Trainer> session_trainer ABSL_GUARDED_BY(session_mu);
+  std::string session_config ABSL_GUARDED_BY(session_mu);
+  // The snapshot this session published last (held so its address stays
+  // unique while compared).
+  WeightsPtr session_published ABSL_GUARDED_BY(session_mu);
+
+ private:
+  friend class ModelRegistry;
+  ModelEntry() = default;
+
+  std::string id_;
+  bool is_gan_ = false;
+  ModelSpec spec_, generator_, discriminator_;
+  int64_t noise_dim_ = 0;
+  v1::NoiseDistribution noise_ = v1::NOISE_UNIFORM;
+  v1::Model base_;  // Immutable description.
+
+  mutable absl::Mutex mu_;
+  WeightsPtr weights_ ABSL_GUARDED_BY(mu_);
+  bool dirty_ ABSL_GUARDED_BY(mu_) = false;
+  std::string owner_ ABSL_GUARDED_BY(mu_);
+  bool deleted_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex infer_mu_;
+  std::unique_ptr<Model> infer_model_[3] ABSL_GUARDED_BY(infer_mu_);
+  const WeightSet* infer_loaded_[3] ABSL_GUARDED_BY(infer_mu_) = {};
+  WeightsPtr infer_hold_[3] ABSL_GUARDED_BY(infer_mu_);
+};
+
+class ModelRegistry {
+ public:
+  ModelRegistry(std::string dir, const Limits& limits, int max_models);
+
+  // Creates the directory, removes temp files, loads every stored model
+  // (corrupt files are logged and skipped).
+  absl::Status Load();
+
+  absl::StatusOr<std::shared_ptr<ModelEntry>> Create(
+      const v1::CreateModelRequest& request);
+  absl::StatusOr<std::shared_ptr<ModelEntry>> Import(
+      const v1::ImportModelRequest& request);
+  // InvalidArgument for a malformed id, NotFound for an unknown one.
+  absl::StatusOr<std::shared_ptr<ModelEntry>> Get(const std::string& id) const;
+  // Ordered by id.
+  std::vector<std::shared_ptr<ModelEntry>> List() const;
+  // FailedPrecondition while it is being trained.
+  absl::Status Delete(const std::string& id);
+
+  // Writes the entry's latest weights if they changed since the last write.
+  absl::Status Flush(ModelEntry* entry);
+  // Flush for every entry (shutdown).
+  void FlushAll();
+
+ private:
+  // Validates a definition (spec or GAN) and builds the entry. If `file`
+  // carries weights they are loaded, else the fresh initialisation is.
+  absl::StatusOr<std::shared_ptr<ModelEntry>> MakeEntry(
+      const std::string& id, const v1::ModelFile& file, bool with_weights,
+      absl::string_view field) const;
+  absl::StatusOr<std::shared_ptr<ModelEntry>> Register(
+      const std::string& requested_id, const v1::ModelFile& file,
+      bool with_weights, absl::string_view field);
+  std::string Path(const std::string& id) const;
+
+  const std::string dir_;
+  const Limits limits_;
+  const int max_models_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<ModelEntry>> models_
+      ABSL_GUARDED_BY(mu_);
+  // Serialises writes of model files.
+  absl::Mutex write_mu_;
+};
+
+// Sets `t` to now.
+void SetTimestampNow(google::protobuf::Timestamp* t);
+
+}  // namespace nnlab::server
+
+#endif  // NNLAB_SERVER_MODELS_H_

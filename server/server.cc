@@ -1,0 +1,157 @@
+#include "server/server.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/blas.h"
+#include "core/data.h"
+#include "core/status_macros.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "server/datasets.h"
+#include "server/jobs.h"
+#include "server/log.h"
+#include "server/models.h"
+#include "server/services.h"
+#include "server/storage.h"
+
+namespace nnlab::server {
+
+struct NnlabServer::Impl {
+  ServerOptions options;
+  std::unique_ptr<ModelRegistry> models;
+  std::unique_ptr<DatasetRegistry> datasets;
+  std::unique_ptr<JobManager> jobs;
+  ServiceContext context;
+  std::unique_ptr<ModelServiceImpl> model_service;
+  std::unique_ptr<TrainingServiceImpl> training_service;
+  std::unique_ptr<InferenceServiceImpl> inference_service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  absl::Mutex mu;
+  bool shut_down ABSL_GUARDED_BY(mu) = false;
+};
+
+NnlabServer::NnlabServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+NnlabServer::~NnlabServer() { Shutdown(absl::Seconds(1)); }
+
+int NnlabServer::port() const { return impl_->port; }
+
+absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
+    const ServerOptions& o) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = o;
+  if (o.max_jobs < 1 || o.worker_threads < 4 || o.blas_threads < 1) {
+    return absl::InvalidArgumentError(
+        "max_jobs and blas_threads must be >= 1, worker_threads >= 4");
+  }
+  SetBlasThreads(o.blas_threads);
+  NNLAB_RETURN_IF_ERROR(MakeDirs(o.data_dir));
+  impl->models = std::make_unique<ModelRegistry>(
+      absl::StrCat(o.data_dir, "/models"), o.limits, o.max_models);
+  NNLAB_RETURN_IF_ERROR(impl->models->Load());
+  impl->datasets = std::make_unique<DatasetRegistry>(
+      o.datasets_dir.empty() ? DefaultDatasetsDir() : o.datasets_dir,
+      absl::StrCat(o.data_dir, "/datasets"), o.max_upload_bytes, o.limits);
+  NNLAB_RETURN_IF_ERROR(impl->datasets->Load());
+  JobManagerOptions jo;
+  jo.dir = absl::StrCat(o.data_dir, "/jobs");
+  jo.max_running = o.max_jobs;
+  jo.max_queued = o.max_queued_jobs;
+  jo.limits = o.limits;
+  jo.publish_interval = o.publish_interval;
+  jo.watcher_buffer = o.watcher_buffer;
+  impl->jobs = std::make_unique<JobManager>(jo, impl->models.get(),
+                                            impl->datasets.get());
+  NNLAB_RETURN_IF_ERROR(impl->jobs->Start());
+
+  impl->context.models = impl->models.get();
+  impl->context.datasets = impl->datasets.get();
+  impl->context.jobs = impl->jobs.get();
+  impl->context.limits = o.limits;
+  impl->context.token = o.token;
+  impl->model_service = std::make_unique<ModelServiceImpl>(&impl->context);
+  impl->training_service =
+      std::make_unique<TrainingServiceImpl>(&impl->context);
+  impl->inference_service =
+      std::make_unique<InferenceServiceImpl>(&impl->context);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  if (o.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (!o.tls_cert_pem.empty() || !o.tls_key_pem.empty()) {
+    if (o.tls_cert_pem.empty() || o.tls_key_pem.empty()) {
+      return absl::InvalidArgumentError(
+          "TLS needs both a certificate and a key");
+    }
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({o.tls_key_pem, o.tls_cert_pem});
+    if (!o.tls_client_ca_pem.empty()) {
+      ssl.pem_root_certs = o.tls_client_ca_pem;
+      ssl.client_certificate_request =
+          GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    creds = grpc::SslServerCredentials(ssl);
+  } else if (!o.tls_client_ca_pem.empty()) {
+    return absl::InvalidArgumentError(
+        "a client CA needs a TLS certificate and key");
+  } else {
+    creds = grpc::InsecureServerCredentials();
+  }
+  builder.AddListeningPort(o.listen, creds, &impl->port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(o.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(o.max_message_bytes));
+  grpc::ResourceQuota quota("nnlabd");
+  quota.SetMaxThreads(o.worker_threads);
+  builder.SetResourceQuota(quota);
+  builder.RegisterService(impl->model_service.get());
+  builder.RegisterService(impl->training_service.get());
+  builder.RegisterService(impl->inference_service.get());
+  impl->server = builder.BuildAndStart();
+  if (impl->server == nullptr || impl->port == 0) {
+    impl->jobs->Shutdown();
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", o.listen,
+                     " (address in use, bad address, or bad TLS material)"));
+  }
+  grpc::HealthCheckServiceInterface* health =
+      impl->server->GetHealthCheckService();
+  if (health != nullptr) {
+    health->SetServingStatus(true);
+    for (const char* name :
+         {"nnlab.v1.ModelService", "nnlab.v1.TrainingService",
+          "nnlab.v1.InferenceService"}) {
+      health->SetServingStatus(name, true);
+    }
+  }
+  LogInfo(absl::StrCat("nnlabd serving on port ", impl->port, " (",
+                       o.tls_cert_pem.empty()        ? "plaintext"
+                       : o.tls_client_ca_pem.empty() ? "TLS"
+                                                     : "mutual TLS",
+                       o.token.empty() ? ", no auth" : ", token auth",
+                       "), data in ", o.data_dir));
+  return std::unique_ptr<NnlabServer>(new NnlabServer(std::move(impl)));
+}
+
+void NnlabServer::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (impl_->shut_down) return;
+    impl_->shut_down = true;
+  }
+  LogInfo("shutting down: health NOT_SERVING, checkpointing running jobs");
+  if (auto* health = impl_->server->GetHealthCheckService()) health->Shutdown();
+  impl_->context.shutting_down.store(true);
+  impl_->jobs->Shutdown();
+  impl_->server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  impl_->models->FlushAll();
+  LogInfo("shutdown complete");
+}
+
+void NnlabServer::Wait() { impl_->server->Wait(); }
+
+}  // namespace nnlab::server

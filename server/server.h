@@ -1,0 +1,64 @@
+// nnlabd as a library: builds the registries, the job manager and the gRPC
+// server from options, and shuts them down gracefully. main.cc maps flags
+// onto ServerOptions; tests start servers in-process on port 0.
+#ifndef NNLAB_SERVER_SERVER_H_
+#define NNLAB_SERVER_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "server/convert.h"
+
+namespace nnlab::server {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";  // Port 0 picks a free port.
+  std::string data_dir = "./nnlab-data";
+  std::string datasets_dir;  // Built-in data sets; empty: core default.
+  int max_jobs = 1;          // Concurrent training jobs.
+  int max_queued_jobs = 16;
+  int worker_threads = 64;  // gRPC handler threads.
+  int blas_threads = 1;     // OpenBLAS threads (per process).
+  int max_models = 1000;
+  int64_t max_upload_bytes = int64_t{256} << 20;
+  int64_t max_message_bytes = int64_t{64} << 20;
+  Limits limits;
+  std::string token;         // Bearer token; empty disables auth.
+  std::string tls_cert_pem;  // Server certificate chain (PEM); empty: plain.
+  std::string tls_key_pem;
+  std::string tls_client_ca_pem;  // Set: require client certificates.
+  bool reflection = false;
+  absl::Duration publish_interval = absl::Milliseconds(100);
+  int64_t watcher_buffer = 1024;
+};
+
+class NnlabServer {
+ public:
+  // Loads the data directory (cleaning temp files, re-queueing interrupted
+  // jobs) and starts serving. Errors: the directory or the port.
+  static absl::StatusOr<std::unique_ptr<NnlabServer>> Start(
+      const ServerOptions& options);
+  ~NnlabServer();
+
+  // The port actually bound.
+  int port() const;
+  // Graceful stop: health NOT_SERVING, running jobs checkpoint and stop,
+  // streams end with UNAVAILABLE, in-flight calls get `grace` to finish.
+  // Idempotent.
+  void Shutdown(absl::Duration grace = absl::Seconds(5));
+  // Blocks until Shutdown completes.
+  void Wait();
+
+ private:
+  struct Impl;
+  explicit NnlabServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nnlab::server
+
+#endif  // NNLAB_SERVER_SERVER_H_

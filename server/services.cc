@@ -1,0 +1,607 @@
+#include "server/services.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/loss.h"
+#include "core/recurrent.h"
+#include "core/rng.h"
+#include "core/status_macros.h"
+#include "server/convert.h"
+#include "server/log.h"
+#include "server/rpc_status.h"
+
+namespace nnlab::server {
+namespace {
+
+// Constant-time string comparison: the time taken does not depend on where
+// the strings differ.
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
+  const size_t n = std::max(a.size(), b.size());
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? a[i] : 0;
+    const unsigned char y = i < b.size() ? b[i] : 0;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
+absl::Status CancelledIf(grpc::ServerContext* ctx) {
+  if (ctx->IsCancelled()) {
+    return absl::CancelledError(
+        "the call was cancelled or its deadline passed");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::Status ServiceContext::CheckAuth(grpc::ServerContext* ctx,
+                                       absl::string_view rpc) const {
+  if (token.empty()) return grpc::Status::OK;
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  absl::string_view given;
+  if (it != md.end())
+    given = absl::string_view(it->second.data(), it->second.size());
+  const std::string want = absl::StrCat("Bearer ", token);
+  if (it == md.end() || !ConstantTimeEquals(given, want)) {
+    return ToGrpcStatus(
+        absl::UnauthenticatedError(
+            "missing or wrong token: send metadata \"authorization: Bearer "
+            "<token>\""),
+        rpc, ctx->peer());
+  }
+  return grpc::Status::OK;
+}
+
+#define NNLAB_AUTH(rpc)                                 \
+  do {                                                  \
+    grpc::Status auth_status = c_->CheckAuth(ctx, rpc); \
+    if (!auth_status.ok()) return auth_status;          \
+  } while (0)
+
+// --- ModelService ---------------------------------------------------------
+
+grpc::Status ModelServiceImpl::CreateModel(grpc::ServerContext* ctx,
+                                           const v1::CreateModelRequest* req,
+                                           v1::Model* resp) {
+  NNLAB_AUTH("CreateModel");
+  auto entry = c_->models->Create(*req);
+  if (!entry.ok())
+    return ToGrpcStatus(entry.status(), "CreateModel", req->model_id());
+  *resp = (*entry)->Info();
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::GetModel(grpc::ServerContext* ctx,
+                                        const v1::GetModelRequest* req,
+                                        v1::Model* resp) {
+  NNLAB_AUTH("GetModel");
+  auto entry = c_->models->Get(req->model_id());
+  if (!entry.ok())
+    return ToGrpcStatus(entry.status(), "GetModel", req->model_id());
+  *resp = (*entry)->Info();
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext* ctx,
+                                          const v1::ListModelsRequest* req,
+                                          v1::ListModelsResponse* resp) {
+  NNLAB_AUTH("ListModels");
+  if (req->page_size() < 0) {
+    return ToGrpcStatus(absl::InvalidArgumentError("page_size must be >= 0"),
+                        "ListModels");
+  }
+  const size_t limit =
+      req->page_size() == 0 ? SIZE_MAX : size_t(req->page_size());
+  for (const auto& e : c_->models->List()) {
+    if (!req->page_token().empty() && e->id() <= req->page_token()) continue;
+    if (size_t(resp->models_size()) == limit) {
+      resp->set_next_page_token(
+          resp->models(resp->models_size() - 1).model_id());
+      break;
+    }
+    *resp->add_models() = e->Info();
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::DeleteModel(grpc::ServerContext* ctx,
+                                           const v1::DeleteModelRequest* req,
+                                           v1::DeleteModelResponse* resp) {
+  NNLAB_AUTH("DeleteModel");
+  return ToGrpcStatus(c_->models->Delete(req->model_id()), "DeleteModel",
+                      req->model_id());
+}
+
+grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext* ctx,
+                                           const v1::ExportModelRequest* req,
+                                           v1::ExportModelResponse* resp) {
+  NNLAB_AUTH("ExportModel");
+  auto entry = c_->models->Get(req->model_id());
+  if (!entry.ok())
+    return ToGrpcStatus(entry.status(), "ExportModel", req->model_id());
+  *resp->mutable_file() = (*entry)->File(/*raw=*/false);
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::ImportModel(grpc::ServerContext* ctx,
+                                           const v1::ImportModelRequest* req,
+                                           v1::Model* resp) {
+  NNLAB_AUTH("ImportModel");
+  auto entry = c_->models->Import(*req);
+  if (!entry.ok())
+    return ToGrpcStatus(entry.status(), "ImportModel", req->model_id());
+  *resp = (*entry)->Info();
+  return grpc::Status::OK;
+}
+
+// --- TrainingService ------------------------------------------------------
+
+grpc::Status TrainingServiceImpl::StartJob(grpc::ServerContext* ctx,
+                                           const v1::StartJobRequest* req,
+                                           v1::Job* resp) {
+  NNLAB_AUTH("StartJob");
+  auto job = c_->jobs->StartJob(req->spec());
+  if (!job.ok())
+    return ToGrpcStatus(job.status(), "StartJob", req->spec().model_id());
+  *resp = *job;
+  return grpc::Status::OK;
+}
+
+grpc::Status TrainingServiceImpl::StreamMetrics(
+    grpc::ServerContext* ctx, const v1::StreamMetricsRequest* req,
+    grpc::ServerWriter<v1::MetricEvent>* writer) {
+  NNLAB_AUTH("StreamMetrics");
+  Watcher::Options o;
+  o.from_step = req->from_step();
+  o.every_n = req->every_n();
+  o.omit_layer_stats = req->omit_layer_stats();
+  auto watcher = c_->jobs->Watch(req->job_id(), o);
+  if (!watcher.ok()) {
+    return ToGrpcStatus(watcher.status(), "StreamMetrics", req->job_id());
+  }
+  v1::MetricEvent event;
+  // The handler wakes at least every 200 ms to notice cancellation and
+  // shutdown: a synchronous stream that never returns would block
+  // Server::Shutdown.
+  while (true) {
+    if (ctx->IsCancelled()) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "watcher went away");
+    }
+    if (c_->shutting_down.load()) {
+      return ToGrpcStatus(absl::UnavailableError("the server is shutting down"),
+                          "StreamMetrics", req->job_id());
+    }
+    switch ((*watcher)->Next(absl::Milliseconds(200), &event)) {
+      case Watcher::Result::kEvent:
+        if (!writer->Write(event)) {
+          return grpc::Status(grpc::StatusCode::CANCELLED, "watcher went away");
+        }
+        break;
+      case Watcher::Result::kEnded:
+        return grpc::Status::OK;
+      case Watcher::Result::kTimeout:
+        break;
+    }
+  }
+}
+
+grpc::Status TrainingServiceImpl::GetJob(grpc::ServerContext* ctx,
+                                         const v1::GetJobRequest* req,
+                                         v1::Job* resp) {
+  NNLAB_AUTH("GetJob");
+  auto job = c_->jobs->Get(req->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status(), "GetJob", req->job_id());
+  *resp = *job;
+  return grpc::Status::OK;
+}
+
+grpc::Status TrainingServiceImpl::ListJobs(grpc::ServerContext* ctx,
+                                           const v1::ListJobsRequest* req,
+                                           v1::ListJobsResponse* resp) {
+  NNLAB_AUTH("ListJobs");
+  if (!v1::JobState_IsValid(req->state())) {
+    return ToGrpcStatus(
+        absl::InvalidArgumentError("state has an unknown value"), "ListJobs");
+  }
+  for (v1::Job& j : c_->jobs->List(req->model_id(), req->state())) {
+    *resp->add_jobs() = std::move(j);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status TrainingServiceImpl::CancelJob(grpc::ServerContext* ctx,
+                                            const v1::CancelJobRequest* req,
+                                            v1::Job* resp) {
+  NNLAB_AUTH("CancelJob");
+  auto job = c_->jobs->Cancel(req->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status(), "CancelJob", req->job_id());
+  *resp = *job;
+  return grpc::Status::OK;
+}
+
+grpc::Status TrainingServiceImpl::PauseJob(grpc::ServerContext* ctx,
+                                           const v1::PauseJobRequest* req,
+                                           v1::Job* resp) {
+  NNLAB_AUTH("PauseJob");
+  auto job = c_->jobs->Pause(req->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status(), "PauseJob", req->job_id());
+  *resp = *job;
+  return grpc::Status::OK;
+}
+
+grpc::Status TrainingServiceImpl::ResumeJob(grpc::ServerContext* ctx,
+                                            const v1::ResumeJobRequest* req,
+                                            v1::Job* resp) {
+  NNLAB_AUTH("ResumeJob");
+  auto job = c_->jobs->Resume(req->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status(), "ResumeJob", req->job_id());
+  *resp = *job;
+  return grpc::Status::OK;
+}
+
+absl::Status TrainingServiceImpl::DoTrainStep(grpc::ServerContext* ctx,
+                                              const std::string& model_id,
+                                              const v1::TrainStepRequest& req,
+                                              v1::TrainStepResponse* resp) {
+  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> e,
+                         c_->models->Get(model_id));
+  if (e->is_gan()) {
+    return absl::InvalidArgumentError(
+        "model_id names a GAN pair; TrainStep trains single networks");
+  }
+  NNLAB_ASSIGN_OR_RETURN(Tensor x,
+                         TensorFromProto(req.inputs(), "inputs", c_->limits));
+  NNLAB_ASSIGN_OR_RETURN(Tensor y,
+                         TensorFromProto(req.targets(), "targets", c_->limits));
+  if (x.rank() < 1 || y.rank() < 1 || x.dim(0) != y.dim(0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "inputs ", ShapeToString(x.shape()), " and targets ",
+        ShapeToString(y.shape()), " must have the same batch size"));
+  }
+  absl::MutexLock lock(&e->session_mu);
+  NNLAB_RETURN_IF_ERROR(e->BeginTraining("client"));
+  // Ownership lasts for one step, so jobs can run between client steps.
+  struct Release {
+    ModelEntry* e;
+    ~Release() { e->EndTraining("client"); }
+  } release{e.get()};
+  NNLAB_RETURN_IF_ERROR(CancelledIf(ctx));
+  WeightsPtr current = e->weights();
+  const bool fresh_model = e->session_model == nullptr;
+  if (fresh_model) {
+    NNLAB_ASSIGN_OR_RETURN(e->session_model, e->Instantiate(ModelPart::kMain));
+  }
+  const std::string config = req.has_optimizer()
+                                 ? req.optimizer().SerializeAsString()
+                                 : e->session_config;
+  if (e->session_trainer == nullptr || config != e->session_config) {
+    v1::OptimizerConfig proto;
+    proto.ParseFromString(config);
+    TrainOptions opts;
+    NNLAB_ASSIGN_OR_RETURN(opts.optimizer,
+                           OptimizerFromProto(proto, "optimizer"));
+    NNLAB_ASSIGN_OR_RETURN(e->session_trainer,
+                           Trainer::Create(e->session_model.get(), opts));
+    e->session_config = config;
+  }
+  // Weights published by someone else (a job, an import) since this
+  // session's last step replace the session's copy.
+  if (current != e->session_published) {
+    NNLAB_RETURN_IF_ERROR(LoadWeights(*current, e->session_model.get()));
+  }
+  StepStats stats;
+  NNLAB_RETURN_IF_ERROR(
+      e->session_trainer->TrainStep(x, y, req.layer_stats(), &stats));
+  const int64_t trained = current->trained_steps + 1;
+  WeightsPtr published = CaptureWeights(e->session_model.get(), trained);
+  e->session_published = published;
+  e->Publish(std::move(published));
+  v1::MetricEvent* m = resp->mutable_metrics();
+  StepStatsToEvent(stats, m);
+  m->set_step(trained);
+  m->set_sequence(trained - 1);
+  SetTimestampNow(m->mutable_time());
+  return absl::OkStatus();
+}
+
+grpc::Status TrainingServiceImpl::TrainStep(grpc::ServerContext* ctx,
+                                            const v1::TrainStepRequest* req,
+                                            v1::TrainStepResponse* resp) {
+  NNLAB_AUTH("TrainStep");
+  absl::Status s = DoTrainStep(ctx, req->model_id(), *req, resp);
+  if (s.ok()) {
+    auto e = c_->models->Get(req->model_id());
+    if (e.ok()) s = c_->models->Flush(e->get());
+  }
+  return ToGrpcStatus(s, "TrainStep", req->model_id());
+}
+
+grpc::Status TrainingServiceImpl::TrainStream(
+    grpc::ServerContext* ctx,
+    grpc::ServerReaderWriter<v1::TrainStepResponse, v1::TrainStepRequest>*
+        stream) {
+  NNLAB_AUTH("TrainStream");
+  v1::TrainStepRequest req;
+  std::string model_id;
+  absl::Status s;
+  int64_t steps = 0;
+  while (stream->Read(&req)) {
+    if (c_->shutting_down.load()) {
+      s = absl::UnavailableError("the server is shutting down");
+      break;
+    }
+    if (model_id.empty()) model_id = req.model_id();
+    if (!req.model_id().empty() && req.model_id() != model_id) {
+      s = absl::InvalidArgumentError(
+          absl::StrCat("model_id changed from \"", model_id, "\" to \"",
+                       req.model_id(), "\" within one stream"));
+      break;
+    }
+    v1::TrainStepResponse resp;
+    s = DoTrainStep(ctx, model_id, req, &resp);
+    if (!s.ok()) break;
+    ++steps;
+    if (!stream->Write(resp)) {
+      s = absl::CancelledError("client went away");
+      break;
+    }
+  }
+  if (!model_id.empty()) {
+    auto e = c_->models->Get(model_id);
+    if (e.ok()) {
+      absl::Status f = c_->models->Flush(e->get());
+      if (s.ok()) s = f;
+    }
+  }
+  return ToGrpcStatus(s, "TrainStream", model_id);
+}
+
+grpc::Status TrainingServiceImpl::UploadDataset(
+    grpc::ServerContext* ctx,
+    grpc::ServerReader<v1::UploadDatasetRequest>* reader,
+    v1::DatasetInfo* resp) {
+  NNLAB_AUTH("UploadDataset");
+  v1::UploadDatasetRequest msg;
+  if (!reader->Read(&msg)) {
+    return ToGrpcStatus(
+        absl::InvalidArgumentError("empty upload: send a header first"),
+        "UploadDataset");
+  }
+  if (!msg.has_header()) {
+    return ToGrpcStatus(
+        absl::InvalidArgumentError("the first message must be the header"),
+        "UploadDataset");
+  }
+  const v1::DatasetHeader header = msg.header();
+  absl::StatusOr<int64_t> expected = c_->datasets->CheckHeader(header);
+  if (!expected.ok()) return ToGrpcStatus(expected.status(), "UploadDataset");
+  std::string payload;
+  payload.reserve(static_cast<size_t>(*expected));
+  while (reader->Read(&msg)) {
+    if (msg.has_header()) {
+      return ToGrpcStatus(absl::InvalidArgumentError("a second header arrived"),
+                          "UploadDataset");
+    }
+    if (int64_t(payload.size() + msg.chunk().size()) > *expected) {
+      return ToGrpcStatus(
+          absl::InvalidArgumentError(absl::StrCat(
+              "payload exceeds the ", *expected, " bytes the header implies")),
+          "UploadDataset");
+    }
+    payload += msg.chunk();
+  }
+  if (ctx->IsCancelled()) {
+    return ToGrpcStatus(absl::CancelledError("upload cancelled"),
+                        "UploadDataset");
+  }
+  auto info = c_->datasets->AddUpload(header, std::move(payload));
+  if (!info.ok())
+    return ToGrpcStatus(info.status(), "UploadDataset", header.name());
+  *resp = *info;
+  LogInfo(absl::StrCat("dataset ", info->dataset_id(), " uploaded (",
+                       info->size_bytes(), " bytes)"));
+  return grpc::Status::OK;
+}
+
+grpc::Status TrainingServiceImpl::ListDatasets(
+    grpc::ServerContext* ctx, const v1::ListDatasetsRequest* req,
+    v1::ListDatasetsResponse* resp) {
+  NNLAB_AUTH("ListDatasets");
+  for (v1::DatasetInfo& d : c_->datasets->List()) {
+    *resp->add_datasets() = std::move(d);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status TrainingServiceImpl::DeleteDataset(
+    grpc::ServerContext* ctx, const v1::DeleteDatasetRequest* req,
+    v1::DeleteDatasetResponse* resp) {
+  NNLAB_AUTH("DeleteDataset");
+  return ToGrpcStatus(c_->datasets->Delete(req->dataset_id()), "DeleteDataset",
+                      req->dataset_id());
+}
+
+// --- InferenceService -----------------------------------------------------
+
+grpc::Status InferenceServiceImpl::Infer(grpc::ServerContext* ctx,
+                                         const v1::InferRequest* req,
+                                         v1::InferResponse* resp) {
+  NNLAB_AUTH("Infer");
+  auto run = [&]() -> absl::Status {
+    NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> e,
+                           c_->models->Get(req->model_id()));
+    if (req->top_k() < 0 || req->top_k() > 1000) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("top_k must be in [0, 1000], got ", req->top_k()));
+    }
+    NNLAB_ASSIGN_OR_RETURN(
+        Tensor x, TensorFromProto(req->inputs(), "inputs", c_->limits));
+    const ModelPart part =
+        e->is_gan() ? ModelPart::kDiscriminator : ModelPart::kMain;
+    const bool classifier =
+        e->spec(part).loss == LossKind::kSoftmaxCrossEntropy;
+    return e->WithInferenceModel(part, [&](Model* model, int64_t step) {
+      NNLAB_RETURN_IF_ERROR(model->CheckInput(x));
+      NNLAB_RETURN_IF_ERROR(CancelledIf(ctx));
+      const Tensor& out = model->Forward(x, Mode::kEval);
+      TensorToProto(out, req->raw_output(), resp->mutable_outputs());
+      resp->set_weights_step(step);
+      if (classifier && out.rank() == 2) {
+        Tensor probs;
+        Softmax(out, &probs);
+        const int64_t n = probs.rows(), k = probs.cols();
+        std::vector<int64_t> idx(k);
+        for (int64_t r = 0; r < n; ++r) {
+          const float* p = probs.data() + r * k;
+          resp->add_predictions(std::max_element(p, p + k) - p);
+          if (req->top_k() > 0) {
+            const int64_t top = std::min<int64_t>(req->top_k(), k);
+            std::iota(idx.begin(), idx.end(), 0);
+            std::partial_sort(
+                idx.begin(), idx.begin() + top, idx.end(),
+                [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+            v1::TopK* t = resp->add_top_k();
+            for (int64_t i = 0; i < top; ++i) {
+              t->add_classes(idx[i]);
+              t->add_probabilities(p[idx[i]]);
+            }
+          }
+        }
+      }
+      return absl::OkStatus();
+    });
+  };
+  return ToGrpcStatus(run(), "Infer", req->model_id());
+}
+
+grpc::Status InferenceServiceImpl::Sample(grpc::ServerContext* ctx,
+                                          const v1::SampleRequest* req,
+                                          v1::SampleResponse* resp) {
+  NNLAB_AUTH("Sample");
+  auto run = [&]() -> absl::Status {
+    NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> e,
+                           c_->models->Get(req->model_id()));
+    if (req->count() < 1 || req->count() > 1024) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("count must be in [1, 1024], got ", req->count()));
+    }
+    if (!(req->temperature() >= 0) || !std::isfinite(req->temperature())) {
+      return absl::InvalidArgumentError("temperature must be finite and >= 0");
+    }
+    if (!v1::NoiseDistribution_IsValid(req->noise())) {
+      return absl::InvalidArgumentError("noise has an unknown value");
+    }
+    Rng rng(req->seed());
+    const int64_t n = req->count();
+    const ModelPart part =
+        e->is_gan() ? ModelPart::kGenerator : ModelPart::kMain;
+    const ModelSpec& spec = e->spec(part);
+    bool recurrent = false;
+    for (const LayerSpec& l : spec.layers) {
+      recurrent = recurrent || l.kind == "rnn" || l.kind == "lstm";
+    }
+    if (recurrent && spec.input_shape.size() == 2) {
+      // One-to-many generation: each step's output picks the next input.
+      const int64_t f = spec.input_shape[1];
+      if (req->steps() < 1 || req->steps() > 1000) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("steps must be in [1, 1000], got ", req->steps()));
+      }
+      Tensor prime(Shape{n, 1, f});
+      if (req->has_prime()) {
+        NNLAB_ASSIGN_OR_RETURN(
+            Tensor p, TensorFromProto(req->prime(), "prime", c_->limits));
+        if (p.shape() != Shape{f}) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("prime must be [", f, "] (one input step), got ",
+                           ShapeToString(p.shape())));
+        }
+        for (int64_t r = 0; r < n; ++r) {
+          std::copy(p.data(), p.data() + f, prime.data() + r * f);
+        }
+      }
+      const int64_t steps = req->steps();
+      Tensor samples(Shape{n, steps, f});
+      int64_t t = 0;
+      absl::Status inner = absl::OkStatus();
+      NNLAB_RETURN_IF_ERROR(
+          e->WithInferenceModel(part, [&](Model* model, int64_t wstep) {
+            resp->set_weights_step(wstep);
+            return GenerateSequence(
+                model, prime, steps, [&](const Tensor& last, Tensor* next) {
+                  next->Resize(Shape{n, 1, f});
+                  next->SetZero();
+                  if (last.cols() != f) {
+                    inner = absl::InvalidArgumentError(absl::StrCat(
+                        "the model outputs ", last.cols(),
+                        " values per step but takes ", f,
+                        " inputs; one-to-many sampling feeds outputs back"));
+                    return;
+                  }
+                  for (int64_t r = 0; r < n && t < steps; ++r) {
+                    const float* z = last.data() + r * f;
+                    int64_t pick = std::max_element(z, z + f) - z;
+                    if (req->temperature() > 0) {
+                      double m = *std::max_element(z, z + f), total = 0;
+                      std::vector<double> p(f);
+                      for (int64_t j = 0; j < f; ++j) {
+                        p[j] = std::exp((z[j] - m) / req->temperature());
+                        total += p[j];
+                      }
+                      double u = rng.Uniform() * total;
+                      for (pick = 0; pick < f - 1 && u >= p[pick]; ++pick)
+                        u -= p[pick];
+                    }
+                    (*next)[r * f + pick] = 1.0f;
+                    samples[(r * steps + t) * f + pick] = 1.0f;
+                    resp->add_tokens(pick);
+                  }
+                  ++t;
+                });
+          }));
+      NNLAB_RETURN_IF_ERROR(inner);
+      // tokens were appended step-major; reorder to [count, steps].
+      std::vector<int64_t> tokens(resp->tokens().begin(), resp->tokens().end());
+      resp->clear_tokens();
+      for (int64_t r = 0; r < n; ++r) {
+        for (int64_t s = 0; s < steps; ++s) {
+          resp->add_tokens(
+              s * n + r < int64_t(tokens.size()) ? tokens[s * n + r] : 0);
+        }
+      }
+      TensorToProto(samples, false, resp->mutable_samples());
+      return absl::OkStatus();
+    }
+    // Noise in, samples out (a GAN generator or any model fed noise).
+    v1::NoiseDistribution dist = req->noise();
+    if (dist == v1::NOISE_UNSPECIFIED)
+      dist = e->is_gan() ? e->noise() : v1::NOISE_UNIFORM;
+    Shape zshape{n};
+    for (int64_t d : spec.input_shape) zshape.push_back(d);
+    if (NumElements(zshape) > c_->limits.max_tensor_elements) {
+      return absl::ResourceExhaustedError("count * input size is too large");
+    }
+    Tensor z(zshape);
+    for (int64_t i = 0; i < z.size(); ++i) {
+      z[i] = dist == v1::NOISE_NORMAL ? rng.Normal() : rng.Uniform(-1.0f, 1.0f);
+    }
+    return e->WithInferenceModel(part, [&](Model* model, int64_t wstep) {
+      NNLAB_RETURN_IF_ERROR(CancelledIf(ctx));
+      const Tensor& out = model->Forward(z, Mode::kEval);
+      TensorToProto(out, false, resp->mutable_samples());
+      resp->set_weights_step(wstep);
+      return absl::OkStatus();
+    });
+  };
+  return ToGrpcStatus(run(), "Sample", req->model_id());
+}
+
+}  // namespace nnlab::server
