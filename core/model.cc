@@ -96,6 +96,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Build(const ModelSpec& spec) {
       model->stack_, LayerStack::Build(spec.layers, spec.input_shape, spec.init,
                                        &model->rng_, ""));
   model->stack_.SetRng(&model->rng_);
+  model->params_ = model->stack_.Params();
   model->loss_ = MakeLoss(spec.loss);
   if (model->loss_ == nullptr) {
     return absl::InvalidArgumentError("model: unknown loss");
@@ -134,10 +135,10 @@ void Model::Backward(const Tensor& grad_out) {
 }
 
 void Model::ZeroGrad() {
-  for (Param& p : stack_.Params()) p.grad->SetZero();
+  for (const Param& p : params_) p.grad->SetZero();
 }
 
-std::vector<Param> Model::Params() { return stack_.Params(); }
+std::vector<Param> Model::Params() { return params_; }
 
 std::vector<std::pair<std::string, Tensor*>> Model::Buffers() {
   return stack_.Buffers();

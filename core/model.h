@@ -110,6 +110,9 @@ class Model {
   LayerStack stack_;
   std::unique_ptr<Loss> loss_;
   Rng rng_;
+  // stack_.Params(), gathered once at Build (layers never move their
+  // parameter tensors), so ZeroGrad allocates nothing per step.
+  std::vector<Param> params_;
 };
 
 // Parameter count a spec would build, or InvalidArgument; lets servers
