@@ -3,8 +3,10 @@
 // per channel of [C, H, W] inputs; running averages of mu and var (momentum)
 // replace the batch statistics in evaluation.
 // N = batch, C = features/channels, S = spatial size (1 for dense), M = N*S.
+#include <algorithm>
 #include <cmath>
 #include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/layers.h"
@@ -41,6 +43,9 @@ class BatchNorm : public Layer {
     running_var_ = Tensor({channels_});
     running_var_.Fill(1.0f);
     inv_std_ = Tensor({channels_});
+    acc_a_.assign(channels_, 0.0);
+    acc_b_.assign(channels_, 0.0);
+    mean_ = Tensor({channels_});
   }
 
   void Forward(const Tensor& in, Tensor* out, Mode mode) override {
@@ -52,6 +57,10 @@ class BatchNorm : public Layer {
     const float* x = in.data();
     float* xh = xhat_.data();
     float* y = out->data();
+    if (s_n == 1) {
+      ForwardFeatures(x, n, xh, y);
+      return;
+    }
     for (int64_t c = 0; c < c_n; ++c) {
       double mean, var;
       if (train_) {
@@ -102,6 +111,10 @@ class BatchNorm : public Layer {
       grad_in->Resize(grad_out.shape());
       dx = grad_in->data();
     }
+    if (s_n == 1) {
+      BackwardFeatures(dy, xh, n, dx);
+      return;
+    }
     for (int64_t c = 0; c < c_n; ++c) {
       double sum_dy = 0, sum_dy_xh = 0;
       for (int64_t i = 0; i < n; ++i) {
@@ -143,6 +156,111 @@ class BatchNorm : public Layer {
   }
 
  private:
+  // Dense features ([N, C], S = 1): the same arithmetic as the per-channel
+  // loops above, in the same order per channel, but walking the batch row
+  // by row with per-channel accumulators, so memory is read contiguously
+  // and the loops vectorise across channels (a column walk of [N, C]
+  // touches a new cache line per element).
+  void ForwardFeatures(const float* x, int64_t n, float* xh, float* y) {
+    const int64_t c_n = channels_;
+    double* sum = acc_a_.data();
+    double* sum2 = acc_b_.data();
+    float* mu = mean_.data();
+    float* inv = inv_std_.data();
+    if (train_) {
+      std::fill(sum, sum + c_n, 0.0);
+      std::fill(sum2, sum2 + c_n, 0.0);
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = x + i * c_n;
+        for (int64_t c = 0; c < c_n; ++c) sum[c] += row[c];
+      }
+      for (int64_t c = 0; c < c_n; ++c) mu[c] = float(sum[c] / double(n));
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = x + i * c_n;
+        for (int64_t c = 0; c < c_n; ++c) {
+          const float d = row[c] - mu[c];
+          sum2[c] += d * d;
+        }
+      }
+    }
+    for (int64_t c = 0; c < c_n; ++c) {
+      double mean, var;
+      if (train_) {
+        mean = sum[c] / double(n);
+        var = sum2[c] / double(n);
+        const double unbiased = n > 1 ? var * double(n) / double(n - 1) : var;
+        running_mean_[c] =
+            float(momentum_ * running_mean_[c] + (1.0 - momentum_) * mean);
+        running_var_[c] =
+            float(momentum_ * running_var_[c] + (1.0 - momentum_) * unbiased);
+      } else {
+        mean = running_mean_[c];
+        var = running_var_[c];
+      }
+      inv[c] = float(1.0 / std::sqrt(var + epsilon_));
+      mu[c] = float(mean);
+    }
+    const float* g = gamma_.data();
+    const float* b = beta_.data();
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = x + i * c_n;
+      float* xh_row = xh + i * c_n;
+      float* y_row = y + i * c_n;
+      for (int64_t c = 0; c < c_n; ++c) {
+        const float v = (row[c] - mu[c]) * inv[c];
+        xh_row[c] = v;
+        y_row[c] = g[c] * v + b[c];
+      }
+    }
+  }
+
+  void BackwardFeatures(const float* dy, const float* xh, int64_t n,
+                        float* dx) {
+    const int64_t c_n = channels_;
+    double* sum_dy = acc_a_.data();
+    double* sum_dy_xh = acc_b_.data();
+    std::fill(sum_dy, sum_dy + c_n, 0.0);
+    std::fill(sum_dy_xh, sum_dy_xh + c_n, 0.0);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* dy_row = dy + i * c_n;
+      const float* xh_row = xh + i * c_n;
+      for (int64_t c = 0; c < c_n; ++c) {
+        sum_dy[c] += dy_row[c];
+        sum_dy_xh[c] += dy_row[c] * xh_row[c];
+      }
+    }
+    float* scale = mean_.data();  // Reused: gamma * inv_std per channel.
+    for (int64_t c = 0; c < c_n; ++c) {
+      gamma_grad_[c] += float(sum_dy_xh[c]);
+      beta_grad_[c] += float(sum_dy[c]);
+      scale[c] = gamma_[c] * inv_std_[c];
+    }
+    if (dx == nullptr) return;
+    if (!train_) {
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t c = 0; c < c_n; ++c) {
+          dx[i * c_n + c] = scale[c] * dy[i * c_n + c];
+        }
+      }
+      return;
+    }
+    const double m = double(n);
+    for (int64_t c = 0; c < c_n; ++c) {
+      // Kept as floats, like the per-channel path.
+      acc_a_[c] = float(sum_dy[c] / m);
+      acc_b_[c] = float(sum_dy_xh[c] / m);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const float* dy_row = dy + i * c_n;
+      const float* xh_row = xh + i * c_n;
+      float* dx_row = dx + i * c_n;
+      for (int64_t c = 0; c < c_n; ++c) {
+        dx_row[c] = scale[c] * (dy_row[c] - float(acc_a_[c]) -
+                                xh_row[c] * float(acc_b_[c]));
+      }
+    }
+  }
+
   double momentum_;
   double epsilon_;
   int64_t channels_ = 0;
@@ -152,6 +270,9 @@ class BatchNorm : public Layer {
   Tensor xhat_;     // Normalised input of the last Forward.
   Tensor inv_std_;  // 1 / sqrt(var + eps) per channel, last Forward.
   bool train_ = false;
+  // Per-channel scratch of the dense-feature path, sized at Init.
+  std::vector<double> acc_a_, acc_b_;
+  Tensor mean_;
 };
 
 }  // namespace

@@ -38,8 +38,12 @@ class Dropout : public Layer {
     mask_.Resize(in.shape());
     float* m = mask_.data();
     const float scale = 1.0f / keep_prob_;
+    // Rng::Uniform() inlined (the same 24-bit draw, so the same masks): a
+    // call per unit cost as much as the rest of the layer.
     for (int64_t i = 0; i < n; ++i) {
-      m[i] = rng_->Uniform() < keep_prob_ ? scale : 0.0f;
+      const float u =
+          static_cast<float>(rng_->Next() >> 40) * (1.0f / 16777216.0f);
+      m[i] = u < keep_prob_ ? scale : 0.0f;
     }
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] * m[i];
   }
