@@ -67,6 +67,10 @@ BENCHMARK(BM_Gemm)
     ->Args({30, 784, 64, 1, 0, 1})
     ->Args({30, 784, 64, 1, 0, 2})
     ->Args({64, 30, 30, 0, 1, 1})
+    // The same forward product computed transposed, y^T = W x^T (PyTorch's
+    // addmm calls column-major BLAS, which is this layout).
+    ->Args({30, 64, 784, 0, 1, 1})
+    ->Args({30, 10, 784, 0, 1, 1})
     // wide MLP, batch 256: 784 -> 1024, 1024 -> 1024, 1024 -> 10.
     ->Args({256, 1024, 784, 0, 1, 1})
     ->Args({256, 1024, 784, 0, 1, 2})
@@ -90,6 +94,9 @@ BENCHMARK(BM_Gemm)
     // conv 3x3, 16 -> 16 channels on 28x28: W [16, 144] x col [144, 784].
     ->Args({16, 784, 144, 0, 0, 1})
     ->Args({16, 784, 144, 0, 0, 2})
+    // The same with nine samples per product (core/conv2d.cc batches them).
+    ->Args({16, 7056, 144, 0, 0, 1})
+    ->Args({16, 7056, 144, 0, 0, 2})
     // Thresholds for choosing threads per call shape (core/blas.cc).
     ->Args({128, 512, 128, 0, 1, 1})
     ->Args({128, 512, 128, 0, 1, 2})
