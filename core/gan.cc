@@ -47,7 +47,10 @@ absl::StatusOr<std::unique_ptr<GanTrainer>> GanTrainer::Create(
   }
   std::unique_ptr<GanTrainer> gan(new GanTrainer());
   gan->options_ = options;
-  auto g = Model::Build(options.generator);
+  // The generator's loss is never used; any kind its output allows will do.
+  ModelSpec g_spec = options.generator;
+  g_spec.loss = LossKind::kMse;
+  auto g = Model::Build(g_spec);
   if (!g.ok()) return with_prefix("generator", g.status());
   auto d = Model::Build(options.discriminator);
   if (!d.ok()) return with_prefix("discriminator", d.status());

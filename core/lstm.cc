@@ -21,8 +21,6 @@
 namespace nnlab {
 namespace {
 
-inline float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
-
 class Lstm : public RecurrentLayer {
  public:
   Lstm(int64_t units, bool return_sequences, int64_t bptt_window)
@@ -75,20 +73,21 @@ class Lstm : public RecurrentLayer {
            g4);
       for (int64_t i = 0; i < n; ++i) {
         float* row = gs + i * g4;  // Becomes the activated gates f, i, g, o.
+        SigmoidArray(row, row, 2 * h);
+        TanhArray(row + 2 * h, row + 2 * h, h);
+        SigmoidArray(row + 3 * h, row + 3 * h, h);
+        const float* fg = row;
+        const float* ig = row + h;
+        const float* gg = row + 2 * h;
+        const int64_t k = i * h;
         for (int64_t j = 0; j < h; ++j) {
-          const float fg = Sigmoid(row[j]);
-          const float ig = Sigmoid(row[h + j]);
-          const float gg = std::tanh(row[2 * h + j]);
-          const float og = Sigmoid(row[3 * h + j]);
-          row[j] = fg;
-          row[h + j] = ig;
-          row[2 * h + j] = gg;
-          row[3 * h + j] = og;
-          const int64_t k = i * h + j;
-          c[k] = fg * c_prev[k] + ig * gg;
-          tc[k] = std::tanh(c[k]);
-          hc[k] = og * tc[k];
+          c[k + j] = fg[j] * c_prev[k + j] + ig[j] * gg[j];
         }
+      }
+      TanhArray(c, tc, n * h);
+      for (int64_t i = 0; i < n; ++i) {
+        const float* og = gs + i * g4 + 3 * h;
+        for (int64_t j = 0; j < h; ++j) hc[i * h + j] = og[j] * tc[i * h + j];
       }
     }
     SaveFinalState(n, {hs_.data() + t * n * h, cs_.data() + t * n * h});

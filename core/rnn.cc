@@ -57,7 +57,7 @@ class Rnn : public RecurrentLayer {
       const float* prev = hs_.data() + s * n * h;
       float* cur = hs_.data() + (s + 1) * n * h;
       Gemm(false, true, n, h, h, 1.0f, prev, h, w_hh_.data(), h, 1.0f, cur, h);
-      for (int64_t i = 0; i < n * h; ++i) cur[i] = std::tanh(cur[i]);
+      TanhArray(cur, cur, n * h);
     }
     SaveFinalState(n, {hs_.data() + t * n * h});
     if (return_sequences_) {

@@ -251,16 +251,16 @@ absl::StatusOr<CharCorpus> CharCorpus::FromFile(const std::string& path) {
   return FromText(ss.str());
 }
 
-absl::StatusOr<std::unique_ptr<TensorDataset>> CharCorpus::Windows(
-    int64_t begin, int64_t end, int64_t length, int64_t stride) const {
+absl::Status CharCorpus::CheckRange(int64_t begin, int64_t end,
+                                    int64_t length) const {
   if (begin < 0 || end > size() || begin >= end) {
     return absl::InvalidArgumentError(
         absl::StrCat("range [", begin, ", ", end,
                      ") is not inside the text of ", size(), " characters"));
   }
-  if (length < 1 || stride < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "length and stride: must be >= 1, got ", length, " and ", stride));
+  if (length < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("length: must be >= 1, got ", length));
   }
   if (end - begin < length + 1) {
     return absl::InvalidArgumentError(
@@ -268,6 +268,16 @@ absl::StatusOr<std::unique_ptr<TensorDataset>> CharCorpus::Windows(
                      " characters is shorter than "
                      "one window of length + 1 = ",
                      length + 1));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<TensorDataset>> CharCorpus::Windows(
+    int64_t begin, int64_t end, int64_t length, int64_t stride) const {
+  NNLAB_RETURN_IF_ERROR(CheckRange(begin, end, length));
+  if (stride < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stride: must be >= 1, got ", stride));
   }
   const int64_t n = (end - begin - length - 1) / stride + 1;
   const int64_t v = vocab_size();
@@ -285,6 +295,56 @@ absl::StatusOr<std::unique_ptr<TensorDataset>> CharCorpus::Windows(
     }
   }
   return TensorDataset::Create(std::move(x), std::move(y), 0);
+}
+
+namespace {
+
+class CharWindowSampler : public Sampler {
+ public:
+  CharWindowSampler(const CharCorpus* corpus, int64_t begin, int64_t end,
+                    int64_t length)
+      : corpus_(corpus),
+        begin_(begin),
+        starts_(end - begin - length),
+        sample_shape_{length, corpus->vocab_size()},
+        target_shape_{length} {}
+
+  const Shape& sample_shape() const override { return sample_shape_; }
+  const Shape& target_shape() const override { return target_shape_; }
+  int num_classes() const override { return corpus_->vocab_size(); }
+
+  void Sample(int64_t n, Rng* rng, Tensor* x, Tensor* y) const override {
+    const int64_t len = sample_shape_[0], v = sample_shape_[1];
+    const std::string& text = corpus_->text();
+    x->Resize({n, len, v});
+    x->SetZero();
+    if (y != nullptr) y->Resize({n, len});
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t start =
+          begin_ + static_cast<int64_t>(rng->UniformInt(starts_));
+      for (int64_t s = 0; s < len; ++s) {
+        (*x)[(k * len + s) * v + corpus_->Index(text[start + s])] = 1.0f;
+        if (y != nullptr) {
+          (*y)[k * len + s] =
+              static_cast<float>(corpus_->Index(text[start + s + 1]));
+        }
+      }
+    }
+  }
+
+ private:
+  const CharCorpus* corpus_;
+  int64_t begin_, starts_;
+  Shape sample_shape_, target_shape_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Sampler>> CharCorpus::WindowSampler(
+    int64_t begin, int64_t end, int64_t length) const {
+  NNLAB_RETURN_IF_ERROR(CheckRange(begin, end, length));
+  return std::unique_ptr<Sampler>(
+      new CharWindowSampler(this, begin, end, length));
 }
 
 double CharCorpus::UnigramCrossEntropy(int64_t train_begin, int64_t train_end,

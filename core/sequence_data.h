@@ -188,6 +188,15 @@ class CharCorpus {
                                                          int64_t length,
                                                          int64_t stride) const;
 
+  // Random training windows over text[begin, end), drawn on demand: each
+  // sample is `length` one-hot characters [length, V] from a uniformly
+  // drawn start and targets [length], the next character at each step.
+  // The sampler keeps a pointer to this corpus, which must outlive it.
+  // InvalidArgument as for Windows().
+  absl::StatusOr<std::unique_ptr<Sampler>> WindowSampler(int64_t begin,
+                                                         int64_t end,
+                                                         int64_t length) const;
+
   // Cross-entropy in nats per character of text[eval_begin, eval_end)
   // under the unigram distribution of text[train_begin, train_end)
   // (add-one smoothed): the baseline a sequence model must beat.
@@ -207,6 +216,7 @@ class CharCorpus {
 
  private:
   CharCorpus() = default;
+  absl::Status CheckRange(int64_t begin, int64_t end, int64_t length) const;
   std::string text_;
   std::vector<char> chars_;
   std::array<int, 256> index_;
