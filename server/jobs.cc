@@ -678,15 +678,23 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
   int64_t final_step = 0;
   const absl::Status status = Train(job, *entry, &final_step);
   const int stop = job->stop.load();
-  bool release = true;
+  // The model is saved and released before the final state is published,
+  // so a client that sees COMPLETED can immediately train the model again.
+  absl::Status flush = models_->Flush(entry->get());
+  if (!flush.ok()) {
+    LogError(absl::StrCat("job ", job->id, ": saving model ", model_id, ": ",
+                          flush.ToString()));
+  }
+  const bool paused = absl::IsCancelled(status) && stop == kPause;
+  const bool interrupted = absl::IsCancelled(status) && stop == kShutdown;
+  // A paused or interrupted job keeps its model for ResumeJob / restart.
+  if (!paused && !interrupted) (*entry)->EndTraining(job->id);
   if (status.ok()) {
     SetState(job, v1::JOB_STATE_COMPLETED, "");
-  } else if (absl::IsCancelled(status) && stop == kPause) {
-    release = false;  // A paused job keeps its model for ResumeJob.
+  } else if (paused) {
     SetState(job, v1::JOB_STATE_PAUSED,
              absl::StrCat("paused at step ", final_step));
-  } else if (absl::IsCancelled(status) && stop == kShutdown) {
-    release = false;
+  } else if (interrupted) {
     // Recorded as QUEUED on disk: the next start resumes it.
     {
       absl::MutexLock lock(&job->mu);
@@ -702,12 +710,6 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
              absl::StrCat("cancelled at step ", final_step));
   } else {
     SetState(job, v1::JOB_STATE_FAILED, status.ToString());
-  }
-  if (release) (*entry)->EndTraining(job->id);
-  absl::Status flush = models_->Flush(entry->get());
-  if (!flush.ok()) {
-    LogError(absl::StrCat("job ", job->id, ": saving model ", model_id, ": ",
-                          flush.ToString()));
   }
 }
 

@@ -1,0 +1,162 @@
+// Durable records: CRC-32C, framing, atomic writes, corruption detection,
+// identifier checks, and the boundary conversions of convert.h.
+#include "server/storage.h"
+
+#include <cmath>
+#include <fstream>
+
+#include "gtest/gtest.h"
+#include "server/convert.h"
+#include "tests/server/server_test_util.h"
+
+namespace nnlab::server {
+namespace {
+
+TEST(StorageTest, Crc32cKnownValues) {
+  // The CRC-32C check value (RFC 3720 B.4) and the iSCSI all-zero vector.
+  EXPECT_EQ(Crc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(Crc32c(std::string(32, '\0')), 0x8A9136AAu);
+  // Chaining equals one pass.
+  EXPECT_EQ(Crc32c("6789", Crc32c("12345")), Crc32c("123456789"));
+}
+
+TEST(StorageTest, FramesDetectEveryCorruption) {
+  const std::string payload = "weights and optimizer state";
+  const std::string frame = Frame(payload);
+  ASSERT_TRUE(Unframe(frame).ok());
+  EXPECT_EQ(*Unframe(frame), payload);
+  // Any flipped bit, and any truncation, is DATA_LOSS.
+  for (size_t i = 0; i < frame.size(); ++i) {
+    std::string bad = frame;
+    bad[i] ^= 0x10;
+    EXPECT_EQ(Unframe(bad).status().code(), absl::StatusCode::kDataLoss) << i;
+  }
+  for (size_t n = 0; n < frame.size(); ++n) {
+    EXPECT_EQ(Unframe(frame.substr(0, n)).status().code(),
+              absl::StatusCode::kDataLoss)
+        << n;
+  }
+}
+
+TEST(StorageTest, AtomicWritesRecordsAndTempCleanup) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/a.job";
+  v1::Job job;
+  job.set_job_id("j-1");
+  job.set_step(42);
+  ASSERT_TRUE(WriteRecord(path, job).ok());
+  v1::Job back;
+  ASSERT_TRUE(ReadRecord(path, &back).ok());
+  EXPECT_EQ(back.step(), 42);
+  // Overwrite replaces the whole file.
+  job.set_step(43);
+  ASSERT_TRUE(WriteRecord(path, job).ok());
+  ASSERT_TRUE(ReadRecord(path, &back).ok());
+  EXPECT_EQ(back.step(), 43);
+  EXPECT_TRUE(ListFiles(dir.path(), ".tmp").empty());
+  // A torn file reads as DATA_LOSS naming it; a missing one as NOT_FOUND.
+  std::string data = *ReadFile(path);
+  std::ofstream(path, std::ios::binary) << data.substr(0, data.size() - 3);
+  absl::Status s = ReadRecord(path, &back);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("a.job"), std::string::npos);
+  EXPECT_EQ(ReadRecord(dir.path() + "/none", &back).code(),
+            absl::StatusCode::kNotFound);
+  std::ofstream(dir.path() + "/x.model.1.0.tmp") << "partial";
+  EXPECT_EQ(CleanTempFiles(dir.path()), 1);
+  EXPECT_TRUE(ListFiles(dir.path(), ".tmp").empty());
+}
+
+TEST(StorageTest, IdsCannotTraversePaths) {
+  EXPECT_TRUE(IsValidId("mnist-mlp_2"));
+  EXPECT_TRUE(IsValidId(std::string(64, 'a')));
+  for (const char* bad :
+       {"", "..", "../x", "a/b", "a b", "a\\b", "ä", ".hidden"}) {
+    EXPECT_FALSE(IsValidId(bad)) << bad;
+  }
+  EXPECT_FALSE(IsValidId(std::string(65, 'a')));
+}
+
+TEST(ConvertTest, TensorsRoundTripAndAreValidated) {
+  Limits limits;
+  v1::Tensor p;
+  p.add_shape(2);
+  p.add_shape(3);
+  for (int i = 0; i < 6; ++i) p.add_data(0.5f * i);
+  absl::StatusOr<Tensor> t = TensorFromProto(p, "x", limits);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ((*t)[5], 2.5f);
+  v1::Tensor raw;
+  TensorToProto(*t, /*raw=*/true, &raw);
+  EXPECT_EQ(raw.raw_data().size(), 24u);
+  absl::StatusOr<Tensor> back = TensorFromProto(raw, "x", limits);
+  ASSERT_TRUE(back.ok());
+  for (int i = 0; i < 6; ++i) EXPECT_EQ((*back)[i], (*t)[i]);
+  p.set_shape(1, 1LL << 40);
+  EXPECT_EQ(TensorFromProto(p, "x", limits).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  p.set_shape(1, 1 << 20);
+  p.set_shape(0, 1 << 20);
+  EXPECT_EQ(TensorFromProto(p, "x", limits).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST(ConvertTest, OptimizerDefaultsAndErrors) {
+  v1::OptimizerConfig p;
+  p.set_kind(v1::OPTIMIZER_RMSPROP);
+  absl::StatusOr<OptimizerConfig> c = OptimizerFromProto(p, "opt");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->kind, OptimizerKind::kRmsprop);
+  EXPECT_FALSE(c->has_rho);  // 0 selects the optimizer's default.
+  EXPECT_FLOAT_EQ(c->beta2, 0.999f);
+  p.set_rho(0.5f);
+  p.set_decay_steps(10);
+  c = OptimizerFromProto(p, "opt");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->has_rho);
+  EXPECT_FLOAT_EQ(c->rho, 0.5f);
+  EXPECT_EQ(c->decay_steps, 10);
+  p.set_beta1(std::nanf(""));
+  absl::Status s = OptimizerFromProto(p, "opt").status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("opt.beta1"), std::string::npos) << s.message();
+}
+
+TEST(ConvertTest, SpecsMapEveryLayerKind) {
+  v1::ModelSpec p;
+  p.add_input_shape(1);
+  p.add_input_shape(8);
+  p.add_input_shape(8);
+  auto* conv = p.add_layers()->mutable_conv2d();
+  conv->set_filters(4);
+  conv->set_padding(1);
+  p.add_layers()->mutable_batch_norm();
+  p.add_layers()->mutable_relu();
+  p.add_layers()->mutable_max_pool2d();
+  auto* res = p.add_layers()->mutable_residual();
+  res->add_body()->mutable_conv2d()->set_filters(4);
+  res->mutable_body(0)->mutable_conv2d()->set_padding(1);
+  p.add_layers()->mutable_global_avg_pool();
+  p.add_layers()->mutable_dropout();
+  p.add_layers()->mutable_dense()->set_units(3);
+  Limits limits;
+  absl::StatusOr<ModelSpec> s = ModelSpecFromProto(p, "spec", limits);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->layers.size(), 8u);
+  EXPECT_EQ(s->layers[0].kind, "conv2d");
+  EXPECT_EQ(s->layers[0].kernel, 3);
+  EXPECT_EQ(s->layers[3].kind, "max_pool2d");
+  EXPECT_EQ(s->layers[3].kernel, 2);
+  EXPECT_EQ(s->layers[3].stride, 2);
+  EXPECT_EQ(s->layers[4].body.size(), 1u);
+  EXPECT_FLOAT_EQ(s->layers[6].keep_prob, 0.5f);
+  absl::StatusOr<std::unique_ptr<Model>> m =
+      BuildModelChecked(*s, "spec", limits);
+  ASSERT_TRUE(m.ok()) << m.status();
+  // conv 1->4 (36 + 4), bn (8), residual conv 4->4 (144 + 4), dense 4->3 (15).
+  EXPECT_EQ((*m)->ParameterCount(), 40 + 8 + 148 + 15);
+  EXPECT_GE(EstimateParameters(*s), double((*m)->ParameterCount()));
+}
+
+}  // namespace
+}  // namespace nnlab::server
