@@ -1,0 +1,127 @@
+#include "client/cli_data.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
+#include "absl/strings/str_cat.h"
+
+#ifndef NNLAB_DEFAULT_DATASETS_DIR
+#define NNLAB_DEFAULT_DATASETS_DIR "data"
+#endif
+
+namespace nnlab::cli {
+namespace {
+
+absl::StatusOr<std::vector<uint8_t>> ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in),
+                              std::istreambuf_iterator<char>());
+}
+
+uint32_t BigEndian32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
+         (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+}  // namespace
+
+LabeledImages LabeledImages::Slice(int64_t begin, int64_t end) const {
+  begin = std::clamp<int64_t>(begin, 0, count);
+  end = std::clamp<int64_t>(end, begin, count);
+  LabeledImages out;
+  out.count = end - begin;
+  out.rows = rows;
+  out.cols = cols;
+  out.num_classes = num_classes;
+  out.pixels.assign(pixels.begin() + begin * sample_size(),
+                    pixels.begin() + end * sample_size());
+  out.labels.assign(labels.begin() + begin, labels.begin() + end);
+  return out;
+}
+
+v1::Tensor LabeledImages::Inputs(int64_t begin, int64_t end,
+                                 const std::vector<int64_t>& shape) const {
+  v1::Tensor t;
+  t.add_shape(end - begin);
+  if (shape.empty()) {
+    t.add_shape(sample_size());
+  } else {
+    for (int64_t d : shape) t.add_shape(d);
+  }
+  auto* data = t.mutable_data();
+  data->Reserve(static_cast<int>((end - begin) * sample_size()));
+  for (int64_t i = begin * sample_size(); i < end * sample_size(); ++i) {
+    data->Add(static_cast<float>(pixels[i]) / 255.0f);
+  }
+  return t;
+}
+
+absl::StatusOr<LabeledImages> LoadIdx(const std::string& images_path,
+                                      const std::string& labels_path) {
+  auto images = ReadBytes(images_path);
+  if (!images.ok()) return images.status();
+  auto labels = ReadBytes(labels_path);
+  if (!labels.ok()) return labels.status();
+  if (images->size() < 16 || BigEndian32(images->data()) != 0x00000803) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(images_path, ": not an IDX image file (magic 0x803)"));
+  }
+  if (labels->size() < 8 || BigEndian32(labels->data()) != 0x00000801) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(labels_path, ": not an IDX label file (magic 0x801)"));
+  }
+  LabeledImages out;
+  out.count = BigEndian32(images->data() + 4);
+  out.rows = BigEndian32(images->data() + 8);
+  out.cols = BigEndian32(images->data() + 12);
+  const int64_t n_labels = BigEndian32(labels->data() + 4);
+  if (n_labels != out.count) {
+    return absl::InvalidArgumentError(absl::StrCat(labels_path, ": ", n_labels,
+                                                   " labels for ", out.count,
+                                                   " images in ", images_path));
+  }
+  const size_t want = 16 + static_cast<size_t>(out.count * out.rows * out.cols);
+  if (images->size() < want ||
+      labels->size() < 8 + static_cast<size_t>(n_labels)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(images_path, " or ", labels_path, " is truncated"));
+  }
+  out.pixels.assign(images->begin() + 16, images->begin() + want);
+  out.labels.assign(labels->begin() + 8, labels->begin() + 8 + n_labels);
+  int max_label = 0;
+  for (uint8_t l : out.labels) max_label = std::max<int>(max_label, l);
+  out.num_classes = std::max(10, max_label + 1);
+  return out;
+}
+
+std::string DatasetsDir() {
+  const char* env = std::getenv("NNLAB_DATASETS_DIR");
+  if (env != nullptr && *env != '\0') return env;
+  return NNLAB_DEFAULT_DATASETS_DIR;
+}
+
+absl::StatusOr<LabeledImages> LoadBuiltin(const std::string& dir,
+                                          const std::string& name, bool test) {
+  if (name == "mnist") {
+    auto all = LoadIdx(dir + "/mnist/digits-images-idx3-ubyte",
+                       dir + "/mnist/digits-labels-idx1-ubyte");
+    if (!all.ok()) return all.status();
+    // The split every part of nnlab uses: first 8,000 train, rest test.
+    constexpr int64_t kTrain = 8000;
+    return test ? all->Slice(kTrain, all->count) : all->Slice(0, kTrain);
+  }
+  if (name == "fashion-mnist") {
+    const std::string prefix =
+        dir + "/fashion-mnist/" + (test ? "t10k" : "train");
+    return LoadIdx(prefix + "-images-idx3-ubyte",
+                   prefix + "-labels-idx1-ubyte");
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "dataset ", name,
+      ": only the built-in sets (mnist, fashion-mnist) can be read locally"));
+}
+
+}  // namespace nnlab::cli

@@ -1,0 +1,261 @@
+// End-to-end: the real nnlab binary against the real nnlabd on a loopback
+// port. Quick cases only (no full training runs; see cli_e2e_long_test.cc).
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nnlab/v1/inference.pb.h"
+#include "nnlab/v1/model.pb.h"
+#include "nnlab/v1/training.pb.h"
+#include "tests/client/cli_test_util.h"
+
+namespace nnlab {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Lines;
+using testing::RunProcess;
+using testing::RunResult;
+using testing::ServerProcess;
+using testing::SourcePath;
+using ::testing::StartsWith;
+
+const char kMlp[] = "examples/mnist_mlp_100.textproto";
+
+RunResult Cli(const std::string& server, std::vector<std::string> args,
+              const std::vector<std::string>& env = {}) {
+  args.insert(args.begin(), {NNLAB_CLI_PATH, "--server", server});
+  return RunProcess(args, env);
+}
+
+// Errors are one line on stderr: "nnlab: CODE: message".
+void ExpectOneLineError(const RunResult& r, const std::string& code) {
+  std::vector<std::string> lines = Lines(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_THAT(lines[0], StartsWith("nnlab: " + code + ": "));
+}
+
+TEST(CliTest, UnreachableServerExits3) {
+  // Port 1 on loopback: nothing listens there.
+  RunResult r = Cli("127.0.0.1:1", {"models", "list"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  ExpectOneLineError(r, "UNAVAILABLE");
+  EXPECT_EQ(r.out, "");
+
+  r = Cli("127.0.0.1:1", {"health"});
+  EXPECT_EQ(r.exit_code, 3);
+  // NNLAB_SERVER is the default address.
+  r = RunProcess({NNLAB_CLI_PATH, "jobs", "list"},
+                 {"NNLAB_SERVER=127.0.0.1:1"});
+  EXPECT_EQ(r.exit_code, 3);
+  ExpectOneLineError(r, "UNAVAILABLE");
+}
+
+TEST(CliTest, UsageErrorsExit2) {
+  RunResult r =
+      RunProcess({NNLAB_CLI_PATH, "train", "--model", "m"});  // no --dataset
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--dataset"));
+  r = RunProcess({NNLAB_CLI_PATH, "train", "--model", "m", "--dataset", "mnist",
+                  "--optimizer", "sgdd"});
+  EXPECT_EQ(r.exit_code, 2);
+  r = RunProcess({NNLAB_CLI_PATH, "plot", "j1", "--out", "x.jpg"});
+  EXPECT_EQ(r.exit_code, 2);
+  r = RunProcess({NNLAB_CLI_PATH, "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* cmd : {"health", "models", "datasets", "train", "watch",
+                          "jobs", "infer", "sample", "plot"}) {
+    EXPECT_THAT(r.out, HasSubstr(cmd));
+  }
+  r = RunProcess({NNLAB_CLI_PATH, "models", "create", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("--spec"));
+}
+
+TEST(CliTest, BadSpecFileExits2WithLineAndColumn) {
+  const std::string path = ::testing::TempDir() + "/bad_spec.textproto";
+  {
+    std::ofstream f(path);
+    f << "name: \"bad\"\ninput_shape: [784]\nlayers { dense { units: 10 } }\n"
+         "layers { sigmoidd {} }\n";
+  }
+  // The file is checked before any connection is made.
+  RunResult r = Cli("127.0.0.1:1", {"models", "create", "--spec", path});
+  EXPECT_EQ(r.exit_code, 2);
+  ExpectOneLineError(r, "INVALID_ARGUMENT");
+  EXPECT_THAT(r.err, HasSubstr(path + ":4:"));
+  EXPECT_THAT(r.err, HasSubstr("sigmoidd"));
+
+  r = Cli("127.0.0.1:1",
+          {"models", "create", "--spec", "/nonexistent.textproto"});
+  EXPECT_EQ(r.exit_code, 2);
+  ExpectOneLineError(r, "NOT_FOUND");
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(server_.ok()) << server_.log(); }
+  RunResult Nnlab(std::vector<std::string> args) {
+    return Cli(server_.address(), std::move(args));
+  }
+  // Creates the example MLP and returns its id.
+  std::string CreateMlp() {
+    RunResult r =
+        Nnlab({"--json", "models", "create", "--spec", SourcePath(kMlp)});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    v1::Model m;
+    EXPECT_TRUE(testing::FromJson(r.out, &m)) << r.out;
+    return m.model_id();
+  }
+  ServerProcess server_;
+};
+
+TEST_F(ServerTest, HealthModelsAndDatasets) {
+  RunResult r = Nnlab({"health"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "SERVING\n");
+
+  // --json: exactly one object, the model, with its id and layers.
+  r = Nnlab({"--json", "models", "create", "--spec", SourcePath(kMlp), "--id",
+             "mlp"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Lines(r.out).size(), 1u);
+  v1::Model m;
+  ASSERT_TRUE(testing::FromJson(r.out, &m)) << r.out;
+  EXPECT_EQ(m.model_id(), "mlp");
+  EXPECT_EQ(m.parameter_count(), 784 * 100 + 100 + 100 * 10 + 10);
+  EXPECT_THAT(r.out, HasSubstr("\"modelId\":\"mlp\""));
+
+  // Human output names the model and its layers.
+  r = Nnlab({"models", "get", "mlp"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out,
+              StartsWith("model mlp \"mnist-mlp-100\": 79510 parameters"));
+  EXPECT_THAT(r.out, HasSubstr("dense0.weight [100, 784]"));
+
+  // Global flags may also follow the subcommand.
+  r = Cli(server_.address(), {"models", "list", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Lines(r.out).size(), 1u);
+
+  r = Nnlab({"models", "create", "--spec", SourcePath(kMlp), "--id", "mlp"});
+  EXPECT_EQ(r.exit_code, 2);
+  ExpectOneLineError(r, "ALREADY_EXISTS");
+
+  r = Nnlab({"models", "get", "nosuch"});
+  EXPECT_EQ(r.exit_code, 2);
+  ExpectOneLineError(r, "NOT_FOUND");
+
+  r = Nnlab({"--json", "datasets", "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  bool mnist = false;
+  for (const std::string& line : Lines(r.out)) {
+    v1::DatasetInfo d;
+    ASSERT_TRUE(testing::FromJson(line, &d)) << line;
+    if (d.dataset_id() == "mnist") {
+      mnist = true;
+      EXPECT_EQ(d.train_samples(), 8000);
+      EXPECT_EQ(d.test_samples(), 2000);
+    }
+  }
+  EXPECT_TRUE(mnist);
+
+  r = Nnlab({"models", "delete", "mlp"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = Nnlab({"models", "get", "mlp"});
+  EXPECT_EQ(r.exit_code, 2);
+}
+
+TEST_F(ServerTest, ExportImportRoundTrip) {
+  const std::string id = CreateMlp();
+  const std::string file = ::testing::TempDir() + "/mlp.nnlab";
+  RunResult r = Nnlab({"models", "export", id, "--out", file});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Nnlab({"--json", "models", "import", file, "--id", "copy"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  v1::Model m;
+  ASSERT_TRUE(testing::FromJson(Lines(r.out).back(), &m));
+  EXPECT_EQ(m.model_id(), "copy");
+  EXPECT_EQ(m.parameter_count(), 79510);
+
+  // Same weights: the two models give the same outputs.
+  r = Nnlab({"--json", "infer", "--model", id, "--dataset", "mnist:test",
+             "--limit", "5"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  RunResult r2 = Nnlab({"--json", "infer", "--model", "copy", "--dataset",
+                        "mnist:test", "--limit", "5"});
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  v1::InferResponse a, b;
+  ASSERT_TRUE(testing::FromJson(Lines(r.out)[0], &a));
+  ASSERT_TRUE(testing::FromJson(Lines(r2.out)[0], &b));
+  ASSERT_EQ(a.outputs().data_size(), 50);
+  for (int i = 0; i < 50; ++i)
+    EXPECT_EQ(a.outputs().data(i), b.outputs().data(i));
+  std::remove(file.c_str());
+}
+
+TEST_F(ServerTest, CancelEndsTheJobAndWatchExits1) {
+  const std::string id = CreateMlp();
+  RunResult r = Nnlab({"--json", "train", "--model", id, "--dataset", "mnist",
+                       "--epochs", "50", "--batch", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  v1::Job job;
+  ASSERT_TRUE(testing::FromJson(r.out, &job)) << r.out;
+  ASSERT_FALSE(job.job_id().empty());
+  EXPECT_EQ(job.total_steps(), 50 * 1000);
+
+  r = Nnlab({"jobs", "cancel", job.job_id()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(job.job_id()));
+
+  // The stream of a cancelled job ends; watch reports it and exits 1.
+  r = Nnlab({"watch", job.job_id()});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("CANCELLED"));
+  EXPECT_FALSE(absl::StrContains(r.out, "\x1b"));  // not a terminal
+
+  r = Nnlab({"--json", "jobs", "get", job.job_id()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(testing::FromJson(r.out, &job));
+  EXPECT_EQ(job.state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_LT(job.step(), job.total_steps());
+
+  r = Nnlab({"jobs", "cancel", job.job_id()});  // already ended
+  EXPECT_EQ(r.exit_code, 1);
+  ExpectOneLineError(r, "FAILED_PRECONDITION");
+
+  r = Nnlab({"jobs", "list"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr(job.job_id()));
+  EXPECT_THAT(r.out, HasSubstr("CANCELLED"));
+}
+
+TEST(CliTokenTest, TokenIsRequiredAndAccepted) {
+  const std::string token_file = ::testing::TempDir() + "/token";
+  {
+    std::ofstream f(token_file);
+    f << "s3cret\n";
+  }
+  ServerProcess server({"--token_file=" + token_file});
+  ASSERT_TRUE(server.ok()) << server.log();
+  RunResult r = Cli(server.address(), {"models", "list"});
+  EXPECT_EQ(r.exit_code, 3);
+  ExpectOneLineError(r, "UNAUTHENTICATED");
+  r = Cli(server.address(), {"--token", "wrong", "models", "list"});
+  EXPECT_EQ(r.exit_code, 3);
+  r = Cli(server.address(), {"--token", "s3cret", "models", "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = Cli(server.address(), {"--token_file", token_file, "models", "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = Cli(server.address(), {"models", "list"}, {"NNLAB_TOKEN=s3cret"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::remove(token_file.c_str());
+}
+
+}  // namespace
+}  // namespace nnlab

@@ -1,0 +1,248 @@
+// The plot writer (SVG and PNG read back with libpng) and the live view's
+// frames, on hand-made event histories.
+#include "client/cli_plot.h"
+
+#include <png.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "client/cli_live.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/client/cli_test_util.h"
+
+namespace nnlab::cli {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A 3-layer history: the first layer learns 100x slower than the last
+// (the vanishing-gradient picture), loss falls, accuracy rises.
+std::vector<v1::MetricEvent> Events(int steps) {
+  std::vector<v1::MetricEvent> events;
+  int64_t seq = 0;
+  for (int s = 1; s <= steps; ++s) {
+    v1::MetricEvent e;
+    e.set_sequence(seq++);
+    e.set_step(s);
+    e.set_phase(v1::PHASE_TRAIN);
+    e.set_loss(2.3 * std::exp(-s / 50.0));
+    e.set_accuracy(1.0 - 0.9 * std::exp(-s / 50.0));
+    e.set_learning_rate(0.1);
+    e.set_samples_per_sec(1000);
+    const char* names[] = {"dense0", "dense2", "dense4"};
+    const double speed[] = {1e-4, 1e-3, 1e-2};
+    for (int l = 0; l < 3; ++l) {
+      v1::LayerStats* ls = e.add_layers();
+      ls->set_name(names[l]);
+      ls->set_kind("dense");
+      ls->set_grad_bias_norm(speed[l]);
+      ls->set_saturated_fraction(0.25 * l);
+    }
+    events.push_back(e);
+    if (s % 50 == 0) {
+      v1::MetricEvent ev;
+      ev.set_sequence(seq++);
+      ev.set_step(s);
+      ev.set_phase(v1::PHASE_EVAL);
+      ev.set_loss(e.loss() * 1.1);
+      ev.set_accuracy(e.accuracy() - 0.01);
+      events.push_back(ev);
+    }
+  }
+  return events;
+}
+
+TrainingHistory History(int steps) {
+  TrainingHistory h;
+  h.title = "test run";
+  for (const auto& e : Events(steps)) h.Add(e);
+  return h;
+}
+
+TEST(PlotTest, HistoryCollectsSeries) {
+  TrainingHistory h = History(200);
+  EXPECT_EQ(h.train_loss.size(), 200u);
+  EXPECT_EQ(h.train_accuracy.size(), 200u);
+  EXPECT_EQ(h.eval_accuracy.size(), 4u);
+  ASSERT_EQ(h.learning_speed.size(), 3u);
+  EXPECT_EQ(h.learning_speed[0].first, "dense0");
+  EXPECT_EQ(h.learning_speed[2].first, "dense4");
+  EXPECT_DOUBLE_EQ(h.learning_speed[1].second[7].second, 1e-3);
+
+  // Accuracy -1 (not a classifier) and non-finite losses are left out.
+  v1::MetricEvent e;
+  e.set_phase(v1::PHASE_TRAIN);
+  e.set_step(201);
+  e.set_loss(NAN);
+  e.set_accuracy(-1);
+  h.Add(e);
+  EXPECT_EQ(h.train_loss.size(), 200u);
+  EXPECT_EQ(h.train_accuracy.size(), 200u);
+}
+
+TEST(PlotTest, SvgHasPanelsCurvesAndLogTicks) {
+  std::string svg = RenderSvg(History(200));
+  EXPECT_TRUE(absl::StartsWith(svg, "<?xml"));
+  EXPECT_THAT(svg, HasSubstr("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+  EXPECT_TRUE(absl::EndsWith(svg, "</svg>\n"));
+  EXPECT_THAT(svg, HasSubstr(">loss</text>"));
+  EXPECT_THAT(svg, HasSubstr(">accuracy</text>"));
+  EXPECT_THAT(svg, HasSubstr("learning speed"));
+  for (const char* layer : {">dense0<", ">dense2<", ">dense4<"}) {
+    EXPECT_THAT(svg, HasSubstr(layer));
+  }
+  // The learning speeds span 1e-4 .. 1e-2: the log axis has those decades.
+  EXPECT_THAT(svg, HasSubstr(">1e-4</text>"));
+  EXPECT_THAT(svg, HasSubstr(">1e-2</text>"));
+  // Curves are the polylines of 3 or more points (grid lines and legend
+  // swatches have 2): raw, smoothed and test loss, smoothed and test
+  // accuracy, and one per layer.
+  int curves = 0;
+  for (absl::string_view line : absl::StrSplit(svg, '\n')) {
+    if (!absl::StartsWith(line, "<polyline")) continue;
+    size_t commas = std::count(line.begin(), line.end(), ',');
+    if (commas >= 3) ++curves;
+  }
+  EXPECT_EQ(curves, 3 + 2 + 3);
+}
+
+TEST(PlotTest, EmptyHistoryAndBadExtensionAreRejected) {
+  TrainingHistory empty;
+  EXPECT_EQ(WritePlot(empty, "/tmp/x.svg").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(WritePlot(History(10), "/tmp/x.jpg").code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+struct Image {
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;
+};
+
+Image ReadPng(const std::string& path) {
+  Image img;
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_file(&image, path.c_str())) return img;
+  image.format = PNG_FORMAT_RGB;
+  img.rgb.resize(PNG_IMAGE_SIZE(image));
+  if (!png_image_finish_read(&image, nullptr, img.rgb.data(), 0, nullptr)) {
+    img.rgb.clear();
+    return img;
+  }
+  img.width = static_cast<int>(image.width);
+  img.height = static_cast<int>(image.height);
+  return img;
+}
+
+TEST(PlotTest, PngIsAValidImageWithTheCurvesInIt) {
+  const std::string path = ::testing::TempDir() + "/plot_test.png";
+  ASSERT_TRUE(WritePlot(History(200), path).ok());
+  std::string bytes = nnlab::testing::ReadAll(path);
+  ASSERT_GT(bytes.size(), 33u);
+  EXPECT_EQ(bytes.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_EQ(bytes.substr(12, 4), "IHDR");
+
+  Image img = ReadPng(path);
+  ASSERT_GT(img.width, 0);
+  EXPECT_EQ(img.width, 1200);
+  EXPECT_GT(img.height, 900);  // three panels
+  // Mostly white background, with the palette's first colour (the loss
+  // curve, Tableau blue 31,119,180) drawn somewhere.
+  size_t white = 0, blue = 0;
+  for (size_t i = 0; i + 2 < img.rgb.size(); i += 3) {
+    const uint8_t r = img.rgb[i], g = img.rgb[i + 1], b = img.rgb[i + 2];
+    white += (r == 255 && g == 255 && b == 255);
+    blue += (r == 31 && g == 119 && b == 180);
+  }
+  const size_t pixels = img.rgb.size() / 3;
+  EXPECT_GT(white, pixels / 2);
+  EXPECT_GT(blue, 500u);
+  std::remove(path.c_str());
+}
+
+TEST(PlotTest, GrayPngRoundTrips) {
+  const std::string path = ::testing::TempDir() + "/gray_test.png";
+  std::vector<uint8_t> px(7 * 5);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(i * 7);
+  ASSERT_TRUE(WriteGrayPng(path, 7, 5, px).ok());
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  ASSERT_TRUE(png_image_begin_read_from_file(&image, path.c_str()));
+  EXPECT_EQ(image.width, 7u);
+  EXPECT_EQ(image.height, 5u);
+  image.format = PNG_FORMAT_GRAY;
+  std::vector<uint8_t> back(PNG_IMAGE_SIZE(image));
+  ASSERT_TRUE(png_image_finish_read(&image, nullptr, back.data(), 0, nullptr));
+  EXPECT_EQ(back, px);
+  EXPECT_FALSE(WriteGrayPng(path, 7, 4, px).ok());
+  std::remove(path.c_str());
+}
+
+// Bar length in cells of a live-view layer line (ASCII mode).
+int BarCells(const std::string& frame, const std::string& layer) {
+  for (absl::string_view line : absl::StrSplit(frame, '\n')) {
+    if (!absl::StartsWith(line, "  " + layer + " ")) continue;
+    return static_cast<int>(std::count(line.begin(), line.end(), '#'));
+  }
+  return -1;
+}
+
+TEST(LiveViewTest, FrameShowsProgressMetricsAndLogScaleBars) {
+  v1::Job job;
+  job.set_job_id("j1");
+  job.mutable_spec()->set_model_id("m1");
+  job.mutable_spec()->set_dataset("mnist");
+  job.mutable_spec()->set_epochs(2);
+  job.mutable_spec()->set_batch_size(10);
+  job.set_total_steps(400);
+  job.set_state(v1::JOB_STATE_RUNNING);
+  LiveViewOptions o;
+  o.columns = 100;
+  o.unicode = false;
+  std::string frame = RenderLiveFrame(job, Events(200), o);
+  EXPECT_THAT(frame, HasSubstr("job j1  model m1  dataset mnist  RUNNING"));
+  EXPECT_THAT(frame, HasSubstr("step 200/400"));
+  EXPECT_THAT(frame, HasSubstr(" 50%"));
+  EXPECT_THAT(frame, HasSubstr("1000 samples/s"));
+  // 200 steps left at 100 steps/s (1000 samples/s, batch 10).
+  EXPECT_THAT(frame, HasSubstr("ETA 0:02"));
+  EXPECT_THAT(frame, HasSubstr("test   loss"));
+  EXPECT_THAT(frame,
+              HasSubstr("learning speed ||delta^l|| per layer, log scale"));
+  EXPECT_FALSE(absl::StrContains(frame, "\x1b"));
+  // Log scale 1e-4 .. 1e-2: each decade adds the same bar length.
+  const int b0 = BarCells(frame, "dense0"), b2 = BarCells(frame, "dense2"),
+            b4 = BarCells(frame, "dense4");
+  ASSERT_GE(b0, 0);
+  EXPECT_LT(b0, b2);
+  EXPECT_LT(b2, b4);
+  EXPECT_NEAR(b2 - b0, b4 - b2, 1);
+  for (absl::string_view line : absl::StrSplit(frame, '\n')) {
+    EXPECT_LT(line.size(), 100u) << line;
+  }
+}
+
+TEST(LiveViewTest, PlainLinesCarryTheNumbers) {
+  std::vector<v1::MetricEvent> events = Events(50);
+  std::string line = PlainLine(events[0]);
+  EXPECT_THAT(line, HasSubstr("step 1 epoch 0 loss 2.254"));
+  EXPECT_THAT(line, HasSubstr("dense0=1.0e-04"));
+  v1::MetricEvent state;
+  state.set_phase(v1::PHASE_STATE);
+  state.set_step(50);
+  state.set_job_state(v1::JOB_STATE_FAILED);
+  state.set_message("non-finite gradient in dense0");
+  EXPECT_EQ(PlainLine(state),
+            "state FAILED at step 50: non-finite gradient in dense0");
+}
+
+}  // namespace
+}  // namespace nnlab::cli
