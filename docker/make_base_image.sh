@@ -44,7 +44,7 @@ rm -rf "${rootfs}"/var/lib/apt/lists/* "${rootfs}"/var/cache/apt/*.bin \
   "${rootfs}"/var/cache/apt/archives/*.deb
 
 tar --numeric-owner -C "${rootfs}" -c . |
-  podman import --change 'CMD ["/bin/bash"]' \
+  podman import --quiet --change 'CMD ["/bin/bash"]' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     - "${image}" >/dev/null
 echo "base image ${image} built in $((SECONDS - start)) s"
