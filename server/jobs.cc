@@ -8,9 +8,12 @@
 #include <random>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "core/gan.h"
+#include "core/sequence_data.h"
 #include "core/status_macros.h"
 #include "core/trainer.h"
 #include "server/log.h"
@@ -362,10 +365,9 @@ absl::Status JobManager::ValidateSpec(const v1::JobSpec& spec,
                                       std::shared_ptr<ModelEntry>* entry,
                                       int64_t* total_steps) {
   NNLAB_ASSIGN_OR_RETURN(*entry, models_->Get(spec.model_id()));
-  if ((*entry)->is_gan()) {
-    return absl::UnimplementedError(
-        "spec.model_id names a GAN pair; server-side GAN jobs are not "
-        "supported yet (use the models' halves with TrainStep)");
+  if (spec.gan_d_steps() < 0 || spec.gan_d_steps() > 100) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.gan_d_steps must be in [0, 100], got ", spec.gan_d_steps()));
   }
   if (spec.dataset().empty()) {
     return absl::InvalidArgumentError(
@@ -418,6 +420,25 @@ absl::Status JobManager::ValidateSpec(const v1::JobSpec& spec,
     }
     sample = s;
   }
+  const Effective eff = EffectiveOf(spec);
+  int64_t n = data->train->size();
+  if (spec.max_train_samples() > 0) n = std::min(n, spec.max_train_samples());
+  const int64_t per_epoch = (n + eff.batch_size - 1) / eff.batch_size;
+  *total_steps = per_epoch * eff.epochs;
+  if (spec.max_steps() > 0) {
+    *total_steps = std::min(*total_steps, spec.max_steps());
+  }
+  if ((*entry)->is_gan()) {
+    // The discriminator sees real samples shaped like generated ones.
+    const ModelSpec& d = (*entry)->spec(ModelPart::kDiscriminator);
+    if (d.input_shape != sample) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the GAN generates samples ", ShapeToString(d.input_shape),
+          "; the data set's samples are ", ShapeToString(sample),
+          " (set spec.sample_shape to reshape them)"));
+    }
+    return absl::OkStatus();
+  }
   const ModelSpec& ms = (*entry)->spec(ModelPart::kMain);
   if (ms.input_shape != sample) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -443,13 +464,6 @@ absl::Status JobManager::ValidateSpec(const v1::JobSpec& spec,
                      ShapeToString(data->train->target_shape()),
                      "; the model's outputs are ", ShapeToString(out)));
   }
-  const Effective eff = EffectiveOf(spec);
-  int64_t n = data->train->size();
-  if (spec.max_train_samples() > 0) n = std::min(n, spec.max_train_samples());
-  const int64_t per_epoch = (n + eff.batch_size - 1) / eff.batch_size;
-  *total_steps = per_epoch * eff.epochs;
-  if (spec.max_steps() > 0)
-    *total_steps = std::min(*total_steps, spec.max_steps());
   return absl::OkStatus();
 }
 
@@ -724,6 +738,7 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     ckpt_step = job->record.checkpoint_step();
     base_steps = job->base_trained_steps;
   }
+  if (entry->is_gan()) return TrainGan(job, entry, final_step);
   NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<const DatasetPair> data,
                          datasets_->Get(spec.dataset()));
   Shape sample = data->train->sample_shape();
@@ -881,6 +896,199 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
       return absl::Status(s.code(),
                           absl::StrCat("checkpoint failed: ", s.message()));
     }
+  }
+  return status;
+}
+
+namespace {
+
+// The optimizer state of one half of a GAN pair, names without the prefix.
+google::protobuf::RepeatedPtrField<v1::NamedTensor> StateWithPrefix(
+    const google::protobuf::RepeatedPtrField<v1::NamedTensor>& all,
+    absl::string_view prefix) {
+  google::protobuf::RepeatedPtrField<v1::NamedTensor> out;
+  for (const v1::NamedTensor& t : all) {
+    if (absl::StartsWith(t.name(), prefix)) {
+      v1::NamedTensor* c = out.Add();
+      *c = t;
+      c->set_name(t.name().substr(prefix.size()));
+    }
+  }
+  return out;
+}
+
+void AppendStateWithPrefix(
+    Optimizer* opt, absl::string_view prefix,
+    google::protobuf::RepeatedPtrField<v1::NamedTensor>* out) {
+  google::protobuf::RepeatedPtrField<v1::NamedTensor> part;
+  OptimizerStateToProto(opt, &part);
+  for (v1::NamedTensor& t : part) {
+    t.set_name(absl::StrCat(prefix, t.name()));
+    *out->Add() = std::move(t);
+  }
+}
+
+}  // namespace
+
+absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
+                                  const std::shared_ptr<ModelEntry>& entry,
+                                  int64_t* final_step) {
+  v1::JobSpec spec;
+  int64_t ckpt_step, base_steps;
+  {
+    absl::MutexLock lock(&job->mu);
+    spec = job->record.spec();
+    ckpt_step = job->record.checkpoint_step();
+    base_steps = job->base_trained_steps;
+  }
+  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<const DatasetPair> data,
+                         datasets_->Get(spec.dataset()));
+  Shape sample = data->train->sample_shape();
+  if (!spec.sample_shape().empty()) {
+    sample = Shape(spec.sample_shape().begin(), spec.sample_shape().end());
+  }
+  int64_t ntrain = data->train->size();
+  if (spec.max_train_samples() > 0) {
+    ntrain = std::min(ntrain, spec.max_train_samples());
+  }
+  DatasetView train(data->train, ntrain, sample);
+  DatasetSampler real(&train);
+  const Effective eff = EffectiveOf(spec);
+  GanOptions go;
+  go.generator = entry->spec(ModelPart::kGenerator);
+  go.discriminator = entry->spec(ModelPart::kDiscriminator);
+  go.noise = entry->noise() == v1::NOISE_NORMAL ? NoiseKind::kNormal
+                                                : NoiseKind::kUniform;
+  go.d_steps = spec.gan_d_steps() == 0 ? 1 : spec.gan_d_steps();
+  go.batch_size = eff.batch_size;
+  NNLAB_ASSIGN_OR_RETURN(
+      go.g_optimizer, OptimizerFromProto(spec.optimizer(), "spec.optimizer"));
+  go.d_optimizer = go.g_optimizer;
+  // The GAN trainer's RNG state cannot be saved, so a resumed run draws a
+  // different (but seeded) noise stream from its checkpoint on.
+  go.seed = spec.shuffle_seed() + uint64_t(ckpt_step);
+  NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<GanTrainer> trainer,
+                         GanTrainer::Create(go));
+  int64_t step = 0;
+  if (ckpt_step > 0) {
+    StoredCheckpoint ckpt;
+    NNLAB_RETURN_IF_ERROR(ReadRecord(PathFor(job->id, ".ckpt"), &ckpt));
+    NNLAB_ASSIGN_OR_RETURN(
+        std::shared_ptr<WeightSet> w,
+        WeightsFromProto(ckpt.model(), "checkpoint", options_.limits));
+    NNLAB_RETURN_IF_ERROR(LoadWeights(*w, trainer->generator(), "generator/"));
+    NNLAB_RETURN_IF_ERROR(
+        LoadWeights(*w, trainer->discriminator(), "discriminator/"));
+    NNLAB_RETURN_IF_ERROR(OptimizerStateFromProto(
+        StateWithPrefix(ckpt.optimizer_state(), "generator/"),
+        trainer->g_optimizer()));
+    NNLAB_RETURN_IF_ERROR(OptimizerStateFromProto(
+        StateWithPrefix(ckpt.optimizer_state(), "discriminator/"),
+        trainer->d_optimizer()));
+    step = ckpt.trainer().step();
+    trainer->g_optimizer()->set_step(step);
+    trainer->d_optimizer()->set_step(step * go.d_steps);
+  } else {
+    WeightsPtr w = entry->weights();
+    NNLAB_RETURN_IF_ERROR(LoadWeights(*w, trainer->generator(), "generator/"));
+    NNLAB_RETURN_IF_ERROR(
+        LoadWeights(*w, trainer->discriminator(), "discriminator/"));
+  }
+  const int64_t per_epoch = (ntrain + eff.batch_size - 1) / eff.batch_size;
+  int64_t total = per_epoch * eff.epochs;
+  if (spec.max_steps() > 0) total = std::min(total, spec.max_steps());
+  auto capture = [&]() {
+    auto w = std::make_shared<WeightSet>();
+    AppendWeights(trainer->generator(), "generator/", w.get());
+    AppendWeights(trainer->discriminator(), "discriminator/", w.get());
+    w->trained_steps = base_steps + step;
+    return w;
+  };
+  auto checkpoint = [&]() -> absl::Status {
+    StoredCheckpoint ckpt;
+    ckpt.set_job_id(job->id);
+    v1::ModelFile* file = ckpt.mutable_model();
+    file->set_format_version(1);
+    *file->mutable_gan() = entry->Info().gan();
+    WeightsToProto(*capture(), /*raw=*/true, file);
+    AppendStateWithPrefix(trainer->g_optimizer(), "generator/",
+                          ckpt.mutable_optimizer_state());
+    AppendStateWithPrefix(trainer->d_optimizer(), "discriminator/",
+                          ckpt.mutable_optimizer_state());
+    ckpt.set_optimizer_step(step);
+    ckpt.mutable_trainer()->set_step(step);
+    ckpt.mutable_trainer()->set_epoch(static_cast<int>(step / per_epoch));
+    NNLAB_RETURN_IF_ERROR(WriteRecord(PathFor(job->id, ".ckpt"), ckpt));
+    {
+      absl::MutexLock lock(&job->mu);
+      job->record.set_checkpoint_step(step);
+    }
+    return SaveRecord(job);
+  };
+  absl::Time last_publish = absl::Now(), last_step_time = absl::Now();
+  double sps = 0;
+  absl::Status status;
+  while (step < total) {
+    if (job->stop.load() != kNoStop) {
+      status = absl::CancelledError(absl::StrCat("stopped at step ", step));
+      break;
+    }
+    GanStepStats st;
+    status = trainer->Step(real, &st);
+    if (!status.ok()) break;
+    ++step;
+    const absl::Time now = absl::Now();
+    const double dt = absl::ToDoubleSeconds(now - last_step_time);
+    last_step_time = now;
+    if (dt > 0) {
+      const double inst = double(eff.batch_size) / dt;
+      sps = sps == 0 ? inst : 0.9 * sps + 0.1 * inst;
+    }
+    const int epoch = static_cast<int>((step - 1) / per_epoch);
+    const double lr = LearningRateAt(go.g_optimizer, step - 1);
+    v1::MetricEvent d, g;
+    d.set_phase(v1::PHASE_GAN_D);
+    d.set_step(step);
+    d.set_epoch(epoch);
+    d.set_loss(st.d_loss);
+    d.set_accuracy(-1);
+    d.set_grad_norm(st.d_grad_norm);
+    d.set_learning_rate(lr);
+    d.set_samples_per_sec(sps);
+    d.set_d_real(st.d_real);
+    d.set_d_fake(st.d_fake);
+    g.set_phase(v1::PHASE_GAN_G);
+    g.set_step(step);
+    g.set_epoch(epoch);
+    g.set_loss(st.g_loss);
+    g.set_accuracy(-1);
+    g.set_grad_norm(st.g_grad_norm);
+    g.set_learning_rate(lr);
+    g.set_samples_per_sec(sps);
+    {
+      absl::MutexLock lock(&job->mu);
+      job->record.set_step(step);
+      job->record.set_epoch(epoch);
+      job->record.set_last_loss(st.g_loss);
+      job->record.set_samples_per_sec(sps);
+      job->AppendLocked(std::move(d));
+      job->AppendLocked(std::move(g));
+    }
+    if (now - last_publish >= options_.publish_interval) {
+      entry->Publish(capture());
+      last_publish = now;
+    }
+    if ((spec.checkpoint_every_steps() > 0 &&
+         step % spec.checkpoint_every_steps() == 0) ||
+        (spec.checkpoint_every_steps() == 0 && step % per_epoch == 0)) {
+      NNLAB_RETURN_IF_ERROR(checkpoint());
+    }
+  }
+  *final_step = step;
+  entry->Publish(capture());
+  const int stop = job->stop.load();
+  if (absl::IsCancelled(status) && (stop == kPause || stop == kShutdown)) {
+    NNLAB_RETURN_IF_ERROR(checkpoint());
   }
   return status;
 }

@@ -107,6 +107,10 @@ class JobManager {
   absl::Status Train(const std::shared_ptr<Job>& job,
                      const std::shared_ptr<ModelEntry>& entry,
                      int64_t* final_step);
+  // Alternating GAN training (core/gan.h) of a GAN pair entry.
+  absl::Status TrainGan(const std::shared_ptr<Job>& job,
+                        const std::shared_ptr<ModelEntry>& entry,
+                        int64_t* final_step);
   absl::Status ValidateSpec(const v1::JobSpec& spec,
                             std::shared_ptr<ModelEntry>* entry,
                             int64_t* total_steps);

@@ -607,6 +607,105 @@ TEST(ServiceTest, SampleFromGanAndSequenceModels) {
   }
 }
 
+// A GAN job on uploaded 1-D data: alternating D and G events, and the
+// generator's samples move towards the data.
+TEST(ServiceTest, GanJobTrainsTheGenerator) {
+  TestServer server;
+  Client c = server.MakeClient();
+  // 2,000 samples of N(3, 0.5) with a dummy class label.
+  std::mt19937 gen(5);
+  std::normal_distribution<float> data(3.0f, 0.5f);
+  const int n = 2000;
+  std::string payload;
+  for (int i = 0; i < n; ++i) {
+    const float x = data(gen);
+    payload.append(reinterpret_cast<const char*>(&x), 4);
+  }
+  payload.append(std::string(4 * n, '\0'));  // Labels: class 0.
+  v1::DatasetInfo info;
+  {
+    auto ctx = Ctx();
+    auto w = c.training->UploadDataset(ctx.get(), &info);
+    v1::UploadDatasetRequest h;
+    h.mutable_header()->add_sample_shape(1);
+    h.mutable_header()->set_num_classes(1);
+    h.mutable_header()->set_num_samples(n);
+    h.mutable_header()->set_crc32c(server::Crc32c(payload));
+    ASSERT_TRUE(w->Write(h));
+    v1::UploadDatasetRequest chunk;
+    chunk.set_chunk(payload);
+    ASSERT_TRUE(w->Write(chunk));
+    w->WritesDone();
+    ASSERT_TRUE(w->Finish().ok());
+  }
+  v1::CreateModelRequest req;
+  req.set_model_id("gan1d");
+  v1::GanSpec* gan = req.mutable_gan();
+  gan->set_noise_dim(4);
+  gan->set_noise(v1::NOISE_NORMAL);
+  gan->set_seed(3);
+  gan->mutable_generator()->add_layers()->mutable_dense()->set_units(16);
+  gan->mutable_generator()->add_layers()->mutable_tanh();
+  gan->mutable_generator()->add_layers()->mutable_dense()->set_units(1);
+  gan->mutable_discriminator()->add_layers()->mutable_dense()->set_units(16);
+  gan->mutable_discriminator()->add_layers()->mutable_tanh();
+  gan->mutable_discriminator()->add_layers()->mutable_dense()->set_units(1);
+  v1::Model m;
+  {
+    auto ctx = Ctx();
+    ASSERT_TRUE(c.models->CreateModel(ctx.get(), req, &m).ok());
+  }
+  auto sample_mean = [&]() {
+    v1::SampleRequest s;
+    s.set_model_id("gan1d");
+    s.set_count(500);
+    s.set_seed(1);
+    v1::SampleResponse r;
+    auto ctx = Ctx();
+    EXPECT_TRUE(c.inference->Sample(ctx.get(), s, &r).ok());
+    double sum = 0;
+    for (float v : r.samples().data()) sum += v;
+    return sum / r.samples().data_size();
+  };
+  const double before = sample_mean();
+  v1::JobSpec spec;
+  spec.set_model_id("gan1d");
+  spec.set_dataset(info.dataset_id());
+  spec.mutable_optimizer()->set_kind(v1::OPTIMIZER_ADAM);
+  spec.mutable_optimizer()->set_learning_rate(0.005f);
+  spec.set_batch_size(64);
+  spec.set_epochs(20);  // 32 steps per epoch: 640 generator steps.
+  v1::Job job = StartJob(c, spec);
+  v1::Job done = WaitForJob(c, job.job_id());
+  ASSERT_EQ(done.state(), v1::JOB_STATE_COMPLETED) << done.failure_reason();
+  EXPECT_EQ(done.step(), 640);
+  v1::StreamMetricsRequest sreq;
+  sreq.set_job_id(job.job_id());
+  grpc::Status st;
+  int64_t d_events = 0, g_events = 0;
+  v1::Phase last = v1::PHASE_UNSPECIFIED;
+  for (const auto& e : ReadStream(c, sreq, &st)) {
+    if (e.phase() == v1::PHASE_GAN_D) {
+      ++d_events;
+      EXPECT_NE(last, v1::PHASE_GAN_D);
+      EXPECT_GT(e.d_real(), 0);
+      EXPECT_LT(e.d_real(), 1);
+      EXPECT_GT(e.d_fake(), 0);
+      EXPECT_LT(e.d_fake(), 1);
+    } else if (e.phase() == v1::PHASE_GAN_G) {
+      ++g_events;
+      EXPECT_EQ(last, v1::PHASE_GAN_D);
+    }
+    last = e.phase();
+  }
+  EXPECT_EQ(d_events, 640);
+  EXPECT_EQ(g_events, 640);
+  const double after = sample_mean();
+  std::printf("GAN generator mean: %.3f before, %.3f after (data mean 3)\n",
+              before, after);
+  EXPECT_LT(std::fabs(after - 3.0), 0.5 * std::fabs(before - 3.0));
+}
+
 // >= 25 bad requests, each with its status code; the server keeps serving.
 TEST(ServiceTest, BadRequestsGetTheRightCodes) {
   server::ServerOptions o;
