@@ -61,6 +61,11 @@ fi
 host_cache="$(ccache -k cache_dir 2>/dev/null || true)"
 [[ -n "${host_cache}" && -d "${host_cache}" ]] || host_cache=""
 cache_mount=/var/cache/nnlab-host-ccache
+# ccache also hashes the locale variables: the builds inside get this host's.
+locale_vars=()
+for v in LANG LC_ALL LC_CTYPE LC_MESSAGES; do
+  [[ -z "${!v:-}" ]] || locale_vars+=("${v}=${!v}")
+done
 
 # --- base image --------------------------------------------------------------
 say "base image"
@@ -77,6 +82,7 @@ if [[ -n "${host_cache}" ]]; then
   build_args+=(-v "${host_cache}:${cache_mount}:ro" --build-arg "SRC_DIR=${repo}"
     --build-arg "CCACHE_DIR=${cache_mount}" --build-arg CCACHE_READONLY=true
     --build-arg CCACHE_TEMPDIR=/tmp/ccache-tmp)
+  for v in "${locale_vars[@]}"; do build_args+=(--build-arg "${v}"); done
 fi
 podman build "${build_args[@]}" "${repo}"
 size_bytes="$(podman image inspect --format '{{.Size}}' "${image}")"
@@ -194,6 +200,7 @@ run_fresh() {
   if [[ -n "${host_cache}" ]]; then
     cache_args=(-v "${host_cache}:${cache_mount}:ro" -e "CCACHE_DIR=${cache_mount}"
       -e CCACHE_READONLY=true -e CCACHE_TEMPDIR=/tmp/ccache-tmp)
+    for v in "${locale_vars[@]}"; do cache_args+=(-e "${v}"); done
   fi
   case "${fresh_mode}" in
     full)
