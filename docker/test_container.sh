@@ -91,11 +91,20 @@ lap "image build"
 
 # --- lint ----------------------------------------------------------------------
 say "dockerfilelint"
-if command -v npx >/dev/null 2>&1; then
-  npx --yes dockerfilelint@1.8.0 -c "${here}" "${here}/Dockerfile"
-else
-  echo "npx not found: Dockerfile lint skipped" >&2
+# Findings fail the stage; a linter that cannot be installed only warns.
+lint_dir="$(mktemp -d)"
+if [[ -z "${NODE_EXTRA_CA_CERTS:-}" && -f "${host_ca}" ]]; then
+  export NODE_EXTRA_CA_CERTS="${host_ca}"
 fi
+if command -v npm >/dev/null 2>&1 &&
+  npm install --silent --no-audit --no-fund --prefix "${lint_dir}" \
+    dockerfilelint@1.8.0 >/dev/null 2>&1; then
+  "${lint_dir}/node_modules/.bin/dockerfilelint" -c "${here}" "${here}/Dockerfile" ||
+    fail "dockerfilelint findings"
+else
+  echo "warning: could not install dockerfilelint from npm; lint skipped" >&2
+fi
+rm -rf "${lint_dir}"
 lap "lint"
 
 # --- run the image -------------------------------------------------------------
