@@ -76,6 +76,14 @@ std::string Bar(double fraction, int width, bool unicode, bool track) {
   return out;
 }
 
+// What saturated_fraction counts for a layer: dead units after a ReLU,
+// saturated ones after a sigmoid or tanh.
+const char* UnitsWord(const LiveViewOptions& o, const std::string& layer) {
+  auto it = o.activation_after.find(layer);
+  if (it == o.activation_after.end()) return "sat/dead";
+  return (it->second == "relu" || it->second == "leaky_relu") ? "dead" : "sat";
+}
+
 struct LayerRow {
   std::string name, kind;
   double speed = 0;       // grad_bias_norm of the latest event
@@ -175,7 +183,8 @@ struct LiveState {
     std::string tail =
         absl::StrFormat(" %3.0f%%  step %d/%d  %.0f samples/s  ETA %s",
                         frac * 100, step, total, samples_per_sec, eta);
-    int bar_width = std::max(10, cols - Columns(head) - Columns(tail) - 2);
+    // The last column stays empty so that no line wraps.
+    int bar_width = std::max(10, cols - 1 - Columns(head) - Columns(tail) - 2);
     bar_width = std::min(bar_width, 40);
     lines.push_back(head + "[" + Bar(frac, bar_width, o.unicode, true) + "]" +
                     tail);
@@ -213,9 +222,9 @@ struct LiveState {
       size_t name_w = 6;
       for (const LayerRow& r : layers) name_w = std::max(name_w, r.name.size());
       name_w = std::min<size_t>(name_w, 20);
-      const int suffix_w = 20;  // "  1.2e-03  sat  45%"
+      const int suffix_w = 25;  // "  1.2e-03  sat/dead  45%"
       int bw =
-          std::clamp(cols - static_cast<int>(name_w) - 4 - suffix_w, 10, 60);
+          std::clamp(cols - static_cast<int>(name_w) - 5 - suffix_w, 10, 60);
       for (const LayerRow& r : layers) {
         double f = 0;
         if (have_axis && r.speed > 0 && std::isfinite(r.speed)) {
@@ -227,8 +236,7 @@ struct LiveState {
                              static_cast<int>(name_w)),
                          " ", Bar(f, bw, o.unicode, false), "  ", Sci(r.speed));
         if (r.saturated >= 0) {
-          absl::StrAppendFormat(&line, "  %s %3.0f%%",
-                                r.kind == "relu" ? "dead" : "sat",
+          absl::StrAppendFormat(&line, "  %s %3.0f%%", UnitsWord(o, r.name),
                                 r.saturated * 100);
         }
         lines.push_back(line);
@@ -375,6 +383,22 @@ class JsonPrinter : public EventPrinter {
 };
 
 }  // namespace
+
+std::map<std::string, std::string> ActivationsAfter(const v1::Model& model) {
+  std::map<std::string, std::string> out;
+  std::string pending;  // last layer with parameters, no activation yet
+  for (const v1::LayerInfo& l : model.layers()) {
+    if (l.params_size() > 0) {
+      pending = l.name();
+    } else if (!pending.empty() &&
+               (l.kind() == "relu" || l.kind() == "leaky_relu" ||
+                l.kind() == "sigmoid" || l.kind() == "tanh")) {
+      out[pending] = l.kind();
+      pending.clear();
+    }
+  }
+  return out;
+}
 
 std::string JobStateName(v1::JobState state) {
   std::string name = v1::JobState_Name(state);

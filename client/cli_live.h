@@ -11,9 +11,12 @@
 #define NNLAB_CLIENT_CLI_LIVE_H_
 
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "nnlab/v1/model.pb.h"
 #include "nnlab/v1/training.pb.h"
 
 namespace nnlab::cli {
@@ -36,7 +39,15 @@ struct LiveViewOptions {
   // Minimum time between redraws; evaluations and state changes always
   // redraw.
   double min_redraw_seconds = 0.1;
+  // Parameterised layer -> the activation that follows it ("relu",
+  // "sigmoid", ...), to say whether its saturated_fraction counts dead or
+  // saturated units.
+  std::map<std::string, std::string> activation_after;
 };
+
+// activation_after for a model: each layer with parameters mapped to the
+// first activation after it (before the next layer with parameters).
+std::map<std::string, std::string> ActivationsAfter(const v1::Model& model);
 
 // `out` must outlive the printer.
 std::unique_ptr<EventPrinter> MakeLiveView(FILE* out, LiveViewOptions options);

@@ -140,7 +140,11 @@ int WatchJob(Client& client, const Globals& g, const v1::Job& job,
   if (g.json) {
     printer = MakeJsonPrinter(stdout);
   } else if (live) {
-    printer = MakeLiveView(stdout, TerminalOptions());
+    LiveViewOptions o = TerminalOptions();
+    // Best effort: without the model the view says "sat/dead".
+    auto model = client.GetModel(job.spec().model_id());
+    if (model.ok()) o.activation_after = ActivationsAfter(*model);
+    printer = MakeLiveView(stdout, o);
     signal(SIGINT, RestoreCursorAndExit);
     signal(SIGTERM, RestoreCursorAndExit);
   } else {

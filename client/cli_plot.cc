@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -98,11 +99,12 @@ constexpr double CharAdvance(bool big) {
   return 6.0 * (big ? kBigTextScale : kTextScale);
 }
 
-// 5x7 glyphs for ASCII 32..126 (and the few symbols of the titles), rows top to
-// bottom, '#' = ink.
+// 5x7 glyphs for ASCII 32..126 (and the few symbols of the titles), rows
+// top to bottom, '#' = ink; g, j, p, q and y have two more rows below the
+// baseline.
 struct Glyph {
   char32_t code;
-  const char* rows;  // 7 groups of 5, separated by spaces
+  const char* rows;  // 7 (or 9) groups of 5, separated by spaces
 };
 constexpr Glyph kGlyphs[] = {
     {' ', "..... ..... ..... ..... ..... ..... ....."},
@@ -176,17 +178,17 @@ constexpr Glyph kGlyphs[] = {
     {'d', "....# ....# .##.# #..## #...# #...# .####"},
     {'e', "..... ..... .###. #...# ##### #.... .###."},
     {'f', "..##. .#..# .#... ###.. .#... .#... .#..."},
-    {'g', "..... .#### #...# #...# .#### ....# .###."},
+    {'g', "..... ..... .#### #...# #...# #...# .#### ....# .###."},
     {'h', "#.... #.... #.##. ##..# #...# #...# #...#"},
     {'i', "..#.. ..... .##.. ..#.. ..#.. ..#.. .###."},
-    {'j', "...#. ..... ..##. ...#. ...#. #..#. .##.."},
+    {'j', "...#. ..... ..##. ...#. ...#. ...#. ...#. #..#. .##.."},
     {'k', "#.... #.... #..#. #.#.. ##... #.#.. #..#."},
     {'l', ".##.. ..#.. ..#.. ..#.. ..#.. ..#.. .###."},
     {'m', "..... ..... ##.#. #.#.# #.#.# #...# #...#"},
     {'n', "..... ..... #.##. ##..# #...# #...# #...#"},
     {'o', "..... ..... .###. #...# #...# #...# .###."},
-    {'p', "..... ..... ####. #...# ####. #.... #...."},
-    {'q', "..... ..... .##.# #..## .#### ....# ....#"},
+    {'p', "..... ..... ####. #...# #...# #...# ####. #.... #...."},
+    {'q', "..... ..... .#### #...# #...# #...# .#### ....# ....#"},
     {'r', "..... ..... #.##. ##..# #.... #.... #...."},
     {'s', "..... ..... .###. #.... .###. ....# ####."},
     {'t', ".#... .#... ###.. .#... .#... .#..# ..##."},
@@ -194,7 +196,7 @@ constexpr Glyph kGlyphs[] = {
     {'v', "..... ..... #...# #...# #...# .#.#. ..#.."},
     {'w', "..... ..... #...# #...# #.#.# #.#.# .#.#."},
     {'x', "..... ..... #...# .#.#. ..#.. .#.#. #...#"},
-    {'y', "..... ..... #...# #...# .#### ....# .###."},
+    {'y', "..... ..... #...# #...# #...# #...# .#### ....# .###."},
     {'z', "..... ..... ##### ...#. ..#.. .#... #####"},
     {'{', "...#. ..#.. ..#.. .#... ..#.. ..#.. ...#."},
     {'|', "..#.. ..#.. ..#.. ..#.. ..#.. ..#.. ..#.."},
@@ -341,7 +343,8 @@ class RasterCanvas : public Canvas {
     int pen = static_cast<int>(std::lround(left));
     for (char32_t ch : text) {
       const char* rows = FindGlyph(ch)->rows;
-      for (int r = 0; r < 7; ++r) {
+      const int n_rows = static_cast<int>((std::strlen(rows) + 1) / 6);
+      for (int r = 0; r < n_rows; ++r) {
         for (int col = 0; col < 5; ++col) {
           if (rows[r * 6 + col] != '#') continue;
           for (int dy = 0; dy < scale; ++dy) {
@@ -445,7 +448,20 @@ std::vector<double> LinearTicks(double lo, double hi, int target) {
 void DrawPanel(const Panel& panel, double top, int64_t max_step, bool x_label,
                Canvas* c) {
   const double left = 130, right = kWidth - 40;
-  const double plot_top = top + 50, plot_bottom = top + kPanelHeight - 55;
+  // The legend sits right-aligned beside the title, or on a row of its own
+  // below it when both do not fit.
+  double legend_width = 0;
+  for (const Curve& cv : panel.curves) {
+    if (cv.label.empty()) continue;
+    legend_width +=
+        CharAdvance(false) * static_cast<double>(Utf32(cv.label).size()) + 50;
+  }
+  const double title_width =
+      CharAdvance(true) * static_cast<double>(Utf32(panel.title).size());
+  const bool legend_below = left + title_width + 30 + legend_width > right;
+  const double legend_y = legend_below ? top + 62 : top + 32;
+  const double plot_top = top + (legend_below ? 80 : 50);
+  const double plot_bottom = top + kPanelHeight - 55;
   c->Text(left, top + 32, panel.title, kBlack, Anchor::kStart, /*big=*/true);
 
   // Value range over every curve.
@@ -531,8 +547,8 @@ void DrawPanel(const Panel& panel, double top, int64_t max_step, bool x_label,
     double w =
         CharAdvance(false) * static_cast<double>(Utf32(it->label).size());
     x -= w;
-    c->Text(x, top + 32, it->label, kBlack, Anchor::kStart, false);
-    c->Line(x - 30, top + 25, x - 8, top + 25, it->color, 3);
+    c->Text(x, legend_y, it->label, kBlack, Anchor::kStart, false);
+    c->Line(x - 30, legend_y - 7, x - 8, legend_y - 7, it->color, 3);
     x -= 50;
   }
 }

@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/cli_live.h"
 #include "gmock/gmock.h"
@@ -228,6 +230,22 @@ TEST(LiveViewTest, FrameShowsProgressMetricsAndLogScaleBars) {
   for (absl::string_view line : absl::StrSplit(frame, '\n')) {
     EXPECT_LT(line.size(), 100u) << line;
   }
+  // Saturated fractions: "sat/dead" unless the model says which.
+  EXPECT_THAT(frame, HasSubstr("sat/dead  25%"));
+  v1::Model model;
+  for (const char* kind : {"dense", "relu", "dense", "sigmoid", "dense"}) {
+    v1::LayerInfo* l = model.add_layers();
+    l->set_name(absl::StrCat(kind, model.layers_size() - 1));
+    l->set_kind(kind);
+    if (std::string(kind) == "dense") l->add_params()->set_name("w");
+  }
+  o.activation_after = ActivationsAfter(model);
+  EXPECT_EQ(o.activation_after,
+            (std::map<std::string, std::string>{{"dense0", "relu"},
+                                                {"dense2", "sigmoid"}}));
+  frame = RenderLiveFrame(job, Events(200), o);
+  EXPECT_THAT(frame, HasSubstr("dead   0%"));  // dense0
+  EXPECT_THAT(frame, HasSubstr("sat  25%"));   // dense2
 }
 
 TEST(LiveViewTest, PlainLinesCarryTheNumbers) {
