@@ -6,7 +6,11 @@
 # samples/s with the nnlab/PyTorch ratio against the better PyTorch run.
 #
 # Usage: bench/compare.sh [--workload=NAME[,NAME...]] [--threads=N[,N...]]
-#                         [--epochs=N] [--build=DIR] [--out=FILE]
+#                         [--epochs=N] [--build=DIR] [--out=FILE] [--rt]
+# --rt runs every measurement (both tools alike) under SCHED_FIFO
+# (chrt -f 10; needs root): on a machine shared with builds the figures
+# are then the programs' own, not the neighbours' (the kernel still keeps
+# 5% of each second for everyone else).
 # Needs a Release build with the bench targets (default build dir:
 # build-bench; configure with -DCMAKE_BUILD_TYPE=Release) and Debian's
 # python3-torch. The table also goes to FILE (default DIR/compare.md), the
@@ -19,6 +23,7 @@ workloads="lecture-b10,lecture-b64,wide-mlp,wide-mlp-bn-dropout,lstm-rows,resnet
 threads="1,2"
 epochs=""
 out=""
+rt=()
 for arg in "$@"; do
   case "$arg" in
     --workload=*) workloads="${arg#*=}" ;;
@@ -26,7 +31,8 @@ for arg in "$@"; do
     --epochs=*) epochs="--epochs=${arg#*=}" ;;
     --build=*) build="${arg#*=}" ;;
     --out=*) out="${arg#*=}" ;;
-    *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+    --rt) rt=(chrt -f 10) ;;
+    *) sed -n '2,18p' "$0" >&2; exit 2 ;;
   esac
 done
 
@@ -56,17 +62,19 @@ IFS=',' read -r -a th <<<"$threads"
 for w in "${wl[@]}"; do
   for t in "${th[@]}"; do
     echo "compare: $w, $t thread(s)" >&2
-    "$tool" --child --json --workload="$w" --threads="$t" $epochs >>"$jsonl"
+    "${rt[@]}" "$tool" --child --json --workload="$w" --threads="$t" $epochs >>"$jsonl"
     for variant in default tuned; do
       env_args=(OMP_NUM_THREADS="$t" OPENBLAS_NUM_THREADS="$t" MKL_NUM_THREADS="$t")
       [[ "$variant" == tuned ]] && env_args+=("${tuned_env[@]}")
-      env "${env_args[@]}" "$python" "$repo/bench/torch_reference.py" --child \
+      "${rt[@]}" env "${env_args[@]}" "$python" "$repo/bench/torch_reference.py" --child \
         --json --workload="$w" --threads="$t" $epochs >>"$jsonl" ||
         echo "compare: PyTorch $variant run of $w failed" >&2
     done
   done
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+sched="normal scheduling"
+((${#rt[@]})) && sched="SCHED_FIFO (--rt)"
 
 cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 flags="$(grep -o -w -E 'avx512f|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
@@ -77,10 +85,11 @@ commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
 
 "$python" - "$jsonl" "$cpu ($(nproc) cores; $flags)" "$openblas" \
   "$torch_version" "$gcc_version" "$commit" "$load_before" "$load_after" \
+  "$sched" \
   <<'EOF' | tee "$out"
 import json, sys
 
-path, machine, openblas, torch_v, gcc_v, commit, load0, load1 = sys.argv[1:]
+path, machine, openblas, torch_v, gcc_v, commit, load0, load1, sched = sys.argv[1:]
 rows = [json.loads(l) for l in open(path) if l.strip()]
 # Targets of the performance issue: training ratio per thread count, and
 # inference ratio (GEMM-bound models at least PyTorch, lecture net 3x).
@@ -116,7 +125,7 @@ def f(v):
 
 print(f"Machine: {machine}. OpenBLAS {openblas}, PyTorch {torch_v}, "
       f"g++ {gcc_v}, nnlab {commit}. Load average before/after: "
-      f"{load0} / {load1}.\n")
+      f"{load0} / {load1}; {sched}.\n")
 print("| workload | threads | nnlab train/s (min-max) | PyTorch train/s "
       "(best of default/tuned) | train ratio | target | met | "
       "ratio per CPU-second | nnlab infer/s | PyTorch infer/s | infer ratio "
