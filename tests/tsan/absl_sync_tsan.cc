@@ -133,8 +133,7 @@ bool Mutex::LockWhenWithDeadline(const Condition& cond, Time deadline) {
   __tsan_acquire(this);
   return met;
 }
-bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond,
-                                      Duration timeout) {
+bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond, Duration timeout) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Duration)>(
       Mangled("5Mutex25ReaderLockWhenWithTimeoutERKNS0_9ConditionENS0_"
               "8DurationE"));
@@ -177,8 +176,8 @@ bool Mutex::AwaitWithDeadline(const Condition& cond, Time deadline) {
   return met;
 }
 void CondVar::Wait(Mutex* mu) {
-  static const auto real = Real<void (*)(CondVar*, Mutex*)>(
-      Mangled("7CondVar4WaitEPNS0_5MutexE"));
+  static const auto real =
+      Real<void (*)(CondVar*, Mutex*)>(Mangled("7CondVar4WaitEPNS0_5MutexE"));
   __tsan_release(mu);
   Call(real, this, mu);
   __tsan_acquire(mu);
