@@ -13,6 +13,7 @@ packages=(
   protobuf-compiler libabsl-dev libopenblas-dev libgtest-dev libgmock-dev
   libbenchmark-dev libcli11-dev libpng-dev zlib1g-dev dataset-fashion-mnist
   python3-grpcio python3-grpc-tools
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev
 )
 # Debian's npm conflicts with a Node.js installed from elsewhere: only bring
 # Node.js and npm when there is no npm at all.

@@ -1,0 +1,40 @@
+// Helpers shared by the fuzz targets and the corpus generator.
+#ifndef NNLAB_TESTS_FUZZ_FUZZ_UTIL_H_
+#define NNLAB_TESTS_FUZZ_FUZZ_UTIL_H_
+
+#include <string>
+#include <vector>
+
+namespace nnlab::fuzz {
+
+// Silences nnlabd's info logs and protobuf's own logging (parse errors of
+// fuzz inputs). Server errors still go to stderr (run.sh closes it).
+void QuietLogs();
+
+// A fresh directory, on tmpfs (/dev/shm) when there is one so the
+// server's fsyncs cost nothing; removed when the process exits normally.
+std::string MakeTempDir(const std::string& tag);
+
+// Writes `contents` to `path`; aborts on failure (harness setup only).
+void WriteFileOrDie(const std::string& path, const std::string& contents);
+// Reads a whole file; aborts on failure (harness setup only).
+std::string ReadFileOrDie(const std::string& path);
+// Removes everything inside `dir` (not `dir` itself).
+void ClearDir(const std::string& dir);
+
+// Small valid model specs (ModelSpec text format) the targets share:
+// an MLP on [4], a CNN on [1, 6, 6] with batch norm and dropout, a
+// recurrent many-to-many model on [5, 3] and an MLP on MNIST's [784].
+extern const char kMlpSpec[];
+extern const char kCnnSpec[];
+extern const char kRnnSpec[];
+extern const char kMnistSpec[];
+// A small GAN pair (GanSpec text format).
+extern const char kGanSpec[];
+
+// Paths of examples/*.textproto, sorted.
+std::vector<std::string> ExampleSpecs(const std::string& source_dir);
+
+}  // namespace nnlab::fuzz
+
+#endif  // NNLAB_TESTS_FUZZ_FUZZ_UTIL_H_
