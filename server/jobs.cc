@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <utility>
 
@@ -39,6 +41,10 @@ class Job {
   int events_fd ABSL_GUARDED_BY(mu) = -1;
   int64_t history_limit = 50000;
   std::atomic<int> stop{kNoStop};
+  // The checkpoint Start() chose for a job it re-queued; the next Train
+  // consumes it instead of reading the files again. Only the worker running
+  // the job (or Start, before workers exist) touches it.
+  std::unique_ptr<StoredCheckpoint> resume_ckpt;
 
   ~Job() {
     absl::MutexLock lock(&mu);
@@ -51,11 +57,32 @@ class Job {
     AppendLocked(std::move(e));
   }
 
+  // Makes the event log durable up to now. Called before a checkpoint and
+  // on state changes, so the history of everything a checkpoint or a job
+  // record acknowledges survives a machine crash; per-event syncs would cost
+  // a disk flush per training step. The flush runs on a duplicate of the
+  // descriptor, outside `mu`, so watchers are not held up by the disk.
+  void SyncLog() {
+    int fd;
+    {
+      absl::MutexLock lock(&mu);
+      if (events_fd < 0) return;
+      fd = dup(events_fd);
+    }
+    if (fd < 0) return;
+    if (fdatasync(fd) != 0) {
+      LogError(absl::StrCat(
+          "job ", id, ": event log fdatasync failed: ", std::strerror(errno)));
+    }
+    close(fd);
+  }
+
   void AppendLocked(v1::MetricEvent e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     e.set_sequence(next_seq++);
     if (!e.has_time()) SetTimestampNow(e.mutable_time());
     if (events_fd >= 0) {
-      // Best-effort history log (no fsync): a torn tail is dropped on load.
+      // The tail since the last SyncLog may be lost (or torn) by a machine
+      // crash; a torn tail is dropped on load and the job redoes those steps.
       const std::string frame = Frame(e.SerializeAsString());
       const ssize_t n = write(events_fd, frame.data(), frame.size());
       if (n != static_cast<ssize_t>(frame.size())) {
@@ -145,7 +172,11 @@ Watcher::Result Watcher::Next(absl::Duration timeout, v1::MetricEvent* event) {
     while (cursor_ < job->next_seq) {
       const v1::MetricEvent& e = *job->history[cursor_ - job->first_seq];
       ++cursor_;
-      if (e.phase() != v1::PHASE_STATE && e.step() < options_.from_step) {
+      // Everything before from_step is skipped, state changes included; the
+      // state that ends the job is always delivered, so every stream learns
+      // how the job ended.
+      if (e.step() < options_.from_step &&
+          !(e.phase() == v1::PHASE_STATE && IsTerminal(e.job_state()))) {
         continue;
       }
       if (e.phase() == v1::PHASE_TRAIN && options_.every_n > 1 &&
@@ -186,6 +217,53 @@ absl::Status JobManager::SaveRecord(const std::shared_ptr<Job>& job) {
   return s;
 }
 
+absl::Status JobManager::WriteCheckpoint(const std::string& id,
+                                         const StoredCheckpoint& ckpt) {
+  const std::string path = PathFor(id, ".ckpt");
+  const std::string prev = PathFor(id, ".ckpt.prev");
+  // The last checkpoint stays on disk, as .prev, until the next one
+  // replaces it: if the newest turns out unreadable (a disk that lied, a
+  // flipped bit) the job falls back to the one before instead of failing.
+  const bool had = rename(path.c_str(), prev.c_str()) == 0;
+  absl::Status s = WriteRecord(path, ckpt);
+  if (!s.ok() && had && rename(prev.c_str(), path.c_str()) != 0) {
+    LogError(absl::StrCat("job ", id, ": cannot restore ", prev, ": ",
+                          std::strerror(errno)));
+  }
+  return s;
+}
+
+absl::Status JobManager::ReadCheckpoint(const std::string& id,
+                                        StoredCheckpoint* out) const {
+  std::string problems;
+  for (absl::string_view ext : {".ckpt", ".ckpt.prev"}) {
+    const std::string path = PathFor(id, ext);
+    StoredCheckpoint ckpt;
+    absl::Status s = ReadRecord(path, &ckpt);
+    if (s.ok() && ckpt.job_id() != id) {
+      s = absl::DataLossError(absl::StrCat(path, ": belongs to job \"",
+                                           ckpt.job_id().substr(0, 64), "\""));
+    }
+    if (s.ok()) {
+      if (!problems.empty()) {
+        LogError(absl::StrCat("job ", id, ": using the previous checkpoint (",
+                              path, ", step ", ckpt.trainer().step(), "); ",
+                              problems));
+      }
+      *out = std::move(ckpt);
+      return absl::OkStatus();
+    }
+    if (absl::IsNotFound(s)) continue;
+    LogError(absl::StrCat("job ", id, ": unusable checkpoint: ", s.ToString()));
+    absl::StrAppend(&problems, problems.empty() ? "" : "; ", s.message());
+  }
+  if (problems.empty()) {
+    return absl::NotFoundError(absl::StrCat("job ", id, " has no checkpoint"));
+  }
+  return absl::DataLossError(
+      absl::StrCat("no readable checkpoint of job ", id, ": ", problems));
+}
+
 void JobManager::SetState(const std::shared_ptr<Job>& job, v1::JobState state,
                           const std::string& message) {
   {
@@ -208,6 +286,8 @@ void JobManager::SetState(const std::shared_ptr<Job>& job, v1::JobState state,
       job->cv.SignalAll();
     }
   }
+  // The record acknowledges the state; the history leading to it goes first.
+  job->SyncLog();
   SaveRecord(job).IgnoreError();  // Logged by SaveRecord.
   LogInfo(absl::StrCat("job ", job->id, " ", v1::JobState_Name(state),
                        message.empty() ? "" : ": ", message));
@@ -260,11 +340,28 @@ absl::Status JobManager::Start() {
     }
     const bool interrupted =
         state == v1::JOB_STATE_RUNNING || state == v1::JOB_STATE_QUEUED;
+    // The checkpoint files, not the record, say where an unfinished job
+    // resumes: a crash between writing a checkpoint and the record leaves
+    // the record behind, and a corrupt newest checkpoint falls back to the
+    // one before it.
+    absl::Status resumable = absl::OkStatus();
+    if (!IsTerminal(state)) {
+      auto ckpt = std::make_unique<StoredCheckpoint>();
+      absl::Status cs = ReadCheckpoint(job->id, ckpt.get());
+      if (cs.ok()) {
+        ckpt_step = ckpt->trainer().step();
+        absl::MutexLock lock(&job->mu);
+        job->record.set_checkpoint_step(ckpt_step);
+        if (interrupted) job->resume_ckpt = std::move(ckpt);
+      } else if (!absl::IsNotFound(cs) || ckpt_step > 0) {
+        resumable = cs;
+      }
+    }
     // History: keep what the checkpoint covers for jobs that will redo the
     // rest; rewrite the log so it matches.
     std::vector<v1::MetricEvent> events =
         ReadEventLog(PathFor(job->id, ".events"));
-    if (interrupted || state == v1::JOB_STATE_PAUSED) {
+    if (resumable.ok() && (interrupted || state == v1::JOB_STATE_PAUSED)) {
       events.erase(std::remove_if(events.begin(), events.end(),
                                   [&](const v1::MetricEvent& e) {
                                     return e.step() > ckpt_step;
@@ -301,13 +398,19 @@ absl::Status JobManager::Start() {
       job->ended = true;
       continue;
     }
+    if (!resumable.ok()) {
+      SetState(
+          job, v1::JOB_STATE_FAILED,
+          absl::StrCat("cannot resume after restart: ", resumable.ToString()));
+      continue;
+    }
     // A paused or interrupted job still owns its model.
     absl::StatusOr<std::shared_ptr<ModelEntry>> entry = models_->Get(model_id);
     absl::Status own =
         entry.ok() ? (*entry)->BeginTraining(job->id) : entry.status();
     if (!own.ok()) {
       SetState(job, v1::JOB_STATE_FAILED,
-               absl::StrCat("cannot resume after restart: ", own.message()));
+               absl::StrCat("cannot resume after restart: ", own.ToString()));
       continue;
     }
     if (interrupted) {
@@ -705,6 +808,9 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
   if (!paused && !interrupted) (*entry)->EndTraining(job->id);
   if (status.ok()) {
     SetState(job, v1::JOB_STATE_COMPLETED, "");
+    // Nothing resumes a finished job; its last checkpoint stays.
+    absl::Status rm = RemoveFile(PathFor(job->id, ".ckpt.prev"));
+    if (!rm.ok()) LogError(absl::StrCat("job ", job->id, ": ", rm.ToString()));
   } else if (paused) {
     SetState(job, v1::JOB_STATE_PAUSED,
              absl::StrCat("paused at step ", final_step));
@@ -771,9 +877,13 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
   NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
                          Trainer::Create(model.get(), opts));
 
-  if (ckpt_step > 0) {
-    StoredCheckpoint ckpt;
-    NNLAB_RETURN_IF_ERROR(ReadRecord(PathFor(job->id, ".ckpt"), &ckpt));
+  std::unique_ptr<StoredCheckpoint> stashed = std::move(job->resume_ckpt);
+  if (ckpt_step > 0 || stashed != nullptr) {
+    if (stashed == nullptr) {
+      stashed = std::make_unique<StoredCheckpoint>();
+      NNLAB_RETURN_IF_ERROR(ReadCheckpoint(job->id, stashed.get()));
+    }
+    const StoredCheckpoint& ckpt = *stashed;
     NNLAB_ASSIGN_OR_RETURN(
         std::shared_ptr<WeightSet> w,
         WeightsFromProto(ckpt.model(), "checkpoint", options_.limits));
@@ -788,8 +898,14 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     NNLAB_RETURN_IF_ERROR(trainer->SetState(ts));
     trainer->optimizer()->set_step(ckpt.optimizer_step());
     NNLAB_RETURN_IF_ERROR(model->rng()->Restore(ckpt.model_rng()));
+    {
+      absl::MutexLock lock(&job->mu);
+      job->record.set_checkpoint_step(ts.step);
+      job->record.set_step(ts.step);
+    }
     LogInfo(absl::StrCat("job ", job->id, " resumed from checkpoint at step ",
                          ts.step));
+    stashed.reset();
   }
 
   auto checkpoint = [&]() -> absl::Status {
@@ -809,7 +925,15 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     st->set_batch_in_epoch(ts.batch_in_epoch);
     st->set_shuffle_rng(ts.shuffle_rng);
     ckpt.set_model_rng(model->rng()->Save());
-    NNLAB_RETURN_IF_ERROR(WriteRecord(PathFor(job->id, ".ckpt"), ckpt));
+    // The history up to this step is durable before the checkpoint that
+    // makes the job resume after it.
+    job->SyncLog();
+    absl::Status written = WriteCheckpoint(job->id, ckpt);
+    if (!written.ok()) {
+      return absl::Status(written.code(),
+                          absl::StrCat("checkpoint at step ", ts.step,
+                                       " failed: ", written.message()));
+    }
     {
       absl::MutexLock lock(&job->mu);
       job->record.set_checkpoint_step(ts.step);
@@ -824,6 +948,7 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
   absl::Time last_step_time = absl::Now();
   double sps = 0;
   bool reached_max_steps = false;
+  int64_t last_eval_step = -1;
   Trainer::Callbacks cb;
   cb.on_step = [&](const StepStats& stats) -> absl::Status {
     const absl::Time now = absl::Now();
@@ -875,12 +1000,35 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     ev->set_accuracy(r.accuracy);
     ev->set_step(trainer->state().step);
     job->AppendLocked(std::move(e));
+    last_eval_step = trainer->state().step;
   };
   cb.should_stop = [&]() { return job->stop.load() != kNoStop; };
 
-  absl::Status status = test != nullptr ? trainer->Run(train, test.get(), cb)
-                                        : trainer->Run(train, nullptr, cb);
-  if (reached_max_steps) status = absl::OkStatus();
+  absl::Status status;
+  if (spec.max_steps() > 0 && trainer->state().step >= spec.max_steps()) {
+    // Resumed from a checkpoint taken at max_steps: nothing left to train.
+    reached_max_steps = true;
+  } else {
+    status = test != nullptr ? trainer->Run(train, test.get(), cb)
+                             : trainer->Run(train, nullptr, cb);
+  }
+  if (reached_max_steps) {
+    status = absl::OkStatus();
+    // max_steps may stop mid-epoch, before the epoch-end evaluation: the
+    // job still ends with one on the final weights.
+    if (test != nullptr && last_eval_step != trainer->state().step) {
+      absl::StatusOr<EvalResult> r =
+          Evaluate(model.get(), *test, eff.batch_size);
+      if (r.ok()) {
+        StepStats at;
+        at.step = trainer->state().step;
+        at.epoch = std::min(trainer->state().epoch, eff.epochs - 1);
+        cb.on_eval(at, *r);
+      } else {
+        status = r.status();
+      }
+    }
+  }
   *final_step = trainer->state().step;
   {
     absl::MutexLock lock(&job->mu);
@@ -970,9 +1118,13 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
   NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<GanTrainer> trainer,
                          GanTrainer::Create(go));
   int64_t step = 0;
-  if (ckpt_step > 0) {
-    StoredCheckpoint ckpt;
-    NNLAB_RETURN_IF_ERROR(ReadRecord(PathFor(job->id, ".ckpt"), &ckpt));
+  std::unique_ptr<StoredCheckpoint> stashed = std::move(job->resume_ckpt);
+  if (ckpt_step > 0 || stashed != nullptr) {
+    if (stashed == nullptr) {
+      stashed = std::make_unique<StoredCheckpoint>();
+      NNLAB_RETURN_IF_ERROR(ReadCheckpoint(job->id, stashed.get()));
+    }
+    const StoredCheckpoint& ckpt = *stashed;
     NNLAB_ASSIGN_OR_RETURN(
         std::shared_ptr<WeightSet> w,
         WeightsFromProto(ckpt.model(), "checkpoint", options_.limits));
@@ -1018,7 +1170,13 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
     ckpt.set_optimizer_step(step);
     ckpt.mutable_trainer()->set_step(step);
     ckpt.mutable_trainer()->set_epoch(static_cast<int>(step / per_epoch));
-    NNLAB_RETURN_IF_ERROR(WriteRecord(PathFor(job->id, ".ckpt"), ckpt));
+    job->SyncLog();
+    absl::Status written = WriteCheckpoint(job->id, ckpt);
+    if (!written.ok()) {
+      return absl::Status(written.code(),
+                          absl::StrCat("checkpoint at step ", step,
+                                       " failed: ", written.message()));
+    }
     {
       absl::MutexLock lock(&job->mu);
       job->record.set_checkpoint_step(step);

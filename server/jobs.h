@@ -1,6 +1,16 @@
 // The job manager: training jobs on a bounded worker pool, their state
 // machine, event history and watchers, checkpoints, and persistence in
-// <data_dir>/jobs (<id>.job record, <id>.ckpt checkpoint, <id>.events log).
+// <data_dir>/jobs (<id>.job record, <id>.ckpt checkpoint and the one before
+// it, <id>.ckpt.prev, <id>.events log).
+//
+// Durability: checkpoints and records are written atomically (storage.h).
+// The event log is appended per event and fdatasync'ed before every
+// checkpoint and state change, so after a crash the history covers at least
+// everything up to the checkpoint the job resumes from. A checkpoint that
+// fails its checksum is reported (log line) and the previous one is used;
+// with neither readable the job ends FAILED with a DATA_LOSS reason. A
+// checkpoint that cannot be written (disk full, I/O error) fails the job
+// with a reason naming the error; the previous checkpoint stays in place.
 //
 // States: QUEUED -> RUNNING -> COMPLETED | CANCELLED | FAILED, and
 // RUNNING/QUEUED -> PAUSED -> QUEUED. Pause, cancel and shutdown reach the
@@ -47,11 +57,14 @@ struct JobManagerOptions {
 };
 
 class Job;
+class StoredCheckpoint;
 
 // A watcher's position in one job's event stream.
 class Watcher {
  public:
   struct Options {
+    // Events of earlier steps are skipped (state changes included), except
+    // the terminal state event.
     int64_t from_step = 0;
     int64_t every_n = 1;
     bool omit_layer_stats = false;
@@ -118,6 +131,14 @@ class JobManager {
   void SetState(const std::shared_ptr<Job>& job, v1::JobState state,
                 const std::string& message);
   absl::Status SaveRecord(const std::shared_ptr<Job>& job);
+  // Writes a job's checkpoint, keeping the previous one as <id>.ckpt.prev.
+  absl::Status WriteCheckpoint(const std::string& id,
+                               const StoredCheckpoint& ckpt);
+  // The newest readable checkpoint of a job (falling back to the previous
+  // one, with a log line); NotFound if there is none, DataLoss if every one
+  // there is corrupt.
+  absl::Status ReadCheckpoint(const std::string& id,
+                              StoredCheckpoint* out) const;
   std::string PathFor(const std::string& id, absl::string_view ext) const;
 
   const JobManagerOptions options_;

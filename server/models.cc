@@ -165,6 +165,13 @@ absl::Status ModelRegistry::Load() {
     }
     if (!s.ok()) {
       LogError(absl::StrCat("skipping model file ", path, ": ", s.ToString()));
+      // Remembered by the file's name, so asking for the model says what
+      // happened to it instead of NOT_FOUND.
+      const std::string id = name.substr(0, name.size() - 6);
+      if (IsValidId(id)) {
+        absl::MutexLock lock(&mu_);
+        damaged_[id] = s.ToString();
+      }
       continue;
     }
     *(*entry)->base_.mutable_create_time() = stored.create_time();
@@ -320,6 +327,11 @@ absl::StatusOr<std::shared_ptr<ModelEntry>> ModelRegistry::Register(
       return absl::AlreadyExistsError(
           absl::StrCat("model \"", id, "\" already exists"));
     }
+    if (damaged_.count(id) > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "model \"", id,
+          "\" has a damaged file on disk; DeleteModel removes it"));
+    }
     if (static_cast<int>(models_.size()) >= max_models_) {
       return absl::ResourceExhaustedError(
           absl::StrCat("the server holds its limit of ", max_models_,
@@ -385,6 +397,12 @@ absl::StatusOr<std::shared_ptr<ModelEntry>> ModelRegistry::Get(
   absl::MutexLock lock(&mu_);
   auto it = models_.find(id);
   if (it == models_.end()) {
+    auto d = damaged_.find(id);
+    if (d != damaged_.end()) {
+      return absl::DataLossError(
+          absl::StrCat("model \"", id, "\" could not be loaded (", d->second,
+                       "); DeleteModel removes the damaged file"));
+    }
     return absl::NotFoundError(absl::StrCat("model \"", id, "\" not found"));
   }
   return it->second;
@@ -398,6 +416,18 @@ std::vector<std::shared_ptr<ModelEntry>> ModelRegistry::List() const {
 }
 
 absl::Status ModelRegistry::Delete(const std::string& id) {
+  NNLAB_RETURN_IF_ERROR(CheckId("model_id", id));
+  bool damaged;
+  {
+    absl::MutexLock lock(&mu_);
+    damaged = damaged_.erase(id) > 0;
+  }
+  if (damaged) {
+    absl::MutexLock write_lock(&write_mu_);
+    NNLAB_RETURN_IF_ERROR(RemoveFile(Path(id)));
+    LogInfo(absl::StrCat("damaged model file of ", id, " deleted"));
+    return absl::OkStatus();
+  }
   NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> e, Get(id));
   {
     absl::MutexLock lock(&e->mu_);

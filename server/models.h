@@ -105,14 +105,15 @@ class ModelRegistry {
   ModelRegistry(std::string dir, const Limits& limits, int max_models);
 
   // Creates the directory, removes temp files, loads every stored model
-  // (corrupt files are logged and skipped).
+  // (corrupt files are logged and skipped; Get reports them as DataLoss).
   absl::Status Load();
 
   absl::StatusOr<std::shared_ptr<ModelEntry>> Create(
       const v1::CreateModelRequest& request);
   absl::StatusOr<std::shared_ptr<ModelEntry>> Import(
       const v1::ImportModelRequest& request);
-  // InvalidArgument for a malformed id, NotFound for an unknown one.
+  // InvalidArgument for a malformed id, NotFound for an unknown one,
+  // DataLoss for one whose file was damaged.
   absl::StatusOr<std::shared_ptr<ModelEntry>> Get(const std::string& id) const;
   // Ordered by id.
   std::vector<std::shared_ptr<ModelEntry>> List() const;
@@ -141,6 +142,10 @@ class ModelRegistry {
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<ModelEntry>> models_
       ABSL_GUARDED_BY(mu_);
+  // Ids whose files failed to load (checksum, parse, validation), with why:
+  // Get reports DataLoss for them, List leaves them out, Delete removes the
+  // file.
+  std::map<std::string, std::string> damaged_ ABSL_GUARDED_BY(mu_);
   // Serialises writes of model files.
   absl::Mutex write_mu_;
 };
