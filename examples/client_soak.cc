@@ -183,7 +183,13 @@ int main(int argc, char** argv) {
     auto c = Connect(f);
     int next = 0;
     std::vector<std::pair<std::string, std::string>> mine;  // job, model
+    bool refused = true;
     while (!stop.load()) {
+      // Each round submits until the queue limit refuses one.
+      if (refused) {
+        refused = false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      }
       const std::string model = absl::StrCat("soak-job-", next++);
       v1::CreateModelRequest r;
       r.set_model_id(model);
@@ -197,7 +203,7 @@ int main(int argc, char** argv) {
         spec.mutable_optimizer()->set_kind(v1::OPTIMIZER_ADAM);
         spec.mutable_optimizer()->set_learning_rate(0.003f);
         spec.set_batch_size(32);
-        spec.set_epochs(1);
+        spec.set_epochs(10);  // 625 steps per epoch.
         spec.set_max_steps(3000);
         spec.set_checkpoint_every_steps(500);
         spec.set_stats_every(50);
@@ -209,6 +215,7 @@ int main(int argc, char** argv) {
           live_jobs.push_back(job->job_id());
         } else if (absl::IsResourceExhausted(job.status())) {
           ++rejected;
+          refused = true;
           c->DeleteModel(model).IgnoreError();
         } else {
           ++other_errors;
@@ -234,7 +241,6 @@ int main(int argc, char** argv) {
           ++it;
         }
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }
     for (auto& [job, model] : mine) c->CancelJob(job).IgnoreError();
   });

@@ -50,6 +50,7 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   --watchers=50 --levels=1,8,32
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "server errors logged: $(grep -c ' ERROR ' "$work/nnlabd.log" || true)"
+grep ' ERROR ' "$work/nnlabd.log" | head -5 || true
 kill -TERM "$server_pid"
 wait "$server_pid"
 echo "nnlabd exit status: $?"
