@@ -1,5 +1,6 @@
 #include "server/convert.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -230,8 +231,11 @@ absl::Status LayersFromProto(
 }
 
 // Walks the layers with an upper bound on each shape; see
-// EstimateParameters. `shape` is the per-sample shape going in.
-double EstimateLayers(const std::vector<LayerSpec>& layers, Shape* shape);
+// EstimateParameters. `shape` is the per-sample shape going in; `peak`
+// grows to the largest per-sample buffer a layer allocates (its output,
+// a convolution's im2col matrix, a recurrent layer's per-step caches).
+double EstimateLayers(const std::vector<LayerSpec>& layers, Shape* shape,
+                      double* peak);
 
 double Elements(const Shape& s) {
   double n = 1;
@@ -239,7 +243,16 @@ double Elements(const Shape& s) {
   return n;
 }
 
-double EstimateLayer(const LayerSpec& l, Shape* shape) {
+double EstimateLayer(const LayerSpec& l, Shape* shape, double* peak);
+
+// EstimateLayer, then the layer's output counted into `peak`.
+double EstimateLayerAndPeak(const LayerSpec& l, Shape* shape, double* peak) {
+  const double params = EstimateLayer(l, shape, peak);
+  *peak = std::max(*peak, Elements(*shape));
+  return params;
+}
+
+double EstimateLayer(const LayerSpec& l, Shape* shape, double* peak) {
   const double in = Elements(*shape);
   const std::string& k = l.kind;
   if (k == "dense") {
@@ -262,6 +275,9 @@ double EstimateLayer(const LayerSpec& l, Shape* shape) {
         return std::max<int64_t>(1,
                                  (d + 2 * l.padding - l.kernel) / l.stride + 1);
       };
+      const double ho = double(out((*shape)[1])), wo = double(out((*shape)[2]));
+      // im2col: [c * k * k, ho * wo].
+      *peak = std::max(*peak, c * l.kernel * l.kernel * ho * wo);
       *shape = {l.filters, out((*shape)[1]), out((*shape)[2])};
     }
     return params;
@@ -288,11 +304,13 @@ double EstimateLayer(const LayerSpec& l, Shape* shape) {
     const double f = shape->size() == 2 ? double((*shape)[1]) : in;
     const int64_t t = shape->size() == 2 ? (*shape)[0] : 1;
     *shape = l.return_sequences ? Shape{t, l.units} : Shape{l.units};
+    // Per-step caches of inputs, gates, states and cells.
+    *peak = std::max(*peak, double(t) * (f + (gates + 2) * l.units));
     return gates * l.units * (f + l.units + 1);
   }
   if (k == "residual") {
     Shape body_shape = *shape;
-    const double body = EstimateLayers(l.body, &body_shape);
+    const double body = EstimateLayers(l.body, &body_shape, peak);
     // A projection of x when F changes the shape: at most in * out + out.
     const double out = Elements(body_shape);
     const double projection = body_shape == *shape ? 0 : in * out + out;
@@ -302,9 +320,12 @@ double EstimateLayer(const LayerSpec& l, Shape* shape) {
   return 0;  // Activations, dropout: no parameters, same shape.
 }
 
-double EstimateLayers(const std::vector<LayerSpec>& layers, Shape* shape) {
+double EstimateLayers(const std::vector<LayerSpec>& layers, Shape* shape,
+                      double* peak) {
   double total = 0;
-  for (const LayerSpec& l : layers) total += EstimateLayer(l, shape);
+  for (const LayerSpec& l : layers) {
+    total += EstimateLayerAndPeak(l, shape, peak);
+  }
   return total;
 }
 
@@ -379,7 +400,27 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& proto,
 
 double EstimateParameters(const ModelSpec& spec) {
   Shape shape = spec.input_shape;
-  return EstimateLayers(spec.layers, &shape);
+  double peak = 0;
+  return EstimateLayers(spec.layers, &shape, &peak);
+}
+
+double EstimateSampleElements(const ModelSpec& spec) {
+  Shape shape = spec.input_shape;
+  double peak = Elements(shape);
+  EstimateLayers(spec.layers, &shape, &peak);
+  return peak;
+}
+
+absl::Status CheckBatchSize(const ModelSpec& spec, int64_t batch,
+                            const Limits& limits) {
+  const double elements = EstimateSampleElements(spec) * double(batch);
+  if (elements > double(limits.max_tensor_elements)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "a batch of ", batch, " samples needs a buffer of about ", elements,
+        " elements in this model; the server's limit is ",
+        limits.max_tensor_elements, " (send smaller batches)"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Model>> BuildModelChecked(
@@ -391,6 +432,15 @@ absl::StatusOr<std::unique_ptr<Model>> BuildModelChecked(
     return absl::ResourceExhaustedError(
         absl::StrCat(field, " would have about ", estimate,
                      " parameters; the server's limit is ", limits.max_params));
+  }
+  // Layers allocate their per-sample buffers at build time (a convolution
+  // its im2col matrix), so a few parameters can ask for terabytes.
+  const double elements = EstimateSampleElements(spec);
+  if (elements > double(limits.max_tensor_elements)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(field, " needs a buffer of about ", elements,
+                     " elements per sample; the server's limit is ",
+                     limits.max_tensor_elements));
   }
   absl::StatusOr<std::unique_ptr<Model>> model = Model::Build(spec);
   if (!model.ok()) {
@@ -504,23 +554,27 @@ absl::StatusOr<Tensor> TensorFromProto(const v1::Tensor& p,
   if (!p.data().empty() && !p.raw_data().empty()) {
     return Invalid(field, "sets both data and raw_data; use one");
   }
+  // Sizes are checked before allocating: the shape is only a claim, and a
+  // few bytes must not make the server reserve the limit.
+  const bool raw = !p.raw_data().empty();
+  if (raw && p.raw_data().size() != size_t(n) * 4) {
+    return Invalid(absl::StrCat(field, ".raw_data"),
+                   absl::StrCat("has ", p.raw_data().size(), " bytes; shape ",
+                                ShapeToString(shape), " needs ", n * 4));
+  }
+  if (!raw && p.data_size() != n) {
+    return Invalid(absl::StrCat(field, ".data"),
+                   absl::StrCat("has ", p.data_size(), " values; shape ",
+                                ShapeToString(shape), " needs ", n));
+  }
   Tensor t(shape);
-  if (!p.raw_data().empty()) {
-    if (p.raw_data().size() != size_t(n) * 4) {
-      return Invalid(absl::StrCat(field, ".raw_data"),
-                     absl::StrCat("has ", p.raw_data().size(), " bytes; shape ",
-                                  ShapeToString(shape), " needs ", n * 4));
-    }
-    // Little-endian on the wire; x86-64 and arm64 hosts are little-endian.
-    static_assert(sizeof(float) == 4, "float32 expected");
-    std::memcpy(t.data(), p.raw_data().data(), size_t(n) * 4);
-  } else {
-    if (p.data_size() != n) {
-      return Invalid(absl::StrCat(field, ".data"),
-                     absl::StrCat("has ", p.data_size(), " values; shape ",
-                                  ShapeToString(shape), " needs ", n));
-    }
-    if (n > 0) std::memcpy(t.data(), p.data().data(), size_t(n) * 4);
+  // Little-endian on the wire; x86-64 and arm64 hosts are little-endian.
+  static_assert(sizeof(float) == 4, "float32 expected");
+  if (n > 0) {
+    std::memcpy(t.data(),
+                raw ? static_cast<const void*>(p.raw_data().data())
+                    : static_cast<const void*>(p.data().data()),
+                size_t(n) * 4);
   }
   if (!t.AllFinite()) {
     return Invalid(field, "contains NaN or infinity");

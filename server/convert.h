@@ -53,6 +53,15 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& proto,
 // Upper bound on the parameters `spec` builds, computed without allocating
 // (a cheap guard before the core allocates anything); +inf-safe (double).
 double EstimateParameters(const ModelSpec& spec);
+// Upper bound on the largest per-sample buffer (layer output, im2col
+// matrix, recurrent caches) `spec` allocates, in elements.
+double EstimateSampleElements(const ModelSpec& spec);
+
+// ResourceExhausted when a batch of `batch` samples through `spec` would
+// need a buffer beyond limits.max_tensor_elements (EstimateSampleElements
+// times the batch).
+absl::Status CheckBatchSize(const ModelSpec& spec, int64_t batch,
+                            const Limits& limits);
 
 // Builds `spec` after checking its size against limits.max_params:
 // ResourceExhausted naming the count and the limit.

@@ -1,6 +1,10 @@
 #include "server/server.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <memory>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -9,6 +13,8 @@
 #include "core/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
 #include "grpcpp/security/server_credentials.h"
 #include "server/datasets.h"
 #include "server/jobs.h"
@@ -18,6 +24,31 @@
 #include "server/storage.h"
 
 namespace nnlab::server {
+namespace {
+
+// Reflection is a process-wide ServerBuilder plugin in gRPC: once
+// registered, every server built afterwards would get it. This option
+// takes it out again for the servers that must not serve it.
+class WithoutReflection : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
+                         plugins) override {
+    plugins->erase(
+        std::remove_if(plugins->begin(), plugins->end(),
+                       [](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+                         return p->name() == "proto_server_reflection";
+                       }),
+        plugins->end());
+  }
+};
+
+int Millis(absl::Duration d) {
+  return static_cast<int>(
+      std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
+}
+
+}  // namespace
 
 struct NnlabServer::Impl {
   ServerOptions options;
@@ -47,6 +78,21 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
   if (o.max_jobs < 1 || o.worker_threads < 4 || o.blas_threads < 1) {
     return absl::InvalidArgumentError(
         "max_jobs and blas_threads must be >= 1, worker_threads >= 4");
+  }
+  if (o.reflection && !o.token.empty()) {
+    // Reflection is served by gRPC itself, outside the token check: it
+    // would describe the whole API to anyone who connects.
+    return absl::InvalidArgumentError(
+        "server reflection cannot be combined with a token (it would answer "
+        "unauthenticated); drop one of them and use the .proto files");
+  }
+  if (o.keepalive_time <= absl::ZeroDuration() ||
+      o.keepalive_timeout <= absl::ZeroDuration() ||
+      o.min_client_ping_interval < absl::ZeroDuration() ||
+      o.max_ping_strikes < 0) {
+    return absl::InvalidArgumentError(
+        "keepalive time and timeout must be > 0, the ping interval and "
+        "strikes >= 0");
   }
   SetBlasThreads(o.blas_threads);
   NNLAB_RETURN_IF_ERROR(MakeDirs(o.data_dir));
@@ -80,8 +126,28 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
       std::make_unique<InferenceServiceImpl>(&impl->context);
 
   grpc::EnableDefaultHealthCheckService(true);
-  if (o.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Registered before the builder exists (it collects plugins when
+  // constructed); servers without reflection remove it again.
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (!o.reflection) {
+    builder.SetOption(std::make_unique<WithoutReflection>());
+  }
+  // Keepalive: see ServerOptions. Pings without data are not capped, so
+  // the server keeps probing a watcher whose stream is quiet (a paused or
+  // queued job); a permitted client pinging at the agreed interval is never
+  // punished, one pinging faster is sent GOAWAY.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             Millis(o.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             Millis(o.keepalive_timeout));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      Millis(o.min_client_ping_interval));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES,
+                             o.max_ping_strikes);
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (!o.tls_cert_pem.empty() || !o.tls_key_pem.empty()) {
     if (o.tls_cert_pem.empty() || o.tls_key_pem.empty()) {

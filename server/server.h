@@ -31,7 +31,18 @@ struct ServerOptions {
   std::string tls_cert_pem;  // Server certificate chain (PEM); empty: plain.
   std::string tls_key_pem;
   std::string tls_client_ca_pem;  // Set: require client certificates.
+  // gRPC server reflection; refused together with a token (reflection
+  // would answer without one).
   bool reflection = false;
+  // HTTP/2 keepalive. The server pings a quiet connection every
+  // keepalive_time and closes it if no ack comes within keepalive_timeout
+  // (dead peers behind idle streams). Clients may ping, with or without
+  // calls, at most every min_client_ping_interval; after max_ping_strikes
+  // pings that come sooner the connection gets GOAWAY ENHANCE_YOUR_CALM.
+  absl::Duration keepalive_time = absl::Seconds(30);
+  absl::Duration keepalive_timeout = absl::Seconds(10);
+  absl::Duration min_client_ping_interval = absl::Seconds(10);
+  int max_ping_strikes = 2;
   absl::Duration publish_interval = absl::Milliseconds(100);
   int64_t watcher_buffer = 1024;
 };

@@ -14,22 +14,25 @@
 #include "server/convert.h"
 #include "server/log.h"
 #include "server/rpc_status.h"
+#include "server/storage.h"
 
 namespace nnlab::server {
-namespace {
 
-// Constant-time string comparison: the time taken does not depend on where
-// the strings differ.
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
+  // One pass over the longer string, accumulating differences with no early
+  // exit, so neither the position of the first difference nor a matching
+  // prefix shows in the time taken (only the lengths do).
   const size_t n = std::max(a.size(), b.size());
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  volatile unsigned char diff = a.size() == b.size() ? 0 : 1;
   for (size_t i = 0; i < n; ++i) {
     const unsigned char x = i < a.size() ? a[i] : 0;
     const unsigned char y = i < b.size() ? b[i] : 0;
-    diff |= x ^ y;
+    diff = diff | (x ^ y);
   }
   return diff == 0;
 }
+
+namespace {
 
 absl::Status CancelledIf(grpc::ServerContext* ctx) {
   if (ctx->IsCancelled()) {
@@ -45,12 +48,16 @@ grpc::Status ServiceContext::CheckAuth(grpc::ServerContext* ctx,
                                        absl::string_view rpc) const {
   if (token.empty()) return grpc::Status::OK;
   const auto& md = ctx->client_metadata();
+  // Exactly one authorization entry: with several, which one a proxy or a
+  // server library would honour is ambiguous.
   auto it = md.find("authorization");
+  const bool single = it != md.end() && md.count("authorization") == 1;
   absl::string_view given;
-  if (it != md.end())
-    given = absl::string_view(it->second.data(), it->second.size());
+  if (single) given = absl::string_view(it->second.data(), it->second.size());
   const std::string want = absl::StrCat("Bearer ", token);
-  if (it == md.end() || !ConstantTimeEquals(given, want)) {
+  // Compare even when the header is missing, so both paths cost the same.
+  const bool match = ConstantTimeEquals(given, want);
+  if (!single || !match) {
     return ToGrpcStatus(
         absl::UnauthenticatedError(
             "missing or wrong token: send metadata \"authorization: Bearer "
@@ -148,6 +155,29 @@ grpc::Status TrainingServiceImpl::StartJob(grpc::ServerContext* ctx,
                                            const v1::StartJobRequest* req,
                                            v1::Job* resp) {
   NNLAB_AUTH("StartJob");
+  // A batch too large for the model's buffers would exhaust memory in the
+  // worker, long after this call returned: refuse it here.
+  const v1::JobSpec& spec = req->spec();
+  if (spec.batch_size() >= 0 && spec.batch_size() <= 65536) {
+    auto entry = c_->models->Get(spec.model_id());
+    if (entry.ok()) {
+      const int64_t batch = spec.batch_size() == 0 ? 32 : spec.batch_size();
+      const std::vector<ModelPart> parts =
+          (*entry)->is_gan() ? std::vector<ModelPart>{ModelPart::kGenerator,
+                                                      ModelPart::kDiscriminator}
+                             : std::vector<ModelPart>{ModelPart::kMain};
+      for (ModelPart part : parts) {
+        absl::Status s =
+            CheckBatchSize((*entry)->spec(part), batch, c_->limits);
+        if (!s.ok()) {
+          return ToGrpcStatus(
+              absl::Status(s.code(),
+                           absl::StrCat("spec.batch_size: ", s.message())),
+              "StartJob", spec.model_id());
+        }
+      }
+    }
+  }
   auto job = c_->jobs->StartJob(req->spec());
   if (!job.ok())
     return ToGrpcStatus(job.status(), "StartJob", req->spec().model_id());
@@ -211,6 +241,10 @@ grpc::Status TrainingServiceImpl::ListJobs(grpc::ServerContext* ctx,
     return ToGrpcStatus(
         absl::InvalidArgumentError("state has an unknown value"), "ListJobs");
   }
+  if (!req->model_id().empty()) {
+    absl::Status s = CheckId("model_id", req->model_id());
+    if (!s.ok()) return ToGrpcStatus(s, "ListJobs");
+  }
   for (v1::Job& j : c_->jobs->List(req->model_id(), req->state())) {
     *resp->add_jobs() = std::move(j);
   }
@@ -266,6 +300,8 @@ absl::Status TrainingServiceImpl::DoTrainStep(grpc::ServerContext* ctx,
         "inputs ", ShapeToString(x.shape()), " and targets ",
         ShapeToString(y.shape()), " must have the same batch size"));
   }
+  NNLAB_RETURN_IF_ERROR(
+      CheckBatchSize(e->spec(ModelPart::kMain), x.dim(0), c_->limits));
   absl::MutexLock lock(&e->session_mu);
   NNLAB_RETURN_IF_ERROR(e->BeginTraining("client"));
   // Ownership lasts for one step, so jobs can run between client steps.
@@ -384,7 +420,9 @@ grpc::Status TrainingServiceImpl::UploadDataset(
   absl::StatusOr<int64_t> expected = c_->datasets->CheckHeader(header);
   if (!expected.ok()) return ToGrpcStatus(expected.status(), "UploadDataset");
   std::string payload;
-  payload.reserve(static_cast<size_t>(*expected));
+  // The header is only a claim: memory grows with the bytes that arrive,
+  // not with the size announced.
+  payload.reserve(static_cast<size_t>(std::min<int64_t>(*expected, 1 << 20)));
   while (reader->Read(&msg)) {
     if (msg.has_header()) {
       return ToGrpcStatus(absl::InvalidArgumentError("a second header arrived"),
@@ -446,6 +484,10 @@ grpc::Status InferenceServiceImpl::Infer(grpc::ServerContext* ctx,
         Tensor x, TensorFromProto(req->inputs(), "inputs", c_->limits));
     const ModelPart part =
         e->is_gan() ? ModelPart::kDiscriminator : ModelPart::kMain;
+    if (x.rank() >= 1) {
+      NNLAB_RETURN_IF_ERROR(
+          CheckBatchSize(e->spec(part), x.dim(0), c_->limits));
+    }
     const bool classifier =
         e->spec(part).loss == LossKind::kSoftmaxCrossEntropy;
     return e->WithInferenceModel(part, [&](Model* model, int64_t step) {
@@ -504,6 +546,7 @@ grpc::Status InferenceServiceImpl::Sample(grpc::ServerContext* ctx,
     const ModelPart part =
         e->is_gan() ? ModelPart::kGenerator : ModelPart::kMain;
     const ModelSpec& spec = e->spec(part);
+    NNLAB_RETURN_IF_ERROR(CheckBatchSize(spec, n, c_->limits));
     bool recurrent = false;
     for (const LayerSpec& l : spec.layers) {
       recurrent = recurrent || l.kind == "rnn" || l.kind == "lstm";
@@ -529,6 +572,13 @@ grpc::Status InferenceServiceImpl::Sample(grpc::ServerContext* ctx,
         }
       }
       const int64_t steps = req->steps();
+      if (double(n) * double(steps) * double(f) >
+          double(c_->limits.max_tensor_elements)) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("count * steps * features = ", n, " * ", steps, " * ",
+                         f, " is beyond the server's limit of ",
+                         c_->limits.max_tensor_elements, " sampled values"));
+      }
       Tensor samples(Shape{n, steps, f});
       int64_t t = 0;
       absl::Status inner = absl::OkStatus();

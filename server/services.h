@@ -8,6 +8,7 @@
 #include <atomic>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "grpcpp/grpcpp.h"
 #include "nnlab/v1/inference.grpc.pb.h"
 #include "nnlab/v1/model.grpc.pb.h"
@@ -17,6 +18,9 @@
 #include "server/models.h"
 
 namespace nnlab::server {
+
+// True iff a == b, in time that depends only on the lengths (for secrets).
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
 
 // What the services share.
 struct ServiceContext {
