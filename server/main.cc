@@ -42,7 +42,9 @@ ABSL_FLAG(std::string, tls_key, "", "Server private key (PEM file)");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "CA bundle (PEM file) for mutual TLS: clients must present a "
           "certificate it signed");
-ABSL_FLAG(bool, reflection, false, "Enable gRPC server reflection");
+ABSL_FLAG(bool, reflection, false,
+          "Enable gRPC server reflection (unauthenticated, so refused "
+          "together with --token_file)");
 
 namespace {
 

@@ -32,8 +32,9 @@ struct ServiceContext {
   std::string token;
   std::atomic<bool> shutting_down{false};
 
-  // UNAUTHENTICATED unless the call carries "authorization: Bearer <token>"
-  // (compared in constant time), when a token is configured.
+  // When a token is configured: UNAUTHENTICATED unless the call carries
+  // exactly one "authorization: Bearer <token>" entry (compared in constant
+  // time). The grpc health service is not behind it.
   grpc::Status CheckAuth(grpc::ServerContext* ctx, absl::string_view rpc) const;
 };
 
