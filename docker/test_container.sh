@@ -125,14 +125,15 @@ volumes+=("${volume}")
 # (Without systemd podman cannot schedule the image's HEALTHCHECK and logs
 # errors saying so; the check is run explicitly below instead.)
 start_server() {
-  local name="$1" i
+  local name="$1" i err=""
   podman run -d --name "${name}" \
     --read-only --read-only-tmpfs=false --cap-drop=ALL \
     --security-opt no-new-privileges \
     -p "${server}:50051" -v "${volume}:/data" "${image}" >/dev/null
   containers+=("${name}")
-  for ((i = 0; i < 60; i++)); do
-    if "${cli}" --server "${server}" health >/dev/null 2>&1; then
+  # Generous: on a loaded machine the port forwarding can take a while.
+  for ((i = 0; i < 240; i++)); do
+    if err="$("${cli}" --server "${server}" --timeout 5 health 2>&1)"; then
       return 0
     fi
     if [[ "$(podman inspect -f '{{.State.Running}}' "${name}")" != true ]]; then
@@ -142,7 +143,7 @@ start_server() {
     sleep 0.5
   done
   podman logs "${name}" >&2 || true
-  fail "${name} not healthy after 30 s"
+  fail "${name} not healthy after 120 s (last health check: ${err})"
 }
 
 # Stops container $1 with SIGTERM and a 10 s grace; the server must exit 0.
