@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "fuzz.pb.h"  // Generated from tests/fuzz/fuzz.proto.
 #include "grpcpp/grpcpp.h"
 #include "nnlab/v1/training.grpc.pb.h"
 #include "server/datasets.h"
@@ -18,7 +19,6 @@
 #include "server/models.h"
 #include "server/services.h"
 #include "server/storage.h"
-#include "tests/fuzz/fuzz.pb.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "tests/fuzz/proto_mutator.h"
 

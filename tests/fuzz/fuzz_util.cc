@@ -130,7 +130,7 @@ const char kRnnSpec[] = R"pb(
   layers { lstm { units: 4 return_sequences: true } }
   layers { rnn { units: 4 return_sequences: true bptt_window: 2 } }
   layers { time_dense { units: 3 } }
-  loss: LOSS_SOFTMAX_CROSS_ENTROPY
+  loss: LOSS_MSE
   seed: 3
 )pb";
 

@@ -25,10 +25,11 @@ for tool in clang++-14 clang-14 cmake ninja; do
   }
 done
 
+mkdir -p "$build"
 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DNNLAB_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_C_COMPILER=clang-14 \
-  >"$build.configure.log" 2>&1 || {
-  cat "$build.configure.log" >&2
+  >"$build/fuzz-configure.log" 2>&1 || {
+  cat "$build/fuzz-configure.log" >&2
   exit 2
 }
 cmake --build "$build" -j"${NNLAB_FUZZ_JOBS:-2}" --target fuzz_targets
