@@ -46,6 +46,60 @@ TEST(FuzzRegressionTest, ConvolutionWithHugeIm2colIsRefused) {
   ExpectServing(c);
 }
 
+// A [1] -> dense(2^20) model is small (2M parameters), but Infer on 100,000
+// samples (a 400 kB request) asked Forward for a [100000, 2^20] output
+// (400 GB). Now refused before any allocation; a sane batch still works.
+TEST(FuzzRegressionTest, InferBatchTimesLayerWidthIsBounded) {
+  TestServer server;
+  Client c = server.MakeClient();
+  v1::CreateModelRequest req;
+  req.set_model_id("wide");
+  v1::ModelSpec* spec = req.mutable_spec();
+  spec->add_input_shape(1);
+  spec->add_layers()->mutable_dense()->set_units(int64_t{1} << 20);
+  spec->set_loss(v1::LOSS_SOFTMAX_CROSS_ENTROPY);
+  {
+    auto ctx = Ctx();
+    v1::Model resp;
+    ASSERT_TRUE(c.models->CreateModel(ctx.get(), req, &resp).ok());
+  }
+  v1::InferRequest infer;
+  infer.set_model_id("wide");
+  infer.mutable_inputs()->add_shape(100000);
+  infer.mutable_inputs()->add_shape(1);
+  for (int i = 0; i < 100000; ++i) infer.mutable_inputs()->add_data(0.5f);
+  {
+    auto ctx = Ctx();
+    v1::InferResponse resp;
+    grpc::Status s = c.inference->Infer(ctx.get(), infer, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << s.error_message();
+  }
+  // The same for client-driven training.
+  v1::TrainStepRequest step;
+  step.set_model_id("wide");
+  *step.mutable_inputs() = infer.inputs();
+  step.mutable_targets()->add_shape(100000);
+  for (int i = 0; i < 100000; ++i) step.mutable_targets()->add_data(0);
+  {
+    auto ctx = Ctx();
+    v1::TrainStepResponse resp;
+    grpc::Status s = c.training->TrainStep(ctx.get(), step, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << s.error_message();
+  }
+  // Two samples: 2M outputs, fine.
+  infer.mutable_inputs()->set_shape(0, 2);
+  infer.mutable_inputs()->mutable_data()->Truncate(2);
+  auto ctx = Ctx();
+  v1::InferResponse resp;
+  grpc::Status s = c.inference->Infer(ctx.get(), infer, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.outputs().shape(0), 2);
+  EXPECT_EQ(resp.outputs().shape(1), int64_t{1} << 20);
+  ExpectServing(c);
+}
+
 // The bound itself: per-sample peak times the batch.
 TEST(FuzzRegressionTest, CheckBatchSizeUsesThePeakBuffer) {
   server::Limits limits;
