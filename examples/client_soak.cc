@@ -1,10 +1,13 @@
-// A load generator for nnlabd: keeps the job slots and the queue full,
-// follows jobs with many watchers, and measures Infer latency at several
+// A load generator for nnlabd: fills the job slots and the queue in
+// bursts that must hit the queue limit, follows jobs with many watchers,
+// replays finished jobs' histories, and measures Infer latency at several
 // client concurrencies while sampling the server's RSS and thread count.
 // tests/server/soak.sh starts a server and runs it.
 //
 // Usage: client_soak --server=HOST:PORT --pid=PID [--seconds=300]
-//          [--watchers=50] [--levels=1,8,32]
+//          [--watchers=50] [--levels=1,8,32] [--max_jobs=2] [--queue=4]
+// --max_jobs and --queue must match the server's --max_jobs and
+// --max_queued_jobs (they size the StartJob bursts).
 // PID is the server's process id (for /proc sampling; 0: no sampling).
 #include <dirent.h>
 #include <unistd.h>
@@ -38,6 +41,8 @@ struct Flags {
   int seconds = 300;
   int watchers = 50;
   std::vector<int> levels = {1, 8, 32};
+  int max_jobs = 2;  // The server's --max_jobs and --max_queued_jobs.
+  int queue = 4;
 };
 
 Flags Parse(int argc, char** argv) {
@@ -52,6 +57,8 @@ Flags Parse(int argc, char** argv) {
     if (const char* v = value("pid")) f.pid = std::atoi(v);
     if (const char* v = value("seconds")) f.seconds = std::atoi(v);
     if (const char* v = value("watchers")) f.watchers = std::atoi(v);
+    if (const char* v = value("max_jobs")) f.max_jobs = std::atoi(v);
+    if (const char* v = value("queue")) f.queue = std::atoi(v);
     if (const char* v = value("levels")) {
       f.levels.clear();
       for (absl::string_view s : absl::StrSplit(v, ',')) {
@@ -151,113 +158,180 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  std::atomic<bool> stop{false};
+  std::atomic<bool> stop{false}, stop_sampling{false};
+  std::atomic<int> accepted{0}, rejected{0}, completed{0}, failed{0};
   // Server samples: baseline before any load.
   std::mutex sample_mu;
   const int base_threads = f.pid ? Threads(f.pid) : -1;
   const int64_t base_rss = f.pid ? RssKib(f.pid) : -1;
   int peak_threads = base_threads;
   int64_t peak_rss = base_rss;
+  std::vector<std::pair<double, double>> growth;  // (jobs completed, RSS)
   std::thread sampler([&] {
-    while (!stop.load() && f.pid) {
+    while (!stop_sampling.load() && f.pid) {
       const int t = Threads(f.pid);
       const int64_t r = RssKib(f.pid);
       {
         std::lock_guard<std::mutex> l(sample_mu);
         peak_threads = std::max(peak_threads, t);
         peak_rss = std::max(peak_rss, r);
+        if (completed.load() > 0) growth.emplace_back(completed.load(), r);
       }
-      std::printf("sample: threads %d rss %lld KiB\n", t,
-                  static_cast<long long>(r));
+      std::printf("sample: threads %d rss %lld KiB, jobs completed %d\n", t,
+                  static_cast<long long>(r), completed.load());
       std::fflush(stdout);
       std::this_thread::sleep_for(std::chrono::seconds(3));
     }
   });
 
-  // Jobs: submit faster than they finish; the queue limit refuses the rest.
-  std::atomic<int> accepted{0}, rejected{0}, completed{0}, failed{0};
-  std::atomic<int> other_errors{0};
+  // Jobs, in rounds: the models are created first, then max_jobs +
+  // max_queued + 4 StartJob calls go out back to back, faster than the
+  // workers can take jobs off the queue, so the queue limit must refuse
+  // some (RESOURCE_EXHAUSTED). The round's accepted jobs run to completion
+  // before the next burst. Once the run time is up no new round starts and
+  // the jobs still running are waited for, not cancelled: every accepted
+  // job has to complete.
+  std::atomic<int> other_errors{0}, rounds{0}, rounds_refused{0};
+  std::atomic<bool> submitter_done{false};
   std::mutex jobs_mu;
-  std::vector<std::string> live_jobs;
+  std::vector<std::string> live_jobs, finished_jobs;
   std::thread submitter([&] {
     auto c = Connect(f);
+    const int burst = f.max_jobs + f.queue + 4;
     int next = 0;
-    std::vector<std::pair<std::string, std::string>> mine;  // job, model
-    bool refused = true;
+    const auto give_up = Clock::now() + std::chrono::seconds(f.seconds) +
+                         std::chrono::minutes(10);
     while (!stop.load()) {
-      // Each round submits until the queue limit refuses one.
-      if (refused) {
-        refused = false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      std::vector<std::string> models;
+      for (int k = 0; k < burst; ++k) {
+        const std::string model = absl::StrCat("soak-job-", next++);
+        v1::CreateModelRequest r;
+        r.set_model_id(model);
+        *r.mutable_spec() = Mlp(next);
+        if (c->CreateModel(r).ok()) {
+          models.push_back(model);
+        } else {
+          ++other_errors;
+        }
       }
-      const std::string model = absl::StrCat("soak-job-", next++);
-      v1::CreateModelRequest r;
-      r.set_model_id(model);
-      *r.mutable_spec() = Mlp(next);
-      if (!c->CreateModel(r).ok()) {
-        ++other_errors;
-      } else {
-        v1::JobSpec spec;
-        spec.set_model_id(model);
-        spec.set_dataset(ds->dataset_id());
-        spec.mutable_optimizer()->set_kind(v1::OPTIMIZER_ADAM);
-        spec.mutable_optimizer()->set_learning_rate(0.003f);
-        spec.set_batch_size(32);
-        spec.set_epochs(10);  // 625 steps per epoch.
-        spec.set_max_steps(3000);
-        spec.set_checkpoint_every_steps(500);
-        spec.set_stats_every(50);
-        auto job = c->StartJob(spec);
+      // All calls at once, one thread each: a job can finish in about a
+      // second on a fast machine, so sequential calls could let the
+      // workers drain the queue between them.
+      std::vector<absl::StatusOr<v1::Job>> results(
+          models.size(), absl::UnknownError("not sent"));
+      {
+        std::vector<std::thread> calls;
+        std::atomic<int> ready{0};
+        for (size_t k = 0; k < models.size(); ++k) {
+          calls.emplace_back([&, k] {
+            v1::JobSpec spec;
+            spec.set_model_id(models[k]);
+            spec.set_dataset(ds->dataset_id());
+            spec.mutable_optimizer()->set_kind(v1::OPTIMIZER_ADAM);
+            spec.mutable_optimizer()->set_learning_rate(0.003f);
+            spec.set_batch_size(32);
+            spec.set_epochs(10);  // 625 steps per epoch.
+            spec.set_max_steps(3000);
+            spec.set_checkpoint_every_steps(500);
+            spec.set_stats_every(50);
+            ++ready;
+            while (ready.load() < static_cast<int>(models.size())) {
+              std::this_thread::yield();
+            }
+            results[k] = c->StartJob(spec);
+          });
+        }
+        for (auto& t : calls) t.join();
+      }
+      std::vector<std::pair<std::string, std::string>> mine;  // job, model
+      int refused = 0;
+      for (size_t k = 0; k < models.size(); ++k) {
+        const absl::StatusOr<v1::Job>& job = results[k];
         if (job.ok()) {
           ++accepted;
-          mine.emplace_back(job->job_id(), model);
-          std::lock_guard<std::mutex> l(jobs_mu);
-          live_jobs.push_back(job->job_id());
+          mine.emplace_back(job->job_id(), models[k]);
         } else if (absl::IsResourceExhausted(job.status())) {
           ++rejected;
-          refused = true;
-          c->DeleteModel(model).IgnoreError();
+          ++refused;
+          c->DeleteModel(models[k]).IgnoreError();
         } else {
           ++other_errors;
           std::fprintf(stderr, "StartJob: %s\n",
                        job.status().ToString().c_str());
+          c->DeleteModel(models[k]).IgnoreError();
         }
       }
-      // Reap finished jobs and their models.
-      for (auto it = mine.begin(); it != mine.end();) {
-        auto j = c->GetJob(it->first);
-        if (j.ok() && (j->state() == v1::JOB_STATE_COMPLETED ||
-                       j->state() == v1::JOB_STATE_FAILED)) {
-          (j->state() == v1::JOB_STATE_COMPLETED ? completed : failed)++;
+      ++rounds;
+      rounds_refused += refused > 0;
+      std::printf("round %d: %zu accepted, %d refused\n", rounds.load(),
+                  mine.size(), refused);
+      std::fflush(stdout);
+      {
+        std::lock_guard<std::mutex> l(jobs_mu);
+        for (const auto& jm : mine) live_jobs.push_back(jm.first);
+      }
+      // Reap the round's jobs and their models as they finish.
+      while (!mine.empty() && Clock::now() < give_up) {
+        for (auto it = mine.begin(); it != mine.end();) {
+          auto j = c->GetJob(it->first);
+          const bool ended = j.ok() && (j->state() == v1::JOB_STATE_COMPLETED ||
+                                        j->state() == v1::JOB_STATE_FAILED ||
+                                        j->state() == v1::JOB_STATE_CANCELLED);
+          if (!ended) {
+            ++it;
+            continue;
+          }
+          if (j->state() == v1::JOB_STATE_COMPLETED) {
+            ++completed;
+          } else {
+            ++failed;
+            std::fprintf(stderr, "job %s ended %s: %s\n", it->first.c_str(),
+                         v1::JobState_Name(j->state()).c_str(),
+                         j->failure_reason().c_str());
+          }
           c->DeleteModel(it->second).IgnoreError();
           {
             std::lock_guard<std::mutex> l(jobs_mu);
             live_jobs.erase(
                 std::remove(live_jobs.begin(), live_jobs.end(), it->first),
                 live_jobs.end());
+            if (j->state() == v1::JOB_STATE_COMPLETED) {
+              finished_jobs.push_back(it->first);
+            }
           }
           it = mine.erase(it);
-        } else {
-          ++it;
+        }
+        if (!mine.empty()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(250));
         }
       }
+      for (auto& [job, model] : mine) {
+        std::fprintf(stderr, "job %s did not finish in time\n", job.c_str());
+        c->CancelJob(job).IgnoreError();
+      }
     }
-    for (auto& [job, model] : mine) c->CancelJob(job).IgnoreError();
+    submitter_done = true;
   });
 
   // Watchers: each follows a live job to its end, then picks another.
-  std::atomic<int64_t> events{0};
+  // Every fifth one instead replays the whole history of a finished job
+  // (served from the job's event log once it has left memory) and checks it
+  // is complete: sequences 0, 1, 2, ... with nothing dropped, ending with
+  // COMPLETED.
+  std::atomic<int64_t> events{0}, replays{0}, bad_replays{0};
   std::atomic<int> watch_errors{0};
   std::vector<std::thread> watchers;
   for (int w = 0; w < f.watchers; ++w) {
     watchers.emplace_back([&, w] {
       auto c = Connect(f);
       std::mt19937 pick(w);
+      const bool replayer = w % 5 == 4;
       while (!stop.load()) {
         std::string job;
         {
           std::lock_guard<std::mutex> l(jobs_mu);
-          if (!live_jobs.empty()) job = live_jobs[pick() % live_jobs.size()];
+          const auto& from = replayer ? finished_jobs : live_jobs;
+          if (!from.empty()) job = from[pick() % from.size()];
         }
         if (job.empty()) {
           std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -266,11 +340,27 @@ int main(int argc, char** argv) {
         v1::StreamMetricsRequest req;
         req.set_job_id(job);
         req.set_omit_layer_stats(w % 2 == 0);
-        absl::Status s = c->WatchMetrics(req, [&](const v1::MetricEvent&) {
+        int64_t expect = 0;
+        bool gap = false;
+        v1::MetricEvent last;
+        bool interrupted = false;
+        absl::Status s = c->WatchMetrics(req, [&](const v1::MetricEvent& e) {
           ++events;
-          return !stop.load();
+          gap |= e.sequence() != expect || e.dropped_events() != 0;
+          expect = e.sequence() + 1;
+          last = e;
+          interrupted = stop.load();
+          return !interrupted;
         });
         if (!s.ok()) ++watch_errors;
+        if (replayer && s.ok() && !interrupted) {
+          ++replays;
+          if (gap || last.phase() != v1::PHASE_STATE ||
+              last.job_state() != v1::JOB_STATE_COMPLETED) {
+            ++bad_replays;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
       }
     });
   }
@@ -330,6 +420,7 @@ int main(int argc, char** argv) {
   stop = true;
   submitter.join();
   for (auto& t : watchers) t.join();
+  stop_sampling = true;
   // Let the server drop what the load held.
   std::this_thread::sleep_for(std::chrono::seconds(5));
   sampler.join();
@@ -345,6 +436,11 @@ int main(int argc, char** argv) {
   std::printf("watchers: %d, events received %lld, stream errors %d\n",
               f.watchers, static_cast<long long>(events.load()),
               watch_errors.load());
+  std::printf("replays of finished jobs: %lld, incomplete %lld\n",
+              static_cast<long long>(replays.load()),
+              static_cast<long long>(bad_replays.load()));
+  std::printf("StartJob bursts of %d: %d, refused in %d\n",
+              f.max_jobs + f.queue + 4, rounds.load(), rounds_refused.load());
   std::printf("%-10s %10s %10s %10s %10s %8s\n", "clients", "calls", "calls/s",
               "p50 ms", "p99 ms", "errors");
   for (const Level& lv : levels) {
@@ -359,5 +455,32 @@ int main(int argc, char** argv) {
               static_cast<long long>(end_rss));
   std::printf("threads: baseline %d, peak %d, end %d\n", base_threads,
               peak_threads, end_threads);
-  return 0;
+  // RSS growth per completed job: the least-squares slope of RSS against
+  // the number of completed jobs, over the samples after the first one
+  // completed (start-up allocations excluded).
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (const auto& [x, y] : growth) {
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    sxy += x * y;
+  }
+  const double m = double(growth.size());
+  const double den = m * sxx - sx * sx;
+  if (growth.size() >= 3 && den > 0) {
+    std::printf(
+        "RSS growth per completed job: %.1f KiB (slope over %zu "
+        "samples); (end - baseline) / completed: %.1f KiB\n",
+        (m * sxy - sx * sy) / den, growth.size(),
+        completed.load() > 0 ? double(end_rss - base_rss) / completed.load()
+                             : 0.0);
+  }
+  const bool ok = failed.load() == 0 && other_errors.load() == 0 &&
+                  completed.load() == accepted.load() &&
+                  rounds_refused.load() == rounds.load() &&
+                  bad_replays.load() == 0;
+  std::printf("%s\n", ok ? "soak: OK"
+                         : "soak: FAILED (see the job, replay and round "
+                           "counts above)");
+  return ok ? 0 : 1;
 }

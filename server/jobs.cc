@@ -39,6 +39,13 @@ class Job {
   int64_t next_seq ABSL_GUARDED_BY(mu) = 0;
   bool ended ABSL_GUARDED_BY(mu) = false;
   int events_fd ABSL_GUARDED_BY(mu) = -1;
+  // The <id>.events log holds every event of [first_seq, next_seq) under
+  // the same sequence numbers (false after a failed write or rewrite).
+  bool log_complete ABSL_GUARDED_BY(mu) = false;
+  // The history has left memory: an ended job with no watcher keeps only
+  // its record; a watcher reloads the history from the log.
+  bool evicted ABSL_GUARDED_BY(mu) = false;
+  int watchers ABSL_GUARDED_BY(mu) = 0;
   int64_t history_limit = 50000;
   std::atomic<int> stop{kNoStop};
   // The checkpoint Start() chose for a job it re-queued; the next Train
@@ -91,6 +98,7 @@ class Job {
                               "history will not survive a restart"));
         close(events_fd);
         events_fd = -1;
+        log_complete = false;
       }
     }
     history.push_back(std::make_shared<const v1::MetricEvent>(std::move(e)));
@@ -99,6 +107,14 @@ class Job {
       ++first_seq;
     }
     cv.SignalAll();
+  }
+
+  // Drops the history of an ended job nobody watches when the log can
+  // serve it again: finished jobs otherwise hold every event forever.
+  void MaybeEvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (!ended || watchers > 0 || !log_complete || evicted) return;
+    std::deque<std::shared_ptr<const v1::MetricEvent>>().swap(history);
+    evicted = true;
   }
 };
 
@@ -154,6 +170,13 @@ Effective EffectiveOf(const v1::JobSpec& s) {
 }
 
 }  // namespace
+
+Watcher::~Watcher() {
+  if (job_ == nullptr) return;
+  absl::MutexLock lock(&job_->mu);
+  --job_->watchers;
+  job_->MaybeEvictLocked();
+}
 
 Watcher::Result Watcher::Next(absl::Duration timeout, v1::MetricEvent* event) {
   Job* job = job_.get();
@@ -288,6 +311,14 @@ void JobManager::SetState(const std::shared_ptr<Job>& job, v1::JobState state,
   }
   // The record acknowledges the state; the history leading to it goes first.
   job->SyncLog();
+  if (IsTerminal(state)) {
+    // Nothing is appended after the terminal state: the log is closed and
+    // the history leaves memory once its last watcher is done.
+    absl::MutexLock lock(&job->mu);
+    if (job->events_fd >= 0) close(job->events_fd);
+    job->events_fd = -1;
+    job->MaybeEvictLocked();
+  }
   SaveRecord(job).IgnoreError();  // Logged by SaveRecord.
   LogInfo(absl::StrCat("job ", job->id, " ", v1::JobState_Name(state),
                        message.empty() ? "" : ": ", message));
@@ -383,10 +414,13 @@ absl::Status JobManager::Start() {
       }
     }
     absl::Status s = WriteFileAtomic(PathFor(job->id, ".events"), log);
-    if (s.ok() && !IsTerminal(state)) {
+    {
       absl::MutexLock lock(&job->mu);
-      job->events_fd = open(PathFor(job->id, ".events").c_str(),
-                            O_WRONLY | O_APPEND | O_CLOEXEC);
+      if (s.ok() && !IsTerminal(state)) {
+        job->events_fd = open(PathFor(job->id, ".events").c_str(),
+                              O_WRONLY | O_APPEND | O_CLOEXEC);
+      }
+      job->log_complete = s.ok() && (IsTerminal(state) || job->events_fd >= 0);
     }
     {
       absl::MutexLock lock(&mu_);
@@ -396,6 +430,7 @@ absl::Status JobManager::Start() {
     if (IsTerminal(state)) {
       absl::MutexLock lock(&job->mu);
       job->ended = true;
+      job->MaybeEvictLocked();
       continue;
     }
     if (!resumable.ok()) {
@@ -581,14 +616,25 @@ absl::StatusOr<v1::Job> JobManager::StartJob(const v1::JobSpec& spec) {
   job->id = NewJobId();
   job->history_limit = options_.history_limit;
   {
+    // The slot is reserved here, before the slow part (files, fsync):
+    // concurrent calls that all checked first and queued later would
+    // overfill the queue.
     absl::MutexLock lock(&mu_);
-    if (static_cast<int>(queue_.size()) >= options_.max_queued) {
+    if (static_cast<int>(queue_.size()) + admitting_ >= options_.max_queued) {
       return absl::ResourceExhaustedError(
           absl::StrCat("the job queue is full (", options_.max_queued,
                        " jobs waiting); try again later"));
     }
+    ++admitting_;
   }
-  NNLAB_RETURN_IF_ERROR(entry->BeginTraining(job->id));
+  auto release = [this] {
+    absl::MutexLock lock(&mu_);
+    --admitting_;
+  };
+  if (absl::Status b = entry->BeginTraining(job->id); !b.ok()) {
+    release();
+    return b;
+  }
   {
     absl::MutexLock lock(&job->mu);
     job->record.set_job_id(job->id);
@@ -601,12 +647,14 @@ absl::StatusOr<v1::Job> JobManager::StartJob(const v1::JobSpec& spec) {
   absl::Status s = WriteFileAtomic(PathFor(job->id, ".events"), "");
   if (!s.ok()) {
     entry->EndTraining(job->id);
+    release();
     return s;
   }
   {
     absl::MutexLock lock(&job->mu);
     job->events_fd = open(PathFor(job->id, ".events").c_str(),
                           O_WRONLY | O_APPEND | O_CLOEXEC);
+    job->log_complete = job->events_fd >= 0;
   }
   {
     absl::MutexLock lock(&mu_);
@@ -615,6 +663,7 @@ absl::StatusOr<v1::Job> JobManager::StartJob(const v1::JobSpec& spec) {
   }
   SetState(job, v1::JOB_STATE_QUEUED, "");
   absl::MutexLock lock(&mu_);
+  --admitting_;
   queue_.push_back(job);
   absl::MutexLock jl(&job->mu);
   return job->record;
@@ -663,9 +712,14 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
           "job ", id, " has already ended (", v1::JobState_Name(s), ")"));
     }
     if (s == v1::JOB_STATE_QUEUED || s == v1::JOB_STATE_PAUSED) {
+      // A QUEUED job a worker has already taken off the queue is about to
+      // run: it sees the stop request and ends CANCELLED there, once.
       auto it = std::find(queue_.begin(), queue_.end(), job);
-      if (it != queue_.end()) queue_.erase(it);
-      was_waiting = true;
+      if (it != queue_.end()) {
+        queue_.erase(it);
+        was_waiting = true;
+      }
+      if (s == v1::JOB_STATE_PAUSED) was_waiting = true;
     }
     job->stop.store(kCancel);
   }
@@ -752,13 +806,63 @@ absl::StatusOr<std::unique_ptr<Watcher>> JobManager::Watch(
     return absl::NotFoundError(absl::StrCat("job \"", id, "\" not found"));
   }
   auto w = std::unique_ptr<Watcher>(new Watcher());
-  w->job_ = job;
   w->options_ = o;
   w->capacity_ = options_.watcher_buffer;
+  {
+    // Counted first, so the history cannot leave memory while it is read.
+    absl::MutexLock lock(&job->mu);
+    ++job->watchers;
+  }
+  w->job_ = job;  // From here the watcher's destructor uncounts it.
+  NNLAB_RETURN_IF_ERROR(ReloadHistory(*job));
   absl::MutexLock lock(&job->mu);
   w->cursor_ = job->first_seq;
   w->replay_end_ = job->next_seq;
   return w;
+}
+
+absl::Status JobManager::ReloadHistory(Job& job) const {
+  int64_t first, next;
+  {
+    absl::MutexLock lock(&job.mu);
+    if (!job.evicted) return absl::OkStatus();
+    first = job.first_seq;
+    next = job.next_seq;
+  }
+  // An ended job appends nothing, so [first, next) is stable. Read outside
+  // the lock; concurrent watchers may each read, the first one installs.
+  const std::string path = PathFor(job.id, ".events");
+  std::vector<v1::MetricEvent> events = ReadEventLog(path);
+  std::deque<std::shared_ptr<const v1::MetricEvent>> history;
+  for (v1::MetricEvent& e : events) {
+    if (e.sequence() < first) continue;  // Beyond history_limit.
+    if (e.sequence() != first + static_cast<int64_t>(history.size())) break;
+    history.push_back(std::make_shared<const v1::MetricEvent>(std::move(e)));
+  }
+  if (first + static_cast<int64_t>(history.size()) != next) {
+    LogError(absl::StrCat("job ", job.id, ": event log ", path, " holds ",
+                          history.size(), " of events ", first, "..",
+                          next - 1));
+    return absl::DataLossError(absl::StrCat(
+        "the event history of job ", job.id, " is damaged (", path, " holds ",
+        history.size(), " of its ", next - first, " events)"));
+  }
+  absl::MutexLock lock(&job.mu);
+  if (job.evicted) {
+    job.history.swap(history);
+    job.evicted = false;
+  }
+  return absl::OkStatus();
+}
+
+int64_t JobManager::EventsInMemory() const {
+  int64_t n = 0;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, job] : jobs_) {
+    absl::MutexLock jl(&job->mu);
+    n += static_cast<int64_t>(job->history.size());
+  }
+  return n;
 }
 
 void JobManager::WorkerLoop() {
@@ -790,7 +894,8 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
     SetState(job, v1::JOB_STATE_FAILED, std::string(entry.status().message()));
     return;
   }
-  job->stop.store(kNoStop);
+  // `stop` is not reset here: a pause or cancel that arrived after the
+  // worker took the job off the queue stops it at its first mini-batch.
   SetState(job, v1::JOB_STATE_RUNNING, "");
   int64_t final_step = 0;
   const absl::Status status = Train(job, *entry, &final_step);

@@ -16,6 +16,10 @@
 // RUNNING/QUEUED -> PAUSED -> QUEUED. Pause, cancel and shutdown reach the
 // core as Trainer::Callbacks::should_stop, polled between mini-batches.
 //
+// Memory: an ended job's history stays in memory only while watchers are
+// attached; afterwards only the small job record remains and a new watcher
+// reads the history back from <id>.events (complete and durable by then).
+//
 // Watchers never slow training: the training thread only appends an event
 // to the job's history (a short critical section) and wakes waiters; each
 // watcher reads the history at its own pace through a cursor. A watcher
@@ -70,6 +74,7 @@ class Watcher {
     bool omit_layer_stats = false;
   };
   enum class Result { kEvent, kTimeout, kEnded };
+  ~Watcher();
 
   // Waits up to `timeout` for the next event; fills `event` (with
   // dropped_events set) on kEvent. kEnded once the job has ended and every
@@ -105,8 +110,15 @@ class JobManager {
   absl::StatusOr<v1::Job> Pause(const std::string& id);
   absl::StatusOr<v1::Job> Resume(const std::string& id);
 
+  // A watcher from the start of the retained history. DataLoss if an ended
+  // job's history has to be read back from a damaged event log.
   absl::StatusOr<std::unique_ptr<Watcher>> Watch(const std::string& id,
                                                  const Watcher::Options& o);
+
+  // Events held in memory over all jobs (for tests and metrics). An ended
+  // job's history leaves memory once no watcher is attached; Watch reads it
+  // back from the job's event log.
+  int64_t EventsInMemory() const;
 
   // Stops accepting jobs, makes running jobs checkpoint and stop (they are
   // resumed at the next start), wakes every watcher, joins the workers.
@@ -115,6 +127,10 @@ class JobManager {
 
  private:
   std::shared_ptr<Job> Find(const std::string& id) const;
+  // Reads an ended job's evicted history back from its event log; DataLoss
+  // if the log no longer holds all of it. REQUIRES: the caller holds a
+  // watcher count on the job (so it is not evicted meanwhile).
+  absl::Status ReloadHistory(Job& job) const;
   void WorkerLoop();
   void RunJob(const std::shared_ptr<Job>& job);
   absl::Status Train(const std::shared_ptr<Job>& job,
@@ -150,6 +166,8 @@ class JobManager {
   std::map<std::string, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);  // Creation order.
   std::deque<std::shared_ptr<Job>> queue_ ABSL_GUARDED_BY(mu_);
+  // StartJob calls past the queue-limit check that have not queued yet.
+  int admitting_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> workers_;
 };
 

@@ -1,9 +1,18 @@
 // Durability details of the job manager and model registry: replay from a
 // step, the final evaluation of a job stopped by max_steps, damaged model
-// files and damaged checkpoints found at start-up.
+// files and damaged checkpoints found at start-up, and finished jobs'
+// histories served from their event logs instead of memory.
+#include <unistd.h>
+
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "gtest/gtest.h"
+#include "server/datasets.h"
+#include "server/jobs.h"
+#include "server/models.h"
+#include "server/storage.h"
 #include "server/storage.pb.h"
 #include "tests/server/server_test_util.h"
 
@@ -189,6 +198,240 @@ TEST(DurabilityTest, CorruptNewestCheckpointFallsBackToThePreviousOne) {
     EXPECT_EQ(j.state(), v1::JOB_STATE_COMPLETED) << j.failure_reason();
     EXPECT_EQ(j.step(), 600);
   }
+}
+
+// A job manager on its own, without the gRPC layer, so the test can look
+// at how many events it holds in memory.
+class Manager {
+ public:
+  // Without `start` no worker runs: jobs stay queued.
+  explicit Manager(const std::string& dir, int max_queued = 16,
+                   bool start = true) {
+    server::SetQuietLogs(true);
+    models_ = std::make_unique<server::ModelRegistry>(dir + "/models",
+                                                      server::Limits(), 100);
+    EXPECT_TRUE(models_->Load().ok());
+    datasets_ = std::make_unique<server::DatasetRegistry>(
+        dir + "/no-builtin", dir + "/datasets", int64_t{1} << 20,
+        server::Limits());
+    EXPECT_TRUE(datasets_->Load().ok());
+    server::JobManagerOptions o;
+    o.dir = dir + "/jobs";
+    o.max_queued = max_queued;
+    EXPECT_TRUE(server::MakeDirs(o.dir).ok());
+    jobs_ =
+        std::make_unique<server::JobManager>(o, models_.get(), datasets_.get());
+    if (start) {
+      EXPECT_TRUE(jobs_->Start().ok());
+    }
+  }
+  server::JobManager& jobs() { return *jobs_; }
+  server::ModelRegistry& models() { return *models_; }
+  server::DatasetRegistry& datasets() { return *datasets_; }
+
+  // 1000 two-class blobs, 200 of them held out: 25 steps per epoch.
+  absl::StatusOr<v1::DatasetInfo> AddBlobs() {
+    const Blobs b = MakeBlobs(1000);
+    std::string payload(reinterpret_cast<const char*>(b.x.data()),
+                        b.x.size() * 4);
+    payload.append(reinterpret_cast<const char*>(b.y.data()), b.y.size() * 4);
+    v1::DatasetHeader h;
+    h.set_name("blobs");
+    h.add_sample_shape(2);
+    h.set_num_classes(2);
+    h.set_num_samples(1000);
+    h.set_test_samples(200);
+    h.set_crc32c(server::Crc32c(payload));
+    return datasets_->AddUpload(h, payload);
+  }
+
+ private:
+  std::unique_ptr<server::ModelRegistry> models_;
+  std::unique_ptr<server::DatasetRegistry> datasets_;
+  std::unique_ptr<server::JobManager> jobs_;
+};
+
+// Every event up to the end of the job.
+std::vector<v1::MetricEvent> Drain(server::Watcher* w) {
+  std::vector<v1::MetricEvent> out;
+  v1::MetricEvent e;
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (absl::Now() < deadline) {
+    const server::Watcher::Result r = w->Next(absl::Milliseconds(200), &e);
+    if (r == server::Watcher::Result::kEnded) break;
+    if (r == server::Watcher::Result::kEvent) out.push_back(e);
+  }
+  return out;
+}
+
+std::vector<v1::MetricEvent> Replay(server::JobManager& jobs,
+                                    const std::string& id,
+                                    const server::Watcher::Options& o = {}) {
+  auto w = jobs.Watch(id, o);
+  EXPECT_TRUE(w.ok()) << w.status();
+  if (!w.ok()) return {};
+  return Drain(w->get());
+}
+
+void ExpectSameEvents(const std::vector<v1::MetricEvent>& got,
+                      const std::vector<v1::MetricEvent>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].SerializeAsString(), want[i].SerializeAsString())
+        << "event " << i << ":\n"
+        << got[i].DebugString() << "vs\n"
+        << want[i].DebugString();
+  }
+}
+
+TEST(DurabilityTest, FinishedJobsHistoriesLeaveMemoryAndReplayFromTheLog) {
+  TempDir dir;
+  constexpr int kJobs = 4;
+  std::vector<std::string> ids;
+  std::vector<std::vector<v1::MetricEvent>> live(kJobs);
+  int64_t total = 0;
+  {
+    Manager m(dir.path());
+    auto ds = m.AddBlobs();
+    ASSERT_TRUE(ds.ok()) << ds.status();
+    std::vector<std::unique_ptr<server::Watcher>> watchers;
+    for (int i = 0; i < kJobs; ++i) {
+      v1::CreateModelRequest cr;
+      cr.set_model_id(absl::StrCat("net", i));
+      *cr.mutable_spec() = MlpSpec(2, 8, 2, /*seed=*/i + 1);
+      ASSERT_TRUE(m.models().Create(cr).ok());
+      v1::JobSpec spec = BlobJob(cr.model_id(), ds->dataset_id());
+      spec.set_epochs(2);
+      spec.set_stats_every(10);  // Some events carry layer statistics.
+      auto job = m.jobs().StartJob(spec);
+      ASSERT_TRUE(job.ok()) << job.status();
+      ids.push_back(job->job_id());
+      auto w = m.jobs().Watch(job->job_id(), {});
+      ASSERT_TRUE(w.ok()) << w.status();
+      watchers.push_back(std::move(*w));
+    }
+    for (int i = 0; i < kJobs; ++i) {
+      live[i] = Drain(watchers[i].get());
+      ASSERT_FALSE(live[i].empty());
+      EXPECT_EQ(live[i].back().job_state(), v1::JOB_STATE_COMPLETED);
+      for (size_t k = 0; k < live[i].size(); ++k) {
+        EXPECT_EQ(live[i][k].sequence(), static_cast<int64_t>(k));
+        EXPECT_EQ(live[i][k].dropped_events(), 0);
+      }
+      total += static_cast<int64_t>(live[i].size());
+    }
+    // Every job has ended; the watchers still attached keep the histories.
+    EXPECT_EQ(m.jobs().EventsInMemory(), total);
+    for (int i = 0; i < kJobs; ++i) {
+      watchers[i].reset();
+      total -= static_cast<int64_t>(live[i].size());
+      EXPECT_EQ(m.jobs().EventsInMemory(), total);
+    }
+    EXPECT_EQ(m.jobs().EventsInMemory(), 0);
+    // Streams after completion come from the logs and match the live ones.
+    for (int i = 0; i < kJobs; ++i) {
+      ExpectSameEvents(Replay(m.jobs(), ids[i]), live[i]);
+    }
+    EXPECT_EQ(m.jobs().EventsInMemory(), 0);
+    // Two watchers share one reloaded copy, dropped with the last of them.
+    {
+      auto a = m.jobs().Watch(ids[0], {});
+      auto b2 = m.jobs().Watch(ids[0], {});
+      ASSERT_TRUE(a.ok() && b2.ok());
+      EXPECT_EQ(m.jobs().EventsInMemory(),
+                static_cast<int64_t>(live[0].size()));
+      a->reset();
+      EXPECT_EQ(m.jobs().EventsInMemory(),
+                static_cast<int64_t>(live[0].size()));
+      ExpectSameEvents(Drain(b2->get()), live[0]);
+    }
+    EXPECT_EQ(m.jobs().EventsInMemory(), 0);
+    // from_step and every_n select the same events as from memory.
+    server::Watcher::Options o;
+    o.from_step = 30;
+    o.every_n = 4;
+    o.omit_layer_stats = true;
+    std::vector<v1::MetricEvent> want;
+    for (v1::MetricEvent e : live[1]) {
+      const bool end = e.phase() == v1::PHASE_STATE &&
+                       e.job_state() == v1::JOB_STATE_COMPLETED;
+      if (e.step() < 30 && !end) continue;
+      if (e.phase() == v1::PHASE_TRAIN && e.step() % 4 != 0) continue;
+      e.clear_layers();
+      want.push_back(e);
+    }
+    ASSERT_GT(want.size(), 3u);
+    EXPECT_EQ(want.front().step(), 32);
+    ExpectSameEvents(Replay(m.jobs(), ids[1], o), want);
+    // The job records stay listed.
+    EXPECT_EQ(m.jobs().List("", v1::JOB_STATE_COMPLETED).size(), size_t{kJobs});
+  }
+  // After a restart: nothing in memory, the same histories from the logs.
+  {
+    Manager m(dir.path());
+    EXPECT_EQ(m.jobs().EventsInMemory(), 0);
+    for (int i = 0; i < kJobs; ++i) {
+      ExpectSameEvents(Replay(m.jobs(), ids[i]), live[i]);
+    }
+    EXPECT_EQ(m.jobs().EventsInMemory(), 0);
+    // A log damaged after it left memory: reported, not half-streamed.
+    const std::string log =
+        absl::StrCat(dir.path(), "/jobs/", ids[2], ".events");
+    ASSERT_EQ(truncate(log.c_str(), 100), 0);
+    auto w = m.jobs().Watch(ids[2], {});
+    EXPECT_EQ(w.status().code(), absl::StatusCode::kDataLoss) << w.status();
+    EXPECT_EQ(m.jobs().EventsInMemory(), 0);
+    ExpectSameEvents(Replay(m.jobs(), ids[3]), live[3]);
+  }
+}
+
+TEST(DurabilityTest, ConcurrentStartJobsRespectTheQueueLimit) {
+  TempDir dir;
+  Manager m(dir.path(), /*max_queued=*/4, /*start=*/false);
+  auto ds = m.AddBlobs();
+  ASSERT_TRUE(ds.ok()) << ds.status();
+  constexpr int kCalls = 12;
+  std::vector<absl::StatusOr<v1::Job>> results(kCalls,
+                                               absl::UnknownError("not run"));
+  std::vector<std::thread> calls;
+  std::atomic<int> ready{0};
+  for (int i = 0; i < kCalls; ++i) {
+    v1::CreateModelRequest cr;
+    cr.set_model_id(absl::StrCat("net", i));
+    *cr.mutable_spec() = MlpSpec(2, 8, 2);
+    ASSERT_TRUE(m.models().Create(cr).ok());
+  }
+  for (int i = 0; i < kCalls; ++i) {
+    calls.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < kCalls) std::this_thread::yield();
+      results[i] =
+          m.jobs().StartJob(BlobJob(absl::StrCat("net", i), ds->dataset_id()));
+    });
+  }
+  for (auto& t : calls) t.join();
+  int accepted = 0, refused = 0;
+  for (const auto& r : results) {
+    if (r.ok()) {
+      ++accepted;
+    } else {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted)
+          << r.status();
+      ++refused;
+    }
+  }
+  EXPECT_EQ(accepted, 4);
+  EXPECT_EQ(refused, kCalls - 4);
+  EXPECT_EQ(m.jobs().List("", v1::JOB_STATE_QUEUED).size(), 4u);
+  // A refused call gave its slot back: with room again, StartJob succeeds.
+  const std::string queued =
+      m.jobs().List("", v1::JOB_STATE_QUEUED)[0].job_id();
+  ASSERT_TRUE(m.jobs().Cancel(queued).ok());
+  std::string free_model;
+  for (int i = 0; i < kCalls; ++i) {
+    if (!results[i].ok()) free_model = absl::StrCat("net", i);
+  }
+  EXPECT_TRUE(m.jobs().StartJob(BlobJob(free_model, ds->dataset_id())).ok());
 }
 
 }  // namespace

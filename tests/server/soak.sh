@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Soak test of nnlabd (manual; not run by CI): jobs at the max_jobs limit
-# with a full queue (extra submissions must get RESOURCE_EXHAUSTED), 50
-# metric watchers, and Infer clients at 1, 8 and 32 concurrent callers,
+# Soak test of nnlabd (manual; not run by CI): bursts of StartJob calls
+# beyond max_jobs + the queue limit (every burst must get RESOURCE_EXHAUSTED
+# and every accepted job must complete), 50 metric watchers (some replaying
+# finished jobs), and Infer clients at 1, 8 and 32 concurrent callers,
 # while the server's RSS and thread count are sampled.
 #
 # Usage: tests/server/soak.sh [BUILD_DIR]
@@ -46,8 +47,10 @@ port="$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$work/port")"
 
 echo "soak: nnlabd pid $server_pid port $port, max_jobs $max_jobs, queue $queue, ${seconds}s"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+soak_status=0
 "$soak" --server="127.0.0.1:$port" --pid="$server_pid" --seconds="$seconds" \
-  --watchers=50 --levels=1,8,32
+  --watchers=50 --levels=1,8,32 --max_jobs="$max_jobs" --queue="$queue" ||
+  soak_status=$?
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "server errors logged: $(grep -c ' ERROR ' "$work/nnlabd.log" || true)"
 grep ' ERROR ' "$work/nnlabd.log" | head -5 || true
@@ -55,3 +58,4 @@ kill -TERM "$server_pid"
 wait "$server_pid"
 echo "nnlabd exit status: $?"
 server_pid=""
+exit "$soak_status"
