@@ -56,12 +56,13 @@ int64_t NewInt(int64_t old, std::mt19937_64* rng) {
           rng, {int64_t{1} << 24, (int64_t{1} << 24) + 1, int64_t{1} << 27,
                 (int64_t{1} << 27) + 1, 50'000'000, 50'000'001, 1000, 1001,
                 65536, 65537, 10000, 10001, 1024, 1025});
+    // Wrapping arithmetic: the fuzz inputs hold any value.
     case 4:
-      return old + 1;
+      return static_cast<int64_t>(static_cast<uint64_t>(old) + 1);
     case 5:
-      return old - 1;
+      return static_cast<int64_t>(static_cast<uint64_t>(old) - 1);
     case 6:
-      return -old;
+      return static_cast<int64_t>(0 - static_cast<uint64_t>(old));
     case 7:
       return static_cast<int64_t>(static_cast<uint64_t>(old) * 2);
     case 8:
@@ -71,7 +72,8 @@ int64_t NewInt(int64_t old, std::mt19937_64* rng) {
     case 10:
       return static_cast<int64_t>((*rng)());
     default:
-      return static_cast<int64_t>(old ^ (int64_t{1} << Below(rng, 64)));
+      return static_cast<int64_t>(static_cast<uint64_t>(old) ^
+                                  (uint64_t{1} << Below(rng, 64)));
   }
 }
 
@@ -99,6 +101,17 @@ double NewFloat(double old, std::mt19937_64* rng) {
     default:
       return old + 1;
   }
+}
+
+// A double as a float without the undefined out-of-range conversion.
+float ToFloat(double v) {
+  if (v > std::numeric_limits<float>::max()) {
+    return std::numeric_limits<float>::infinity();
+  }
+  if (v < -std::numeric_limits<float>::max()) {
+    return -std::numeric_limits<float>::infinity();
+  }
+  return static_cast<float>(v);
 }
 
 }  // namespace
@@ -249,8 +262,7 @@ void ProtoMutator::MutateField(Message* msg, const FieldDescriptor* f,
         break;
       case FieldDescriptor::CPPTYPE_FLOAT:
         r->SetRepeatedFloat(
-            msg, f, i,
-            static_cast<float>(NewFloat(r->GetRepeatedFloat(*msg, f, i), rng)));
+            msg, f, i, ToFloat(NewFloat(r->GetRepeatedFloat(*msg, f, i), rng)));
         break;
       case FieldDescriptor::CPPTYPE_DOUBLE:
         r->SetRepeatedDouble(msg, f, i,
@@ -301,8 +313,7 @@ void ProtoMutator::MutateField(Message* msg, const FieldDescriptor* f,
                        static_cast<int64_t>(r->GetUInt64(*msg, f)), rng)));
       break;
     case FieldDescriptor::CPPTYPE_FLOAT:
-      r->SetFloat(msg, f,
-                  static_cast<float>(NewFloat(r->GetFloat(*msg, f), rng)));
+      r->SetFloat(msg, f, ToFloat(NewFloat(r->GetFloat(*msg, f), rng)));
       break;
     case FieldDescriptor::CPPTYPE_DOUBLE:
       r->SetDouble(msg, f, NewFloat(r->GetDouble(*msg, f), rng));
