@@ -177,7 +177,9 @@ nnlab train --model "${model}" --dataset mnist --optimizer sgd --lr 0.1 \
   tee "${out}" | grep -E '^(eval|state|job) '
 grep -q "COMPLETED" "${out}" || fail "training job did not complete"
 # The container's data sets are the same files as the host's data/ (one
-# checksum list), so the host CLI sends the test digits it reads locally.
+# checksum list), so the host CLI sends the test digits it reads locally
+# (fetched here if this checkout has none yet; quick when it has).
+"${repo}/scripts/fetch_data.sh" >/dev/null
 nnlab infer --model "${model}" --dataset mnist:test --limit 500 |
   tee "${out}" | tail -1
 accuracy="$(awk '/^accuracy/ {print $2}' "${out}")"
