@@ -47,6 +47,9 @@ class Job {
   bool evicted ABSL_GUARDED_BY(mu) = false;
   int watchers ABSL_GUARDED_BY(mu) = 0;
   int64_t history_limit = 50000;
+  // Watchers that asked to be woken on new events (Watcher::SetWakeup).
+  std::vector<std::weak_ptr<const std::function<void()>>> wakeups
+      ABSL_GUARDED_BY(mu);
   std::atomic<int> stop{kNoStop};
   // The checkpoint Start() chose for a job it re-queued; the next Train
   // consumes it instead of reading the files again. Only the worker running
@@ -107,6 +110,24 @@ class Job {
       ++first_seq;
     }
     cv.SignalAll();
+    WakeLocked();
+  }
+
+  // Calls the wake-ups of watchers that registered one (Watcher::SetWakeup),
+  // dropping those whose watcher is gone.
+  void WakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    size_t live = 0;
+    for (size_t i = 0; i < wakeups.size(); ++i) {
+      if (std::shared_ptr<const std::function<void()>> wake =
+              wakeups[i].lock()) {
+        (*wake)();
+        // Not a self-move: libstdc++'s weak_ptr move assignment empties a
+        // weak_ptr moved onto itself, which would drop the wake-up.
+        if (live != i) wakeups[live] = std::move(wakeups[i]);
+        ++live;
+      }
+    }
+    wakeups.resize(live);
   }
 
   // Drops the history of an ended job nobody watches when the log can
@@ -217,6 +238,24 @@ Watcher::Result Watcher::Next(absl::Duration timeout, v1::MetricEvent* event) {
   }
 }
 
+void Watcher::SetWakeup(std::function<void()> wake) {
+  Job* job = job_.get();
+  absl::MutexLock lock(&job->mu);
+  if (wake_ != nullptr) {
+    auto& w = job->wakeups;
+    w.erase(std::remove_if(w.begin(), w.end(),
+                           [&](const auto& weak) {
+                             return weak.expired() || weak.lock() == wake_;
+                           }),
+            w.end());
+    wake_.reset();
+  }
+  if (wake) {
+    wake_ = std::make_shared<const std::function<void()>>(std::move(wake));
+    job->wakeups.push_back(wake_);
+  }
+}
+
 JobManager::JobManager(JobManagerOptions options, ModelRegistry* models,
                        DatasetRegistry* datasets)
     : options_(std::move(options)), models_(models), datasets_(datasets) {}
@@ -307,6 +346,7 @@ void JobManager::SetState(const std::shared_ptr<Job>& job, v1::JobState state,
     if (IsTerminal(state)) {
       job->ended = true;
       job->cv.SignalAll();
+      job->WakeLocked();
     }
   }
   // The record acknowledges the state; the history leading to it goes first.

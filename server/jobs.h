@@ -33,6 +33,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -81,9 +82,21 @@ class Watcher {
   // event was delivered. Thread-compatible (one reader per watcher).
   Result Next(absl::Duration timeout, v1::MetricEvent* event);
 
+  // Registers `wake`, called each time Next may have more to return (an
+  // event was appended, the job ended), so a reader need not block in Next:
+  // it can poll with a zero timeout and wait for `wake`. `wake` runs on the
+  // appending thread with the job's lock held: it must be quick, must not
+  // block, and must not call into this Watcher or the JobManager. An empty
+  // function unregisters; once SetWakeup returns, the previous `wake` is not
+  // running and is never called again. Destroying the Watcher unregisters
+  // too, but a call already under way may still finish, so `wake` should
+  // own (or weakly reference) whatever it touches.
+  void SetWakeup(std::function<void()> wake);
+
  private:
   friend class JobManager;
   std::shared_ptr<Job> job_;
+  std::shared_ptr<const std::function<void()>> wake_;
   Options options_;
   int64_t cursor_ = 0;      // Next sequence number to look at.
   int64_t replay_end_ = 0;  // Sequence where history replay ends.

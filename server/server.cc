@@ -212,10 +212,17 @@ void NnlabServer::Shutdown(absl::Duration grace) {
   LogInfo("shutting down: health NOT_SERVING, checkpointing running jobs");
   if (auto* health = impl_->server->GetHealthCheckService()) health->Shutdown();
   impl_->context.shutting_down.store(true);
+  // Metric streams hold no handler thread, so nothing else would end them
+  // before the grace period runs out.
+  impl_->training_service->EndStreams();
   impl_->jobs->Shutdown();
   impl_->server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   impl_->models->FlushAll();
   LogInfo("shutdown complete");
+}
+
+int NnlabServer::open_metric_streams() const {
+  return impl_->training_service->open_streams();
 }
 
 void NnlabServer::Wait() { impl_->server->Wait(); }

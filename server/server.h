@@ -63,6 +63,9 @@ class NnlabServer {
   void Shutdown(absl::Duration grace = absl::Seconds(5));
   // Blocks until Shutdown completes.
   void Wait();
+  // StreamMetrics calls open right now, each holding a watcher on its job
+  // (for tests and monitoring).
+  int open_metric_streams() const;
 
  private:
   struct Impl;

@@ -2,13 +2,25 @@
 // manager. Every handler checks the bearer token first (ServiceContext::
 // CheckAuth), converts client input through convert.h, and returns its
 // status through ToGrpcStatus (rpc_status.h). Thread-safe.
+//
+// Every RPC is synchronous (one gRPC handler thread per call in flight)
+// except StreamMetrics, which uses the callback API: a watcher holds no
+// thread while it waits for events, so any number of idle or slow streams
+// cannot starve the handler pool that unary calls need.
 #ifndef NNLAB_SERVER_SERVICES_H_
 #define NNLAB_SERVER_SERVICES_H_
 
 #include <atomic>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
 #include <string>
+#include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "nnlab/v1/inference.grpc.pb.h"
 #include "nnlab/v1/model.grpc.pb.h"
@@ -35,7 +47,8 @@ struct ServiceContext {
   // When a token is configured: UNAUTHENTICATED unless the call carries
   // exactly one "authorization: Bearer <token>" entry (compared in constant
   // time). The grpc health service is not behind it.
-  grpc::Status CheckAuth(grpc::ServerContext* ctx, absl::string_view rpc) const;
+  grpc::Status CheckAuth(grpc::ServerContextBase* ctx,
+                         absl::string_view rpc) const;
 };
 
 class ModelServiceImpl final : public v1::ModelService::Service {
@@ -64,14 +77,52 @@ class ModelServiceImpl final : public v1::ModelService::Service {
   ServiceContext* c_;
 };
 
-class TrainingServiceImpl final : public v1::TrainingService::Service {
+class MetricStream;
+
+// One thread running queued tasks in order. Metric streams use it for work
+// that must not run where it is triggered: a job's wake-up (Watcher::
+// SetWakeup) fires under the job's lock, where a stream cannot read its
+// watcher; opening a watcher may read a finished job's event log from disk,
+// which must not hold up a gRPC callback thread.
+class TaskThread {
+ public:
+  TaskThread();
+  ~TaskThread();  // Joins the thread; tasks not yet started are dropped.
+  // Queues `task`. Never blocks beyond a short critical section; callable
+  // under a job's lock.
+  void Run(std::function<void()> task);
+
+ private:
+  void Loop();
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+// StreamMetrics is served by the callback API (see the file comment); every
+// other method is synchronous. It takes raw bytes and parses them itself:
+// gRPC's typed callback handler would answer a request that does not parse
+// with UNIMPLEMENTED, where every other RPC answers INTERNAL.
+using TrainingServiceBase =
+    v1::TrainingService::WithRawCallbackMethod_StreamMetrics<
+        v1::TrainingService::Service>;
+
+class TrainingServiceImpl final : public TrainingServiceBase {
  public:
   explicit TrainingServiceImpl(ServiceContext* c) : c_(c) {}
   grpc::Status StartJob(grpc::ServerContext* ctx,
                         const v1::StartJobRequest* req, v1::Job* resp) override;
-  grpc::Status StreamMetrics(
-      grpc::ServerContext* ctx, const v1::StreamMetricsRequest* req,
-      grpc::ServerWriter<v1::MetricEvent>* writer) override;
+  // Replays history from req->from_step, then follows the job live, one
+  // write in flight at a time; a slow reader lags in its watcher (bounded
+  // by JobManagerOptions::watcher_buffer, gaps reported in dropped_events).
+  // Ends OK when the job ends, UNAVAILABLE at shutdown (EndStreams),
+  // CANCELLED when the client goes away.
+  // `request` is a serialized v1::StreamMetricsRequest; each message
+  // written is a serialized v1::MetricEvent.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* StreamMetrics(
+      grpc::CallbackServerContext* ctx,
+      const grpc::ByteBuffer* request) override;
   grpc::Status GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req,
                       v1::Job* resp) override;
   grpc::Status ListJobs(grpc::ServerContext* ctx,
@@ -103,12 +154,29 @@ class TrainingServiceImpl final : public v1::TrainingService::Service {
                              const v1::DeleteDatasetRequest* req,
                              v1::DeleteDatasetResponse* resp) override;
 
+  // Ends every open metric stream with UNAVAILABLE, and any opened later.
+  // REQUIRES: ServiceContext::shutting_down is already set.
+  void EndStreams();
+  // Metric streams open now (started and not yet done).
+  int open_streams() const;
+
  private:
+  friend class MetricStream;
+  // Owns a new stream from its start until its OnDone (TakeStream).
+  void AddStream(std::shared_ptr<MetricStream> s);
+  std::shared_ptr<MetricStream> TakeStream(MetricStream* s);
+
   absl::Status DoTrainStep(grpc::ServerContext* ctx,
                            const std::string& model_id,
                            const v1::TrainStepRequest& req,
                            v1::TrainStepResponse* resp);
   ServiceContext* c_;
+  TaskThread pump_;    // Pulls and writes the next event of woken streams.
+  TaskThread opener_;  // Opens watchers (Watch may read from disk).
+  mutable absl::Mutex streams_mu_;
+  // Open streams (owned here from start to OnDone), to end them at shutdown.
+  std::map<MetricStream*, std::shared_ptr<MetricStream>> streams_
+      ABSL_GUARDED_BY(streams_mu_);
 };
 
 class InferenceServiceImpl final : public v1::InferenceService::Service {
