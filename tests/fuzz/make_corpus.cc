@@ -67,8 +67,14 @@ v1::Tensor MakeTensor(std::initializer_list<int64_t> shape, int seed) {
 
 // The fixture models as the server stores them (with real weights).
 v1::ModelFile FixtureFile(const std::string& id, const std::string& tmp) {
-  server::ModelRegistry registry(tmp + "/models-" + id, server::Limits(), 10);
-  if (!registry.Load().ok()) abort();
+  // A fresh directory per call: the same fixture is asked for more than once.
+  static int calls = 0;
+  server::ModelRegistry registry(
+      absl::StrCat(tmp, "/models-", id, "-", ++calls), server::Limits(), 10);
+  if (absl::Status s = registry.Load(); !s.ok()) {
+    fprintf(stderr, "fixture registry: %s\n", s.ToString().c_str());
+    abort();
+  }
   v1::CreateModelRequest req;
   req.set_model_id(id);
   if (id == "gan") {
@@ -79,7 +85,11 @@ v1::ModelFile FixtureFile(const std::string& id, const std::string& tmp) {
                                                             : kRnnSpec);
   }
   auto e = registry.Create(req);
-  if (!e.ok()) abort();
+  if (!e.ok()) {
+    fprintf(stderr, "fixture model %s: %s\n", id.c_str(),
+            e.status().ToString().c_str());
+    abort();
+  }
   return (*e)->File(/*raw=*/false);
 }
 
@@ -158,7 +168,7 @@ void Requests(const std::string& src, const std::string& dir,
               dataset: "mnist"
               epochs: 1
               batch_size: 64
-              optimizer { kind: OPTIMIZER_ADAM lr: 0.001 }
+              optimizer { kind: OPTIMIZER_ADAM learning_rate: 0.001 }
               max_train_samples: 100
               eval_every_steps: 2
             })pb"));
@@ -167,7 +177,7 @@ void Requests(const std::string& src, const std::string& dir,
               model_id: "mlp"
               dataset: "DS"
               batch_size: 2
-              optimizer { kind: OPTIMIZER_MOMENTUM lr: 0.1 }
+              optimizer { kind: OPTIMIZER_MOMENTUM learning_rate: 0.1 }
             })pb"));
   Request(dir, "start-job-gan", kStartJob, Text<v1::StartJobRequest>(R"pb(
             spec {
