@@ -36,27 +36,6 @@ namespace {
 namespace v1 = ::nnlab::v1;
 using google::protobuf::Message;
 
-enum Rpc : uint8_t {
-  kCreateModel,
-  kGetModel,
-  kListModels,
-  kDeleteModel,
-  kExportModel,
-  kImportModel,
-  kStartJob,
-  kGetJob,
-  kListJobs,
-  kCancelJob,
-  kPauseJob,
-  kResumeJob,
-  kTrainStep,
-  kListDatasets,
-  kDeleteDataset,
-  kInfer,
-  kSample,
-  kNumRpcs
-};
-
 // The request message type of each RPC.
 const Message& Prototype(uint8_t selector) {
   switch (selector % kNumRpcs) {

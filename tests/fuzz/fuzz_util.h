@@ -2,6 +2,7 @@
 #ifndef NNLAB_TESTS_FUZZ_FUZZ_UTIL_H_
 #define NNLAB_TESTS_FUZZ_FUZZ_UTIL_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,29 @@ extern const char kRnnSpec[];
 extern const char kMnistSpec[];
 // A small GAN pair (GanSpec text format).
 extern const char kGanSpec[];
+
+// fuzz_requests' first input byte (mod kNumRpcs): which unary RPC the rest
+// of the input is a request for. make_corpus writes its seeds with it.
+enum Rpc : uint8_t {
+  kCreateModel,
+  kGetModel,
+  kListModels,
+  kDeleteModel,
+  kExportModel,
+  kImportModel,
+  kStartJob,
+  kGetJob,
+  kListJobs,
+  kCancelJob,
+  kPauseJob,
+  kResumeJob,
+  kTrainStep,
+  kListDatasets,
+  kDeleteDataset,
+  kInfer,
+  kSample,
+  kNumRpcs
+};
 
 // Paths of examples/*.textproto, sorted.
 std::vector<std::string> ExampleSpecs(const std::string& source_dir);

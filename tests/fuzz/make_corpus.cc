@@ -110,25 +110,6 @@ void Specs(const std::string& src, const std::string& dir) {
 
 void Requests(const std::string& src, const std::string& dir,
               const std::string& tmp) {
-  enum : uint8_t {
-    kCreateModel,
-    kGetModel,
-    kListModels,
-    kDeleteModel,
-    kExportModel,
-    kImportModel,
-    kStartJob,
-    kGetJob,
-    kListJobs,
-    kCancelJob,
-    kPauseJob,
-    kResumeJob,
-    kTrainStep,
-    kListDatasets,
-    kDeleteDataset,
-    kInfer,
-    kSample
-  };
   int i = 0;
   for (const std::string& path : ExampleSpecs(src)) {
     v1::CreateModelRequest req;
