@@ -533,10 +533,15 @@ void JobManager::Shutdown() {
   }
 }
 
-std::shared_ptr<Job> JobManager::Find(const std::string& id) const {
+absl::StatusOr<std::shared_ptr<Job>> JobManager::Find(
+    const std::string& id) const {
+  NNLAB_RETURN_IF_ERROR(CheckId("job_id", id));
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(id);
-  return it == jobs_.end() ? nullptr : it->second;
+  if (it == jobs_.end()) {
+    return absl::NotFoundError(absl::StrCat("job \"", id, "\" not found"));
+  }
+  return it->second;
 }
 
 absl::Status JobManager::ValidateSpec(const v1::JobSpec& spec,
@@ -710,11 +715,7 @@ absl::StatusOr<v1::Job> JobManager::StartJob(const v1::JobSpec& spec) {
 }
 
 absl::StatusOr<v1::Job> JobManager::Get(const std::string& id) const {
-  NNLAB_RETURN_IF_ERROR(CheckId("job_id", id));
-  std::shared_ptr<Job> job = Find(id);
-  if (job == nullptr) {
-    return absl::NotFoundError(absl::StrCat("job \"", id, "\" not found"));
-  }
+  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<Job> job, Find(id));
   absl::MutexLock lock(&job->mu);
   return job->record;
 }
@@ -737,11 +738,7 @@ std::vector<v1::Job> JobManager::List(const std::string& model_id,
 }
 
 absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
-  NNLAB_RETURN_IF_ERROR(CheckId("job_id", id));
-  std::shared_ptr<Job> job = Find(id);
-  if (job == nullptr) {
-    return absl::NotFoundError(absl::StrCat("job \"", id, "\" not found"));
-  }
+  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<Job> job, Find(id));
   bool was_waiting = false;
   {
     absl::MutexLock lock(&mu_);
@@ -779,11 +776,7 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
 }
 
 absl::StatusOr<v1::Job> JobManager::Pause(const std::string& id) {
-  NNLAB_RETURN_IF_ERROR(CheckId("job_id", id));
-  std::shared_ptr<Job> job = Find(id);
-  if (job == nullptr) {
-    return absl::NotFoundError(absl::StrCat("job \"", id, "\" not found"));
-  }
+  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<Job> job, Find(id));
   bool was_queued = false;
   {
     absl::MutexLock lock(&mu_);
@@ -808,13 +801,9 @@ absl::StatusOr<v1::Job> JobManager::Pause(const std::string& id) {
 }
 
 absl::StatusOr<v1::Job> JobManager::Resume(const std::string& id) {
-  NNLAB_RETURN_IF_ERROR(CheckId("job_id", id));
   if (shutting_down_)
     return absl::UnavailableError("the server is shutting down");
-  std::shared_ptr<Job> job = Find(id);
-  if (job == nullptr) {
-    return absl::NotFoundError(absl::StrCat("job \"", id, "\" not found"));
-  }
+  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<Job> job, Find(id));
   {
     absl::MutexLock jl(&job->mu);
     if (job->record.state() != v1::JOB_STATE_PAUSED) {
@@ -836,15 +825,11 @@ absl::StatusOr<v1::Job> JobManager::Resume(const std::string& id) {
 
 absl::StatusOr<std::unique_ptr<Watcher>> JobManager::Watch(
     const std::string& id, const Watcher::Options& o) {
-  NNLAB_RETURN_IF_ERROR(CheckId("job_id", id));
   if (o.from_step < 0) {
     return absl::InvalidArgumentError("from_step must be >= 0");
   }
   if (o.every_n < 0) return absl::InvalidArgumentError("every_n must be >= 0");
-  std::shared_ptr<Job> job = Find(id);
-  if (job == nullptr) {
-    return absl::NotFoundError(absl::StrCat("job \"", id, "\" not found"));
-  }
+  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<Job> job, Find(id));
   auto w = std::unique_ptr<Watcher>(new Watcher());
   w->options_ = o;
   w->capacity_ = options_.watcher_buffer;

@@ -139,7 +139,8 @@ class JobManager {
   bool shutting_down() const { return shutting_down_.load(); }
 
  private:
-  std::shared_ptr<Job> Find(const std::string& id) const;
+  // The job `id`: InvalidArgument for a malformed id, NotFound if unknown.
+  absl::StatusOr<std::shared_ptr<Job>> Find(const std::string& id) const;
   // Reads an ended job's evicted history back from its event log; DataLoss
   // if the log no longer holds all of it. REQUIRES: the caller holds a
   // watcher count on the job (so it is not evicted meanwhile).
