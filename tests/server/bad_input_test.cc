@@ -30,29 +30,6 @@ using ::grpc::StatusCode;
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// grpc.health.v1.Health/Check for the whole server: 1 SERVING, 2
-// NOT_SERVING, -1 on RPC failure.
-int HealthCheck(const std::shared_ptr<grpc::Channel>& ch) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(Deadline(5));
-  grpc::Slice empty("", 0);
-  grpc::ByteBuffer req(&empty, 1), resp;
-  grpc::Status s =
-      grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
-          ch.get(),
-          grpc::internal::RpcMethod("/grpc.health.v1.Health/Check",
-                                    grpc::internal::RpcMethod::NORMAL_RPC),
-          &ctx, req, &resp);
-  if (!s.ok()) return -1;
-  std::vector<grpc::Slice> slices;
-  EXPECT_TRUE(resp.Dump(&slices).ok());
-  std::string bytes;
-  for (auto& sl : slices)
-    bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
-  if (bytes.size() == 2 && bytes[0] == 0x08) return bytes[1];
-  return 0;
-}
-
 // Sends `payload` (arbitrary bytes, not necessarily a valid message) to
 // `method` as one request and half-closes; works for every streaming kind.
 grpc::Status RawCall(grpc::Channel* ch, const std::string& method,

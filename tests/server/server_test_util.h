@@ -15,6 +15,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/codegen/client_unary_call.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "gtest/gtest.h"
 #include "nnlab/v1/inference.grpc.pb.h"
 #include "nnlab/v1/model.grpc.pb.h"
@@ -47,6 +49,30 @@ class TempDir {
 
 inline std::chrono::system_clock::time_point Deadline(int seconds = 30) {
   return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+}
+
+// grpc.health.v1.Health/Check for the whole server; returns the status
+// enum (1 SERVING, 2 NOT_SERVING) or -1 on RPC failure.
+inline int HealthCheck(const std::shared_ptr<grpc::Channel>& ch) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(5));
+  grpc::Slice empty("", 0);
+  grpc::ByteBuffer req(&empty, 1), resp;
+  grpc::Status s =
+      grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
+          ch.get(),
+          grpc::internal::RpcMethod("/grpc.health.v1.Health/Check",
+                                    grpc::internal::RpcMethod::NORMAL_RPC),
+          &ctx, req, &resp);
+  if (!s.ok()) return -1;
+  std::vector<grpc::Slice> slices;
+  EXPECT_TRUE(resp.Dump(&slices).ok());
+  std::string bytes;
+  for (auto& sl : slices)
+    bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  // HealthCheckResponse { status = 1 (enum) }: 0x08 <value>; empty = UNKNOWN.
+  if (bytes.size() == 2 && bytes[0] == 0x08) return bytes[1];
+  return 0;
 }
 
 // Stubs over one channel.

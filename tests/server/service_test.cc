@@ -28,30 +28,6 @@ v1::JobSpec BlobJob(const std::string& model_id, const std::string& ds) {
   return spec;
 }
 
-// grpc.health.v1.Health/Check for the whole server; returns the status
-// enum (1 SERVING, 2 NOT_SERVING) or -1 on RPC failure.
-int HealthCheck(const std::shared_ptr<grpc::Channel>& ch) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(Deadline(5));
-  grpc::Slice empty("", 0);
-  grpc::ByteBuffer req(&empty, 1), resp;
-  grpc::Status s =
-      grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
-          ch.get(),
-          grpc::internal::RpcMethod("/grpc.health.v1.Health/Check",
-                                    grpc::internal::RpcMethod::NORMAL_RPC),
-          &ctx, req, &resp);
-  if (!s.ok()) return -1;
-  std::vector<grpc::Slice> slices;
-  EXPECT_TRUE(resp.Dump(&slices).ok());
-  std::string bytes;
-  for (auto& sl : slices)
-    bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
-  // HealthCheckResponse { status = 1 (enum) }: 0x08 <value>; empty = UNKNOWN.
-  if (bytes.size() == 2 && bytes[0] == 0x08) return bytes[1];
-  return 0;
-}
-
 v1::Tensor MakeTensor(std::vector<int64_t> shape, std::vector<float> data) {
   v1::Tensor t;
   for (int64_t d : shape) t.add_shape(d);
