@@ -674,10 +674,13 @@ TEST(FaultsTest, VanishingClientsLeaveNothingBehind) {
   EXPECT_LE(mid_threads, base_threads + 4);
   EXPECT_LE(end_threads, base_threads + 4);
 #if !defined(__SANITIZE_ADDRESS__)
-  // Under AddressSanitizer freed blocks sit in its quarantine (256 MB by
-  // default), so RSS says nothing about leaks there; LeakSanitizer does.
+  // A coarse bound: after a 50-thread burst glibc's per-thread arenas keep
+  // from 5 to 15 MB resident (measured), so a tighter RSS bound flakes.
+  // Leaks proper are LeakSanitizer's: in the ASan build the daemon's exit
+  // status below is non-zero if it finds any. (Under ASan, RSS is its
+  // quarantine's, so no bound at all there.)
   EXPECT_LE(mid_rss, base_rss + 32 * 1024);
-  EXPECT_LE(end_rss, mid_rss + 8 * 1024);
+  EXPECT_LE(end_rss, mid_rss + 32 * 1024);
 #endif
   // No partial data set, on the wire or on disk.
   v1::ListDatasetsRequest lreq;
