@@ -123,6 +123,23 @@ inline std::vector<std::string> FilesEndingIn(const std::string& dir,
   return out;
 }
 
+// The outputs of model `model` (2 inputs) for three fixed inputs: equal
+// outputs mean equal weights.
+inline std::vector<float> Outputs(Client& c, const std::string& model) {
+  v1::InferRequest req;
+  req.set_model_id(model);
+  v1::Tensor* t = req.mutable_inputs();
+  t->add_shape(3);
+  t->add_shape(2);
+  for (float v : {0.3f, -0.7f, 1.1f, 0.9f, -1.5f, -0.2f}) t->add_data(v);
+  v1::InferResponse resp;
+  auto ctx = Ctx();
+  grpc::Status s = c.inference->Infer(ctx.get(), req, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return std::vector<float>(resp.outputs().data().begin(),
+                            resp.outputs().data().end());
+}
+
 }  // namespace nnlab::testing
 
 #endif  // NNLAB_TESTS_SERVER_DAEMON_UTIL_H_

@@ -48,21 +48,6 @@ std::set<std::string> ListModelIds(Client& c) {
   return ids;
 }
 
-std::vector<float> Outputs(Client& c, const std::string& model) {
-  v1::InferRequest req;
-  req.set_model_id(model);
-  v1::Tensor* t = req.mutable_inputs();
-  t->add_shape(3);
-  t->add_shape(2);
-  for (float v : {0.3f, -0.7f, 1.1f, 0.9f, -1.5f, -0.2f}) t->add_data(v);
-  v1::InferResponse resp;
-  auto ctx = Ctx();
-  grpc::Status s = c.inference->Infer(ctx.get(), req, &resp);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-  return std::vector<float>(resp.outputs().data().begin(),
-                            resp.outputs().data().end());
-}
-
 // What a finished job leaves: loss per training step, eval loss per step.
 struct History {
   std::map<int64_t, double> train, eval;

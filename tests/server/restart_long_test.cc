@@ -2,67 +2,18 @@
 // started again on the same data directory. Models, finished jobs and
 // checkpoints survive; the interrupted job resumes from its last checkpoint
 // and ends with exactly the loss curve and weights of an uninterrupted run.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <map>
 
 #include "gtest/gtest.h"
+#include "tests/server/daemon_util.h"
 #include "tests/server/server_test_util.h"
 
 namespace nnlab::testing {
 namespace {
-
-// A child nnlabd; reads the bound port from its first stdout line.
-class Daemon {
- public:
-  Daemon(const std::string& data_dir, const std::string& log) {
-    int out[2];
-    EXPECT_EQ(pipe(out), 0);
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      const int err = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(err, STDERR_FILENO);
-      close(out[0]);
-      const std::string dir = "--data_dir=" + data_dir;
-      execl(NNLAB_NNLABD_PATH, NNLAB_NNLABD_PATH, "--listen=127.0.0.1:0",
-            dir.c_str(), "--blas_threads=1", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(out[1]);
-    FILE* f = fdopen(out[0], "r");
-    char line[256] = {0};
-    if (fgets(line, sizeof(line), f) != nullptr) {
-      sscanf(line, "nnlabd listening on port %d", &port_);
-    }
-    fclose(f);
-    EXPECT_GT(port_, 0) << "nnlabd did not start; see " << log;
-  }
-  ~Daemon() {
-    if (pid_ > 0) Kill(SIGKILL);
-  }
-  // Sends `sig` and returns the exit status (or the signal as 128 + sig).
-  int Kill(int sig) {
-    kill(pid_, sig);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  Client MakeClient() const {
-    return Client(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
-                                      grpc::InsecureChannelCredentials()));
-  }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
 
 std::map<int64_t, double> TrainLosses(Client& c, const std::string& job) {
   v1::StreamMetricsRequest req;
@@ -74,21 +25,6 @@ std::map<int64_t, double> TrainLosses(Client& c, const std::string& job) {
   }
   EXPECT_TRUE(st.ok()) << st.error_message();
   return out;
-}
-
-std::vector<float> Outputs(Client& c, const std::string& model) {
-  v1::InferRequest req;
-  req.set_model_id(model);
-  v1::Tensor* t = req.mutable_inputs();
-  t->add_shape(3);
-  t->add_shape(2);
-  for (float v : {0.3f, -0.7f, 1.1f, 0.9f, -1.5f, -0.2f}) t->add_data(v);
-  v1::InferResponse resp;
-  auto ctx = Ctx();
-  grpc::Status s = c.inference->Infer(ctx.get(), req, &resp);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-  return std::vector<float>(resp.outputs().data().begin(),
-                            resp.outputs().data().end());
 }
 
 TEST(RestartTest, KilledServerResumesJobFromCheckpoint) {
