@@ -30,29 +30,6 @@ using ::grpc::StatusCode;
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// Sends `payload` (arbitrary bytes, not necessarily a valid message) to
-// `method` as one request and half-closes; works for every streaming kind.
-grpc::Status RawCall(grpc::Channel* ch, const std::string& method,
-                     const std::string& payload) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(Deadline(10));
-  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>>
-      rw(grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer,
-                                                   grpc::ByteBuffer>::
-             Create(
-                 ch,
-                 grpc::internal::RpcMethod(
-                     method.c_str(), grpc::internal::RpcMethod::BIDI_STREAMING),
-                 &ctx));
-  grpc::Slice slice(payload);
-  grpc::ByteBuffer req(&slice, 1), resp;
-  rw->Write(req);
-  rw->WritesDone();
-  while (rw->Read(&resp)) {
-  }
-  return rw->Finish();
-}
-
 v1::Tensor Packed(std::vector<int64_t> shape, std::vector<float> data) {
   v1::Tensor t;
   for (int64_t d : shape) t.add_shape(d);
@@ -1195,7 +1172,8 @@ std::vector<Case> BadInputTest::Cases() {
       [this]() {
         return RawCall(server_->Channel().get(),
                        "/nnlab.v1.TrainingService/ListDatasets",
-                       std::string("\x28\x01", 2));
+                       std::string("\x28\x01", 2))
+            .status;
       },
       StatusCode::OK);
 
@@ -1225,7 +1203,8 @@ std::vector<Case> BadInputTest::Cases() {
             absl::StrCat(md->name(), ": malformed protobuf bytes"),
             [this, path]() {
               return RawCall(server_->Channel().get(), path,
-                             std::string("\x0a\xff\xff\xff\xff\x0f", 6));
+                             std::string("\x0a\xff\xff\xff\xff\x0f", 6))
+                  .status;
             },
             code);
       }

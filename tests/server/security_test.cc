@@ -22,45 +22,8 @@ namespace nnlab::testing {
 namespace {
 
 using ::grpc::StatusCode;
-using Metadata = std::vector<std::pair<std::string, std::string>>;
 
 const char kToken[] = "s3cret-token-42";
-
-struct RawResult {
-  grpc::Status status;
-  std::string responses;  // Every response message, concatenated.
-};
-
-// Sends `payload` (serialized request bytes) to `method` with `metadata`,
-// half-closes and reads every response; works for every streaming kind.
-RawResult RawCall(grpc::Channel* ch, const std::string& method,
-                  const std::string& payload, const Metadata& metadata) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(Deadline(10));
-  for (const auto& [k, v] : metadata) ctx.AddMetadata(k, v);
-  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>>
-      rw(grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer,
-                                                   grpc::ByteBuffer>::
-             Create(
-                 ch,
-                 grpc::internal::RpcMethod(
-                     method.c_str(), grpc::internal::RpcMethod::BIDI_STREAMING),
-                 &ctx));
-  grpc::Slice slice(payload);
-  grpc::ByteBuffer req(&slice, 1), resp;
-  rw->Write(req);
-  rw->WritesDone();
-  RawResult r;
-  while (rw->Read(&resp)) {
-    std::vector<grpc::Slice> slices;
-    EXPECT_TRUE(resp.Dump(&slices).ok());
-    for (auto& sl : slices) {
-      r.responses.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
-    }
-  }
-  r.status = rw->Finish();
-  return r;
-}
 
 // grpc.health.v1.Health/Check of `service` ("" = the server): the response
 // is HealthCheckResponse{status = 1 SERVING} = bytes 08 01.

@@ -11,12 +11,14 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/codegen/client_unary_call.h"
 #include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/sync_stream.h"
 #include "gtest/gtest.h"
 #include "nnlab/v1/inference.grpc.pb.h"
 #include "nnlab/v1/model.grpc.pb.h"
@@ -49,6 +51,45 @@ class TempDir {
 
 inline std::chrono::system_clock::time_point Deadline(int seconds = 30) {
   return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+}
+
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+struct RawResult {
+  grpc::Status status;
+  std::string responses;  // Every response message, concatenated.
+};
+
+// Sends `payload` (serialized request bytes) to `method` with `metadata`,
+// half-closes and reads every response; works for every streaming kind.
+inline RawResult RawCall(grpc::Channel* ch, const std::string& method,
+                         const std::string& payload,
+                         const Metadata& metadata = {}) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(10));
+  for (const auto& [k, v] : metadata) ctx.AddMetadata(k, v);
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>>
+      rw(grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer,
+                                                   grpc::ByteBuffer>::
+             Create(
+                 ch,
+                 grpc::internal::RpcMethod(
+                     method.c_str(), grpc::internal::RpcMethod::BIDI_STREAMING),
+                 &ctx));
+  grpc::Slice slice(payload);
+  grpc::ByteBuffer req(&slice, 1), resp;
+  rw->Write(req);
+  rw->WritesDone();
+  RawResult r;
+  while (rw->Read(&resp)) {
+    std::vector<grpc::Slice> slices;
+    EXPECT_TRUE(resp.Dump(&slices).ok());
+    for (auto& sl : slices) {
+      r.responses.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+    }
+  }
+  r.status = rw->Finish();
+  return r;
 }
 
 // grpc.health.v1.Health/Check for the whole server; returns the status
