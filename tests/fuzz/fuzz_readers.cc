@@ -93,7 +93,7 @@ void ReadModelFile(const Input& in) {
   ClearDir(dir);
   server::MakeDirs(dir).IgnoreError();
   WriteFileOrDie(dir + "/m.model", MaybeFrame(in.first, in.frame));
-  server::ModelRegistry registry(dir, server::Limits(), 10);
+  server::ModelRegistry registry(dir, FuzzLimits(), 10);
   if (!registry.Load().ok()) return;
   for (const auto& e : registry.List()) {
     (void)e->Info();
@@ -125,7 +125,7 @@ void ReadDatasetFile(const Input& in) {
   WriteFileOrDie(dir + "/ds-000000000001.dataset",
                  MaybeFrame(in.first, in.frame));
   server::DatasetRegistry registry(Dir() + "/no-builtin", dir, int64_t{1} << 20,
-                                   server::Limits());
+                                   FuzzLimits());
   if (!registry.Load().ok()) return;
   for (const v1::DatasetInfo& info : registry.List()) {
     if (info.builtin()) continue;
@@ -147,10 +147,10 @@ void ReadJobFiles(const Input& in) {
   // that id, so the fuzzer's id "j-1" gets the second file as its log.
   WriteFileOrDie(dir + "/j-1.job", MaybeFrame(in.first, in.frame));
   WriteFileOrDie(dir + "/j-1.events", in.second);
-  server::ModelRegistry models(Dir() + "/job-models", server::Limits(), 10);
+  server::ModelRegistry models(Dir() + "/job-models", FuzzLimits(), 10);
   server::DatasetRegistry datasets(Dir() + "/no-builtin",
                                    Dir() + "/job-datasets", 1 << 20,
-                                   server::Limits());
+                                   FuzzLimits());
   server::JobManagerOptions o;
   o.dir = dir;
   server::JobManager jobs(o, &models, &datasets);
@@ -176,7 +176,7 @@ void ReadJobFiles(const Input& in) {
 std::unique_ptr<Model> CheckpointModel() {
   v1::ModelSpec proto;
   google::protobuf::TextFormat::ParseFromString(kCnnSpec, &proto);
-  auto spec = server::ModelSpecFromProto(proto, "spec", server::Limits());
+  auto spec = server::ModelSpecFromProto(proto, "spec", FuzzLimits());
   auto model = Model::Build(*spec);
   if (!model.ok()) abort();
   return std::move(*model);
@@ -197,7 +197,7 @@ void ReadCheckpoint(const Input& in) {
   auto trainer = Trainer::Create(model.get(), opts);
   if (!trainer.ok()) abort();
   auto w =
-      server::WeightsFromProto(ckpt.model(), "checkpoint", server::Limits());
+      server::WeightsFromProto(ckpt.model(), "checkpoint", FuzzLimits());
   if (!w.ok()) return;
   if (!server::LoadWeights(**w, model.get()).ok()) return;
   if (!server::OptimizerStateFromProto(ckpt.optimizer_state(),

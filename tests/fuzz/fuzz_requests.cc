@@ -88,7 +88,7 @@ class Fixture {
   Fixture() {
     QuietLogs();
     const std::string dir = MakeTempDir("requests");
-    server::Limits limits;  // The server's defaults.
+    const server::Limits limits = FuzzLimits();
     models_ = std::make_unique<server::ModelRegistry>(
         absl::StrCat(dir, "/models"), limits, 1000);
     Check(models_->Load().ok(), "models");

@@ -36,10 +36,10 @@ class Fixture {
     QuietLogs();
     const std::string dir = MakeTempDir("upload");
     models_ = std::make_unique<server::ModelRegistry>(
-        absl::StrCat(dir, "/models"), server::Limits(), 10);
+        absl::StrCat(dir, "/models"), FuzzLimits(), 10);
     datasets_ = std::make_unique<server::DatasetRegistry>(
         absl::StrCat(dir, "/builtin"), absl::StrCat(dir, "/datasets"),
-        kMaxUploadBytes, server::Limits());
+        kMaxUploadBytes, FuzzLimits());
     if (!models_->Load().ok() || !datasets_->Load().ok()) abort();
     server::JobManagerOptions jo;
     jo.dir = absl::StrCat(dir, "/jobs");

@@ -159,6 +159,13 @@ const char kGanSpec[] = R"pb(
   seed: 5
 )pb";
 
+server::Limits FuzzLimits() {
+  server::Limits limits;
+  limits.max_params = 2'000'000;
+  limits.max_tensor_elements = int64_t{1} << 22;
+  return limits;
+}
+
 std::vector<std::string> ExampleSpecs(const std::string& source_dir) {
   std::vector<std::string> out;
   const std::string dir = absl::StrCat(source_dir, "/examples");

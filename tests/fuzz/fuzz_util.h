@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "server/convert.h"
+
 namespace nnlab::fuzz {
 
 // Silences nnlabd's info logs and protobuf's own logging (parse errors of
@@ -22,6 +24,12 @@ void WriteFileOrDie(const std::string& path, const std::string& contents);
 std::string ReadFileOrDie(const std::string& path);
 // Removes everything inside `dir` (not `dir` itself).
 void ClearDir(const std::string& dir);
+
+// The server's default limits with smaller models and tensors: a legal
+// 50M-parameter model takes seconds to initialise under ASan, which
+// libFuzzer reports as a timeout. The limits themselves are tested at
+// their real values by tests/server/bad_input_test.
+server::Limits FuzzLimits();
 
 // Small valid model specs (ModelSpec text format) the targets share:
 // an MLP on [4], a CNN on [1, 6, 6] with batch norm and dropout, a
