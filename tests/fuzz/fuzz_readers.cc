@@ -148,9 +148,8 @@ void ReadJobFiles(const Input& in) {
   WriteFileOrDie(dir + "/j-1.job", MaybeFrame(in.first, in.frame));
   WriteFileOrDie(dir + "/j-1.events", in.second);
   server::ModelRegistry models(Dir() + "/job-models", FuzzLimits(), 10);
-  server::DatasetRegistry datasets(Dir() + "/no-builtin",
-                                   Dir() + "/job-datasets", 1 << 20,
-                                   FuzzLimits());
+  server::DatasetRegistry datasets(
+      Dir() + "/no-builtin", Dir() + "/job-datasets", 1 << 20, FuzzLimits());
   server::JobManagerOptions o;
   o.dir = dir;
   server::JobManager jobs(o, &models, &datasets);
@@ -196,8 +195,7 @@ void ReadCheckpoint(const Input& in) {
   opts.optimizer = *opt;
   auto trainer = Trainer::Create(model.get(), opts);
   if (!trainer.ok()) abort();
-  auto w =
-      server::WeightsFromProto(ckpt.model(), "checkpoint", FuzzLimits());
+  auto w = server::WeightsFromProto(ckpt.model(), "checkpoint", FuzzLimits());
   if (!w.ok()) return;
   if (!server::LoadWeights(**w, model.get()).ok()) return;
   if (!server::OptimizerStateFromProto(ckpt.optimizer_state(),
