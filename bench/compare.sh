@@ -10,7 +10,9 @@
 # --rt runs every measurement (both tools alike) under SCHED_FIFO
 # (chrt -f 10; needs root): on a machine shared with builds the figures
 # are then the programs' own, not the neighbours' (the kernel still keeps
-# 5% of each second for everyone else).
+# 5% of each second for everyone else). Each measurement holds a lock
+# ($TMPDIR/nnlab-bench.lock) while it runs, so concurrent comparisons take
+# turns.
 # Needs a Release build with the bench targets (default build dir:
 # build-bench; configure with -DCMAKE_BUILD_TYPE=Release) and Debian's
 # python3-torch. The table also goes to FILE (default DIR/compare.md), the
@@ -24,6 +26,10 @@ threads="1,2"
 epochs=""
 out=""
 rt=()
+# --rt measurements take this lock one at a time, so two comparisons on one
+# machine never run their real-time processes side by side (two SCHED_FIFO
+# processes with spinning OpenMP threads on two cores starve each other).
+lock="${TMPDIR:-/tmp}/nnlab-bench.lock"
 for arg in "$@"; do
   case "$arg" in
     --workload=*) workloads="${arg#*=}" ;;
@@ -31,8 +37,8 @@ for arg in "$@"; do
     --epochs=*) epochs="--epochs=${arg#*=}" ;;
     --build=*) build="${arg#*=}" ;;
     --out=*) out="${arg#*=}" ;;
-    --rt) rt=(chrt -f 10) ;;
-    *) sed -n '2,18p' "$0" >&2; exit 2 ;;
+    --rt) rt=(flock "$lock" chrt -f 10) ;;
+    *) sed -n '2,19p' "$0" >&2; exit 2 ;;
   esac
 done
 
