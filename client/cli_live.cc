@@ -97,7 +97,7 @@ struct LiveState {
   bool have_train = false;
   v1::MetricEvent last_eval;
   bool have_eval = false;
-  double d_loss = NAN, g_loss = NAN;
+  double d_loss = NAN, g_loss = NAN, d_real = NAN, d_fake = NAN;
   int64_t gan_step = 0;
   std::vector<LayerRow> layers;
   // Decades spanned by every learning speed seen so far (the axis only
@@ -125,6 +125,8 @@ struct LiveState {
         break;
       case v1::PHASE_GAN_D:
         d_loss = e.loss();
+        d_real = e.d_real();
+        d_fake = e.d_fake();
         gan_step = e.step();
         if (e.samples_per_sec() > 0) samples_per_sec = e.samples_per_sec();
         break;
@@ -200,7 +202,9 @@ struct LiveState {
     }
     if (gan_step > 0) {
       lines.push_back(absl::StrCat("GAN    D loss ", Num(d_loss), "  G loss ",
-                                   Num(g_loss), "  (step ", gan_step, ")"));
+                                   Num(g_loss), "  D(x) ", Num(d_real),
+                                   "  D(G(z)) ", Num(d_fake), "  (step ",
+                                   gan_step, ")"));
     }
     if (have_eval) {
       std::string line = absl::StrCat("test   loss ", Num(last_eval.loss()));
@@ -441,7 +445,8 @@ std::string PlainLine(const v1::MetricEvent& e) {
       break;
     case v1::PHASE_GAN_D:
       absl::StrAppend(&line, "step ", e.step(), " epoch ", e.epoch(),
-                      " D loss ", Num(e.loss()));
+                      " D loss ", Num(e.loss()), " D(x) ", Num(e.d_real()),
+                      " D(G(z)) ", Num(e.d_fake()));
       break;
     case v1::PHASE_GAN_G:
       absl::StrAppend(&line, "step ", e.step(), " epoch ", e.epoch(),

@@ -262,5 +262,32 @@ TEST(LiveViewTest, PlainLinesCarryTheNumbers) {
             "state FAILED at step 50: non-finite gradient in dense0");
 }
 
+TEST(LiveViewTest, GanShowsBothLossesAndDiscriminatorOutputs) {
+  v1::MetricEvent d, g;
+  d.set_phase(v1::PHASE_GAN_D);
+  d.set_step(30);
+  d.set_epoch(1);
+  d.set_loss(1.25);
+  d.set_d_real(0.625);
+  d.set_d_fake(0.375);
+  g.set_phase(v1::PHASE_GAN_G);
+  g.set_step(30);
+  g.set_epoch(1);
+  g.set_loss(0.75);
+  EXPECT_EQ(PlainLine(d),
+            "step 30 epoch 1 D loss 1.25 D(x) 0.625 D(G(z)) 0.375");
+  EXPECT_EQ(PlainLine(g), "step 30 epoch 1 G loss 0.75");
+  v1::Job job;
+  job.set_job_id("g1");
+  job.set_total_steps(60);
+  job.set_state(v1::JOB_STATE_RUNNING);
+  LiveViewOptions o;
+  o.columns = 100;
+  o.unicode = false;
+  EXPECT_THAT(RenderLiveFrame(job, {d, g}, o),
+              HasSubstr("GAN    D loss 1.25  G loss 0.75  D(x) 0.625  "
+                        "D(G(z)) 0.375  (step 30)"));
+}
+
 }  // namespace
 }  // namespace nnlab::cli
