@@ -201,10 +201,9 @@ struct LiveState {
       lines.push_back(line);
     }
     if (gan_step > 0) {
-      lines.push_back(absl::StrCat("GAN    D loss ", Num(d_loss), "  G loss ",
-                                   Num(g_loss), "  D(x) ", Num(d_real),
-                                   "  D(G(z)) ", Num(d_fake), "  (step ",
-                                   gan_step, ")"));
+      lines.push_back(absl::StrCat(
+          "GAN    D loss ", Num(d_loss), "  G loss ", Num(g_loss), "  D(x) ",
+          Num(d_real), "  D(G(z)) ", Num(d_fake), "  (step ", gan_step, ")"));
     }
     if (have_eval) {
       std::string line = absl::StrCat("test   loss ", Num(last_eval.loss()));
