@@ -41,6 +41,7 @@
 #include "core/sequence_data.h"
 #include "core/status_macros.h"
 #include "core/trainer.h"
+#include "core/zoo.h"
 
 extern char** environ;
 
@@ -103,15 +104,6 @@ LayerSpec L(const char* kind, int64_t units = 0) {
   return spec;
 }
 
-LayerSpec Conv3x3(int64_t filters, int64_t stride) {
-  LayerSpec spec = L("conv2d");
-  spec.filters = filters;
-  spec.kernel = 3;
-  spec.stride = stride;
-  spec.padding = 1;
-  return spec;
-}
-
 ModelSpec Mlp(const std::vector<int64_t>& widths, const char* activation,
               bool bn_dropout, InitKind init) {
   ModelSpec spec;
@@ -128,30 +120,6 @@ ModelSpec Mlp(const std::vector<int64_t>& widths, const char* activation,
     }
   }
   spec.init = init;
-  spec.seed = 1;
-  return spec;
-}
-
-// The residual CNN of examples/resnet_fashion.cc: conv 3x3 16 + BN + ReLU
-// stem, three blocks conv-BN-ReLU-conv-BN + shortcut (16, 32 and 64
-// channels, strides 1, 2, 2, 1x1 projections where shapes change), each
-// followed by ReLU, global average pooling, dense 10.
-ModelSpec ResnetSmall() {
-  ModelSpec spec;
-  spec.input_shape = {1, 28, 28};
-  spec.layers = {Conv3x3(16, 1), L("batch_norm"), L("relu")};
-  const int64_t channels[] = {16, 32, 64};
-  const int64_t strides[] = {1, 2, 2};
-  for (int b = 0; b < 3; ++b) {
-    LayerSpec block = L("residual");
-    block.body = {Conv3x3(channels[b], strides[b]), L("batch_norm"), L("relu"),
-                  Conv3x3(channels[b], 1), L("batch_norm")};
-    spec.layers.push_back(block);
-    spec.layers.push_back(L("relu"));
-  }
-  spec.layers.push_back(L("global_avg_pool"));
-  spec.layers.push_back(L("dense", 10));
-  spec.init = InitKind::kHe;
   spec.seed = 1;
   return spec;
 }
@@ -214,7 +182,7 @@ std::vector<Workload> Workloads() {
         "residual blocks (16/32/64), GAP, dense 10, SGD momentum "
         "0.9, batch 64";
     w.data = DataKind::kFashionImages;
-    w.model = ResnetSmall();
+    w.model = FashionResidualCnn();
     w.train.optimizer.kind = OptimizerKind::kMomentum;
     w.train.optimizer.lr = 0.05f;
     w.train.optimizer.momentum = 0.9f;

@@ -26,54 +26,10 @@
 #include "core/data.h"
 #include "core/model.h"
 #include "core/trainer.h"
+#include "core/zoo.h"
 
 namespace nnlab {
 namespace {
-
-LayerSpec Spec(const char* kind) {
-  LayerSpec spec;
-  spec.kind = kind;
-  return spec;
-}
-
-LayerSpec Conv3x3(int64_t filters, int64_t stride) {
-  LayerSpec spec = Spec("conv2d");
-  spec.filters = filters;
-  spec.kernel = 3;
-  spec.stride = stride;
-  spec.padding = 1;
-  return spec;
-}
-
-ModelSpec FashionCnn(bool residual) {
-  ModelSpec spec;
-  spec.name = residual ? "fashion-resnet" : "fashion-plain-cnn";
-  spec.input_shape = {1, 28, 28};
-  spec.layers = {Conv3x3(16, 1), Spec("batch_norm"), Spec("relu")};
-  const int64_t channels[] = {16, 32, 64};
-  const int64_t strides[] = {1, 2, 2};
-  for (int b = 0; b < 3; ++b) {
-    std::vector<LayerSpec> body = {Conv3x3(channels[b], strides[b]),
-                                   Spec("batch_norm"), Spec("relu"),
-                                   Conv3x3(channels[b], 1), Spec("batch_norm")};
-    if (residual) {
-      LayerSpec block = Spec("residual");
-      block.name = "block" + std::to_string(b + 1);
-      block.body = std::move(body);
-      spec.layers.push_back(std::move(block));
-    } else {
-      for (LayerSpec& l : body) spec.layers.push_back(std::move(l));
-    }
-    spec.layers.push_back(Spec("relu"));
-  }
-  spec.layers.push_back(Spec("global_avg_pool"));
-  LayerSpec head = Spec("dense");
-  head.units = 10;
-  spec.layers.push_back(head);
-  spec.init = InitKind::kHe;
-  spec.seed = 1;
-  return spec;
-}
 
 struct RunResult {
   std::vector<double> accuracy;  // Test accuracy after each epoch.
@@ -96,7 +52,7 @@ struct Clocks {
 RunResult TrainOne(bool residual, const ImageDataset& train,
                    const ImageDataset& test, int epochs) {
   const char* label = residual ? "residual" : "plain";
-  auto model = std::move(Model::Build(FashionCnn(residual))).value();
+  auto model = std::move(Model::Build(FashionResidualCnn(residual))).value();
   TrainOptions options;
   options.optimizer.kind = OptimizerKind::kMomentum;
   options.optimizer.lr = 0.05f;

@@ -14,52 +14,13 @@
 #include "core/data.h"
 #include "core/model.h"
 #include "core/trainer.h"
+#include "core/zoo.h"
 #include "gtest/gtest.h"
 
 namespace nnlab {
 namespace {
 
 constexpr double kBarAccuracy = 0.78;  // Measured: 0.8155.
-
-LayerSpec Spec(const char* kind) {
-  LayerSpec spec;
-  spec.kind = kind;
-  return spec;
-}
-
-LayerSpec Conv3x3(int64_t filters, int64_t stride) {
-  LayerSpec spec = Spec("conv2d");
-  spec.filters = filters;
-  spec.kernel = 3;
-  spec.stride = stride;
-  spec.padding = 1;
-  return spec;
-}
-
-// Stem conv3x3(16)-BN-ReLU; blocks conv-BN-ReLU-conv-BN + shortcut, ReLU at
-// 16, 32 (stride 2) and 64 (stride 2) channels; global average pool; dense
-// 10. Same network as examples/resnet_fashion.cc.
-ModelSpec FashionResNet() {
-  ModelSpec spec;
-  spec.input_shape = {1, 28, 28};
-  spec.layers = {Conv3x3(16, 1), Spec("batch_norm"), Spec("relu")};
-  const int64_t channels[] = {16, 32, 64};
-  const int64_t strides[] = {1, 2, 2};
-  for (int b = 0; b < 3; ++b) {
-    LayerSpec block = Spec("residual");
-    block.body = {Conv3x3(channels[b], strides[b]), Spec("batch_norm"),
-                  Spec("relu"), Conv3x3(channels[b], 1), Spec("batch_norm")};
-    spec.layers.push_back(std::move(block));
-    spec.layers.push_back(Spec("relu"));
-  }
-  spec.layers.push_back(Spec("global_avg_pool"));
-  LayerSpec head = Spec("dense");
-  head.units = 10;
-  spec.layers.push_back(head);
-  spec.init = InitKind::kHe;
-  spec.seed = 1;
-  return spec;
-}
 
 TEST(ResNetFashionTest, SubsetTrainingReachesBar) {
   SetBlasThreads(1);
@@ -70,7 +31,7 @@ TEST(ResNetFashionTest, SubsetTrainingReachesBar) {
   ASSERT_TRUE(train->Reshape({1, 28, 28}).ok());
   ASSERT_TRUE(data->test->Reshape({1, 28, 28}).ok());
 
-  auto model_or = Model::Build(FashionResNet());
+  auto model_or = Model::Build(FashionResidualCnn());
   ASSERT_TRUE(model_or.ok()) << model_or.status();
   Model* model = model_or->get();
   // Shortcuts: identity in block 1, strided 1x1 projections in 2 and 3.
