@@ -5,6 +5,8 @@
 // Ho/Wo = output size, P = padding, S = stride.
 #include <algorithm>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/blas.h"
@@ -45,52 +47,58 @@ class Conv2D : public Layer {
     wo_ = (w_ + 2 * p_ - k_) / s_ + 1;
     ckk_ = c_ * k_ * k_;
     pointwise_ = k_ == 1 && s_ == 1 && p_ == 0;
+    // "Same" stride-1 convolutions: the input gradient is itself a
+    // same-size convolution of dy with the flipped, transposed kernel, so
+    // it reuses im2col + one GEMM instead of GEMM + col2im.
+    same_ =
+        s_ == 1 && ho_ == h_ && wo_ == w_ && 2 * p_ == k_ - 1 && !pointwise_;
     weight_ = Tensor({f_, c_, k_, k_});
     weight_grad_ = Tensor({f_, c_, k_, k_});
     bias_ = Tensor({f_});
     bias_grad_ = Tensor({f_});
     InitWeights(init, ckk_, f_ * k_ * k_, rng, &weight_);
-    if (!pointwise_) {
-      col_ = Tensor({ckk_, ho_ * wo_});
-      dcol_ = Tensor({ckk_, ho_ * wo_});
-    }
+    if (same_) flipped_ = Tensor({c_, f_, k_, k_});
   }
 
   void Forward(const Tensor& in, Tensor* out, Mode mode) override {
-    const int64_t n = in.dim(0), hw = ho_ * wo_;
+    const int64_t n = in.dim(0);
     in_ = &in;
     out->Resize({n, f_, ho_, wo_});
-    for (int64_t i = 0; i < n; ++i) {
-      const float* col = Columns(in.data() + i * c_ * h_ * w_);
-      float* y = out->data() + i * f_ * hw;
-      for (int64_t f = 0; f < f_; ++f) {
-        std::fill(y + f * hw, y + (f + 1) * hw, bias_[f]);
-      }
-      Gemm(false, false, f_, hw, ckk_, 1.0f, weight_.data(), ckk_, col, hw,
-           1.0f, y, hw);
-    }
+    const int parts = Prepare(n);
+    RunParts(parts, n, [&](int part, int64_t lo, int64_t hi) {
+      ForwardSamples(part, lo, hi, in.data(), out->data());
+    });
   }
 
   // dW += dy col^T, db += sum dy, dcol = W^T dy scattered back by col2im.
+  // Samples are split into parts (one per BLAS thread); each part sums its
+  // dW and db separately and the parts are added in order afterwards.
   void Backward(const Tensor& grad_out, Tensor* grad_in) override {
-    const int64_t n = grad_out.dim(0), hw = ho_ * wo_, chw = c_ * h_ * w_;
+    const int64_t n = grad_out.dim(0);
     if (grad_in != nullptr) grad_in->Resize(in_->shape());
-    for (int64_t i = 0; i < n; ++i) {
-      const float* dy = grad_out.data() + i * f_ * hw;
-      const float* col = Columns(in_->data() + i * chw);
-      Gemm(false, true, f_, ckk_, hw, 1.0f, dy, hw, col, hw, 1.0f,
-           weight_grad_.data(), ckk_);
-      for (int64_t f = 0; f < f_; ++f) bias_grad_[f] += VecSum(dy + f * hw, hw);
-      if (grad_in == nullptr) continue;
-      float* dx = grad_in->data() + i * chw;
-      if (pointwise_) {
-        Gemm(true, false, ckk_, hw, f_, 1.0f, weight_.data(), ckk_, dy, hw,
-             0.0f, dx, hw);
-      } else {
-        Gemm(true, false, ckk_, hw, f_, 1.0f, weight_.data(), ckk_, dy, hw,
-             0.0f, dcol_.data(), hw);
-        Col2Im(dcol_.data(), dx);
+    if (same_ && grad_in != nullptr) {
+      // flipped[c, f, i, j] = W[f, c, K-1-i, K-1-j].
+      const int64_t kk = k_ * k_;
+      for (int64_t f = 0; f < f_; ++f) {
+        for (int64_t c = 0; c < c_; ++c) {
+          const float* src = weight_.data() + (f * c_ + c) * kk;
+          float* dst = flipped_.data() + (c * f_ + f) * kk;
+          for (int64_t t = 0; t < kk; ++t) dst[t] = src[kk - 1 - t];
+        }
       }
+    }
+    const int parts = Prepare(n);
+    float* dx = grad_in != nullptr ? grad_in->data() : nullptr;
+    RunParts(parts, n, [&](int part, int64_t lo, int64_t hi) {
+      BackwardSamples(part, lo, hi, grad_out.data(), dx);
+    });
+    const int64_t wsize = f_ * ckk_;
+    for (int part = 0; part < parts; ++part) {
+      const float* dw = scratch_[part].dw.data();
+      const float* db = scratch_[part].db.data();
+      float* gw = weight_grad_.data();
+      for (int64_t i = 0; i < wsize; ++i) gw[i] += dw[i];
+      for (int64_t f = 0; f < f_; ++f) bias_grad_[f] += db[f];
     }
   }
 
@@ -100,6 +108,99 @@ class Conv2D : public Layer {
   }
 
  private:
+  // Per-part buffers, sized on first use and reused every step.
+  struct Scratch {
+    Tensor col;   // im2col of one sample (of dy for the "same" gradient).
+    Tensor dcol;  // Its gradient (col2im path).
+    Tensor dw;    // This part's sum of dW, [F, C*K*K].
+    Tensor db;    // This part's sum of db, [F].
+  };
+
+  // Number of parts for a batch of n (BLAS threads, at most n) and their
+  // scratch.
+  int Prepare(int64_t n) {
+    const int parts = static_cast<int>(
+        std::max<int64_t>(1, std::min<int64_t>(BlasThreads(), n)));
+    if (static_cast<int>(scratch_.size()) < parts) scratch_.resize(parts);
+    const int64_t hw = ho_ * wo_;
+    for (int part = 0; part < parts; ++part) {
+      Scratch& s = scratch_[part];
+      if (!pointwise_) s.col.Resize({std::max(ckk_, f_ * k_ * k_), hw});
+      if (!pointwise_ && !same_) s.dcol.Resize({ckk_, hw});
+      s.dw.Resize({f_, ckk_});
+      s.db.Resize({f_});
+    }
+    return parts;
+  }
+
+  // Runs fn(part, lo, hi) over contiguous sample ranges, part 0 on this
+  // thread and the others on their own threads (each product inside runs
+  // single-threaded: it is too small to split).
+  template <typename Fn>
+  void RunParts(int parts, int64_t n, const Fn& fn) {
+    if (parts == 1) {
+      fn(0, 0, n);
+      return;
+    }
+    std::vector<std::thread> threads;
+    threads.reserve(parts - 1);
+    for (int part = 1; part < parts; ++part) {
+      threads.emplace_back(fn, part, n * part / parts, n * (part + 1) / parts);
+    }
+    fn(0, 0, n / parts);
+    for (std::thread& t : threads) t.join();
+  }
+
+  void ForwardSamples(int part, int64_t lo, int64_t hi, const float* x,
+                      float* y_all) {
+    const int64_t hw = ho_ * wo_;
+    float* col_buf = pointwise_ ? nullptr : scratch_[part].col.data();
+    for (int64_t i = lo; i < hi; ++i) {
+      const float* xi = x + i * c_ * h_ * w_;
+      const float* col = pointwise_ ? xi : col_buf;
+      if (!pointwise_) Columns(xi, c_, col_buf);
+      float* y = y_all + i * f_ * hw;
+      for (int64_t f = 0; f < f_; ++f) {
+        std::fill(y + f * hw, y + (f + 1) * hw, bias_[f]);
+      }
+      Gemm(false, false, f_, hw, ckk_, 1.0f, weight_.data(), ckk_, col, hw,
+           1.0f, y, hw);
+    }
+  }
+
+  void BackwardSamples(int part, int64_t lo, int64_t hi, const float* dy_all,
+                       float* dx_all) {
+    const int64_t hw = ho_ * wo_, chw = c_ * h_ * w_;
+    Scratch& s = scratch_[part];
+    float* col_buf = pointwise_ ? nullptr : s.col.data();
+    s.dw.SetZero();
+    s.db.SetZero();
+    for (int64_t i = lo; i < hi; ++i) {
+      const float* dy = dy_all + i * f_ * hw;
+      const float* xi = in_->data() + i * chw;
+      const float* col = pointwise_ ? xi : col_buf;
+      if (!pointwise_) Columns(xi, c_, col_buf);
+      Gemm(false, true, f_, ckk_, hw, 1.0f, dy, hw, col, hw, 1.0f, s.dw.data(),
+           ckk_);
+      for (int64_t f = 0; f < f_; ++f) s.db[f] += VecSum(dy + f * hw, hw);
+      if (dx_all == nullptr) continue;
+      float* dx = dx_all + i * chw;
+      if (pointwise_) {
+        Gemm(true, false, ckk_, hw, f_, 1.0f, weight_.data(), ckk_, dy, hw,
+             0.0f, dx, hw);
+      } else if (same_) {
+        // dx = flipped [C, F*K*K] x im2col(dy) [F*K*K, H*W].
+        Columns(dy, f_, col_buf);
+        Gemm(false, false, c_, hw, f_ * k_ * k_, 1.0f, flipped_.data(),
+             f_ * k_ * k_, col_buf, hw, 0.0f, dx, hw);
+      } else {
+        Gemm(true, false, ckk_, hw, f_, 1.0f, weight_.data(), ckk_, dy, hw,
+             0.0f, s.dcol.data(), hw);
+        Col2Im(s.dcol.data(), dx);
+      }
+    }
+  }
+
   // Output columns [lo, hi) of kernel column kj whose input column
   // ow * S - P + kj lies inside [0, W); the rest read zero padding.
   void ValidColumns(int64_t kj, int64_t* lo, int64_t* hi) const {
@@ -110,13 +211,44 @@ class Conv2D : public Layer {
     if (*hi < *lo) *hi = *lo;
   }
 
-  // The im2col matrix of one sample `x` [C, H, W]: x itself for a 1x1
-  // stride-1 unpadded kernel, else col_ filled (zeros in the padding).
-  const float* Columns(const float* x) {
-    if (pointwise_) return x;
+  // The im2col matrix [channels*K*K, Ho*Wo] of one sample `x`
+  // [channels, H, W] into `col` (zeros in the padding). Plain loops, not
+  // std::copy/fill: rows are a few dozen floats, where a library call
+  // costs as much as the copy.
+  void Columns(const float* x, int64_t channels, float* col) const {
     const int64_t hw = ho_ * wo_;
-    float* col = col_.data();
-    for (int64_t c = 0; c < c_; ++c) {
+    if (same_) {
+      // Row (c, ki, kj) is the plane shifted by (ki - P) rows and (kj - P)
+      // columns: one contiguous copy, then zeros where the shift leaves
+      // the plane (top/bottom rows, wrapped-around edge columns).
+      for (int64_t c = 0; c < channels; ++c) {
+        const float* plane = x + c * hw;
+        for (int64_t ki = 0; ki < k_; ++ki) {
+          for (int64_t kj = 0; kj < k_; ++kj) {
+            float* row = col + ((c * k_ + ki) * k_ + kj) * hw;
+            const int64_t shift = (ki - p_) * w_ + (kj - p_);
+            const int64_t first = std::max<int64_t>(0, -shift);
+            const int64_t last = std::min<int64_t>(hw, hw - shift);
+            for (int64_t j = 0; j < first; ++j) row[j] = 0.0f;
+            const float* src = plane + shift;
+            for (int64_t j = first; j < last; ++j) row[j] = src[j];
+            for (int64_t j = last; j < hw; ++j) row[j] = 0.0f;
+            // Columns whose shifted input column falls outside [0, W).
+            // Column-major walk: a strided store per row, where a row-wise
+            // loop would become a memset call for one or two floats.
+            const int64_t dc = kj - p_;
+            for (int64_t ow = 0; ow < -dc; ++ow) {
+              for (int64_t oh = 0; oh < ho_; ++oh) row[oh * wo_ + ow] = 0.0f;
+            }
+            for (int64_t ow = wo_ - dc; ow < wo_; ++ow) {
+              for (int64_t oh = 0; oh < ho_; ++oh) row[oh * wo_ + ow] = 0.0f;
+            }
+          }
+        }
+      }
+      return;
+    }
+    for (int64_t c = 0; c < channels; ++c) {
       const float* plane = x + c * h_ * w_;
       for (int64_t ki = 0; ki < k_; ++ki) {
         for (int64_t kj = 0; kj < k_; ++kj) {
@@ -127,14 +259,14 @@ class Conv2D : public Layer {
             const int64_t ih = oh * s_ - p_ + ki;
             float* dst = row + oh * wo_;
             if (ih < 0 || ih >= h_) {
-              std::fill(dst, dst + wo_, 0.0f);
+              for (int64_t j = 0; j < wo_; ++j) dst[j] = 0.0f;
               continue;
             }
-            std::fill(dst, dst + lo, 0.0f);
-            std::fill(dst + hi, dst + wo_, 0.0f);
+            for (int64_t j = 0; j < lo; ++j) dst[j] = 0.0f;
+            for (int64_t j = hi; j < wo_; ++j) dst[j] = 0.0f;
             const float* src = plane + ih * w_ + lo * s_ - p_ + kj;
             if (s_ == 1) {
-              std::copy(src, src + (hi - lo), dst + lo);
+              for (int64_t j = 0; j < hi - lo; ++j) dst[lo + j] = src[j];
             } else {
               for (int64_t j = 0; j < hi - lo; ++j) dst[lo + j] = src[j * s_];
             }
@@ -142,7 +274,6 @@ class Conv2D : public Layer {
         }
       }
     }
-    return col;
   }
 
   // dx [C, H, W] = sum over receptive fields of dcol (the adjoint of
@@ -176,8 +307,10 @@ class Conv2D : public Layer {
   int64_t f_, k_, s_, p_;
   int64_t c_ = 0, h_ = 0, w_ = 0, ho_ = 0, wo_ = 0, ckk_ = 0;
   bool pointwise_ = false;
+  bool same_ = false;
   Tensor weight_, weight_grad_, bias_, bias_grad_;
-  Tensor col_, dcol_;  // One sample's im2col matrix and its gradient.
+  Tensor flipped_;  // [C, F, K, K] for the "same" input gradient.
+  std::vector<Scratch> scratch_;
   const Tensor* in_ = nullptr;
 };
 

@@ -1,0 +1,187 @@
+// Conv2D's fast paths against a direct reference: the "same" stride-1
+// input gradient (im2col of dy with the flipped kernel) and the batch split
+// across BLAS threads must give the values of the textbook sums
+// y = b + sum W x, dW = sum dy x, db = sum dy, dx = sum W dy, and finite
+// differences.
+#include <cmath>
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "core/blas.h"
+#include "core/layer.h"
+#include "core/layers.h"
+#include "gtest/gtest.h"
+#include "tests/core/gradient_check.h"
+
+namespace nnlab {
+namespace {
+
+using testing_util::CheckLayerGradients;
+using testing_util::FillNormal;
+
+struct ConvCase {
+  int64_t filters, kernel, stride, padding;
+  Shape in;
+};
+
+void PrintTo(const ConvCase& c, std::ostream* os) {
+  *os << "filters " << c.filters << " kernel " << c.kernel << " stride "
+      << c.stride << " padding " << c.padding << " input "
+      << ShapeToString(c.in);
+}
+
+std::unique_ptr<Layer> BuildConv(const ConvCase& c, Shape* out) {
+  LayerSpec spec;
+  spec.kind = "conv2d";
+  spec.filters = c.filters;
+  spec.kernel = c.kernel;
+  spec.stride = c.stride;
+  spec.padding = c.padding;
+  Rng rng(7);
+  auto layer = MakeLayer(spec, "conv0", c.in, InitKind::kGlorot, &rng, out);
+  EXPECT_TRUE(layer.ok()) << layer.status();
+  return std::move(layer).value();
+}
+
+class ConvPathTest : public ::testing::TestWithParam<ConvCase> {
+ protected:
+  void TearDown() override { SetBlasThreads(saved_threads_); }
+  int saved_threads_ = BlasThreads();
+};
+
+// Forward and all gradients against direct sums, on 1 and 2 threads.
+TEST_P(ConvPathTest, MatchesDirectSums) {
+  const ConvCase& c = GetParam();
+  const int64_t n = 5, ch = c.in[0], h = c.in[1], w = c.in[2];
+  for (int threads : {1, 2}) {
+    SetBlasThreads(threads);
+    Shape out;
+    auto conv = BuildConv(c, &out);
+    const int64_t f_n = out[0], ho = out[1], wo = out[2], k = c.kernel;
+    Rng rng(11);
+    auto params = conv->Params();
+    Tensor& wt = *params[0].value;
+    Tensor& bias = *params[1].value;
+    FillNormal(&bias, &rng);
+    Tensor x({n, ch, h, w});
+    FillNormal(&x, &rng);
+    Tensor dy({n, f_n, ho, wo});
+    FillNormal(&dy, &rng);
+    Tensor y, dx;
+    conv->Forward(x, &y, Mode::kTrain);
+    conv->Backward(dy, &dx);
+
+    std::vector<double> ref_dw(wt.size(), 0.0), ref_db(f_n, 0.0);
+    std::vector<double> ref_dx(x.size(), 0.0);
+    double max_err = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t f = 0; f < f_n; ++f) {
+        for (int64_t oh = 0; oh < ho; ++oh) {
+          for (int64_t ow = 0; ow < wo; ++ow) {
+            const int64_t yi = ((i * f_n + f) * ho + oh) * wo + ow;
+            double acc = bias[f];
+            ref_db[f] += dy[yi];
+            for (int64_t cc = 0; cc < ch; ++cc) {
+              for (int64_t ki = 0; ki < k; ++ki) {
+                for (int64_t kj = 0; kj < k; ++kj) {
+                  const int64_t ih = oh * c.stride - c.padding + ki;
+                  const int64_t iw = ow * c.stride - c.padding + kj;
+                  if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                  const int64_t xi = ((i * ch + cc) * h + ih) * w + iw;
+                  const int64_t wi = ((f * ch + cc) * k + ki) * k + kj;
+                  acc += double(wt[wi]) * x[xi];
+                  ref_dw[wi] += double(dy[yi]) * x[xi];
+                  ref_dx[xi] += double(wt[wi]) * dy[yi];
+                }
+              }
+            }
+            max_err = std::max(max_err, std::abs(acc - y[yi]));
+          }
+        }
+      }
+    }
+    EXPECT_LT(max_err, 1e-4) << "forward, threads " << threads;
+    const Tensor& dw = *params[0].grad;
+    const Tensor& db = *params[1].grad;
+    for (int64_t j = 0; j < dw.size(); ++j) {
+      ASSERT_NEAR(dw[j], ref_dw[j], 1e-3)
+          << "dW " << j << " threads " << threads;
+    }
+    for (int64_t f = 0; f < f_n; ++f) {
+      ASSERT_NEAR(db[f], ref_db[f], 1e-3)
+          << "db " << f << " threads " << threads;
+    }
+    ASSERT_EQ(dx.shape(), x.shape());
+    for (int64_t j = 0; j < dx.size(); ++j) {
+      ASSERT_NEAR(dx[j], ref_dx[j], 1e-4)
+          << "dx " << j << " threads " << threads;
+    }
+  }
+}
+
+TEST_P(ConvPathTest, MatchesFiniteDifferences) {
+  const ConvCase& c = GetParam();
+  for (int threads : {1, 2}) {
+    SetBlasThreads(threads);
+    Shape out;
+    auto conv = BuildConv(c, &out);
+    Rng rng(5);
+    for (const Param& p : conv->Params()) FillNormal(p.value, &rng, 0.3f);
+    Shape batched{3};
+    batched.insert(batched.end(), c.in.begin(), c.in.end());
+    Tensor x(batched);
+    FillNormal(&x, &rng);
+    CheckLayerGradients(conv.get(), &x);
+  }
+}
+
+// The 1- and 2-thread runs split the dW and db sums differently; each is
+// deterministic, and they agree to rounding.
+TEST(ConvPathTest, RepeatedRunsAreIdentical) {
+  const int saved = BlasThreads();
+  const ConvCase c{4, 3, 1, 1, {3, 9, 8}};
+  for (int threads : {1, 2}) {
+    SetBlasThreads(threads);
+    std::vector<float> first;
+    for (int run = 0; run < 2; ++run) {
+      Shape out;
+      auto conv = BuildConv(c, &out);
+      Rng rng(3);
+      Tensor x({7, 3, 9, 8});
+      FillNormal(&x, &rng);
+      Tensor dy({7, 4, 9, 8});
+      FillNormal(&dy, &rng);
+      Tensor y, dx;
+      conv->Forward(x, &y, Mode::kTrain);
+      conv->Backward(dy, &dx);
+      std::vector<float> all(y.data(), y.data() + y.size());
+      all.insert(all.end(), dx.data(), dx.data() + dx.size());
+      for (const Param& p : conv->Params()) {
+        all.insert(all.end(), p.grad->data(), p.grad->data() + p.grad->size());
+      }
+      if (run == 0) {
+        first = all;
+      } else {
+        EXPECT_EQ(all, first) << "threads " << threads;
+      }
+    }
+  }
+  SetBlasThreads(saved);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, ConvPathTest,
+    ::testing::Values(ConvCase{4, 3, 1, 1, {3, 6, 5}},   // same 3x3
+                      ConvCase{2, 5, 1, 2, {2, 7, 6}},   // same 5x5
+                      ConvCase{3, 3, 1, 1, {1, 4, 4}},   // same, one channel
+                      ConvCase{3, 3, 2, 1, {2, 7, 6}},   // strided, col2im
+                      ConvCase{3, 3, 1, 0, {2, 5, 5}},   // valid, col2im
+                      ConvCase{4, 1, 1, 0, {3, 3, 3}},   // pointwise
+                      ConvCase{2, 1, 2, 0, {3, 5, 5}}),  // strided 1x1
+    [](const ::testing::TestParamInfo<ConvCase>& info) {
+      return "Case" + std::to_string(info.index);
+    });
+
+}  // namespace
+}  // namespace nnlab
