@@ -10,14 +10,12 @@
 // gradient at the marked steps (t < 50) is orders of magnitude smaller than
 // at t = 99.
 //
-// Usage: adding_problem [--kind lstm|rnn|both] [--steps N] [--length T]
-//                       [--eval_every N] [--seed S]
+// Usage: adding_problem [--kind=lstm|rnn|both] [--steps=N] [--length=T]
+//                       [--eval_every=N] [--seed=S]   (--help lists them)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,47 +24,28 @@
 #include "core/recurrent.h"
 #include "core/sequence_data.h"
 #include "core/trainer.h"
+#include "core/zoo.h"
+#include "examples/example_flags.h"
+
+ABSL_FLAG(std::string, kind, "both", "lstm, rnn or both");
+ABSL_FLAG(int64_t, steps, 4000, "training steps per model");
+ABSL_FLAG(int64_t, length, 100, "sequence length T");
+ABSL_FLAG(int64_t, eval_every, 250, "steps between test evaluations");
+ABSL_FLAG(uint64_t, seed, 1, "initialisation and data seed");
 
 namespace nnlab {
 namespace {
 
+// The flags' values (defaults: the ABSL_FLAGs above).
 struct Flags {
-  std::string kind = "both";
-  int64_t steps = 4000;
-  int64_t length = 100;
-  int64_t eval_every = 250;
-  uint64_t seed = 1;
+  std::string kind;
+  int64_t steps, length, eval_every;
+  uint64_t seed;
 };
 
-double TestMse(Model* model, const Tensor& x, const Tensor& y) {
-  const int64_t n = x.dim(0), t = x.dim(1), batch = 250;
-  double sum = 0;
-  for (int64_t b = 0; b < n; b += batch) {
-    const int64_t m = std::min(batch, n - b);
-    Tensor xb =
-        Tensor::View(const_cast<float*>(x.data()) + b * t * 2, {m, t, 2});
-    const Tensor& out = model->Forward(xb, Mode::kEval);
-    for (int64_t i = 0; i < m; ++i) {
-      const double d = out[i] - y[b + i];
-      sum += d * d;
-    }
-  }
-  return sum / n;
-}
-
 int Run(const std::string& kind, const Flags& flags) {
-  ModelSpec spec;
-  spec.name = "adding_" + kind;
-  spec.input_shape = {flags.length, 2};
-  spec.init = InitKind::kGlorot;
-  spec.loss = LossKind::kMse;
-  spec.seed = flags.seed;
-  spec.layers.resize(2);
-  spec.layers[0].kind = kind;
-  spec.layers[0].units = 64;
-  spec.layers[1].kind = "dense";
-  spec.layers[1].units = 1;
-  auto model_or = Model::Build(spec);
+  auto model_or =
+      Model::Build(AddingProblemModel(kind, flags.length, flags.seed));
   if (!model_or.ok()) {
     std::fprintf(stderr, "%s\n", model_or.status().ToString().c_str());
     return 1;
@@ -89,7 +68,7 @@ int Run(const std::string& kind, const Flags& flags) {
       "training step)\n",
       kind.c_str(), static_cast<long long>(flags.length));
   std::printf("%s,0,,%.4f,,\n", kind.c_str(),
-              TestMse(model.get(), test_x, test_y));
+              MeanSquaredError(model.get(), test_x, test_y));
   const auto start = std::chrono::steady_clock::now();
   StepStats stats;
   double train_sum = 0;
@@ -106,8 +85,8 @@ int Run(const std::string& kind, const Flags& flags) {
       const double last = std::max(g.back(), 1e-30);
       std::printf("%s,%lld,%.4f,%.4f,%.2e,%.2e\n", kind.c_str(),
                   static_cast<long long>(step), train_sum / flags.eval_every,
-                  TestMse(model.get(), test_x, test_y), g.front() / last,
-                  g[flags.length / 2 - 1] / last);
+                  MeanSquaredError(model.get(), test_x, test_y),
+                  g.front() / last, g[flags.length / 2 - 1] / last);
       std::fflush(stdout);
       train_sum = 0;
     }
@@ -133,24 +112,23 @@ int Run(const std::string& kind, const Flags& flags) {
 }  // namespace nnlab
 
 int main(int argc, char** argv) {
+  nnlab::ParseExampleFlags(
+      argc, argv,
+      "LSTM against a vanilla RNN on the adding problem; prints test MSE "
+      "and per-timestep gradient norms.\nUsage: adding_problem [flags]");
   nnlab::Flags flags;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string key = argv[i];
-    const char* v = argv[i + 1];
-    if (key == "--kind") {
-      flags.kind = v;
-    } else if (key == "--steps") {
-      flags.steps = std::atoll(v);
-    } else if (key == "--length") {
-      flags.length = std::atoll(v);
-    } else if (key == "--eval_every") {
-      flags.eval_every = std::max(1LL, std::atoll(v));
-    } else if (key == "--seed") {
-      flags.seed = std::strtoull(v, nullptr, 10);
-    } else {
-      std::fprintf(stderr, "unknown flag %s\n", key.c_str());
-      return 2;
-    }
+  flags.kind = absl::GetFlag(FLAGS_kind);
+  flags.steps = absl::GetFlag(FLAGS_steps);
+  flags.length = absl::GetFlag(FLAGS_length);
+  flags.eval_every = absl::GetFlag(FLAGS_eval_every);
+  flags.seed = absl::GetFlag(FLAGS_seed);
+  if (flags.kind != "lstm" && flags.kind != "rnn" && flags.kind != "both") {
+    std::fprintf(stderr, "--kind must be lstm, rnn or both\n");
+    return 2;
+  }
+  if (flags.eval_every < 1 || flags.steps < 0) {
+    std::fprintf(stderr, "--steps must be >= 0 and --eval_every >= 1\n");
+    return 2;
   }
   int rc = 0;
   if (flags.kind == "lstm" || flags.kind == "both") {

@@ -7,12 +7,12 @@
 // baseline, then the model writes text from a seed, each sampled
 // character fed back as the next input.
 //
-// Usage: char_model [--text PATH] [--steps N] [--units H] [--length T]
-//                   [--batch N] [--lr LR] [--seed_text S] [--generate N]
-//                   [--temperature X] [--eval_every N]
+// Usage: char_model [--text=PATH] [--steps=N] [--units=H] [--length=T]
+//                   [--batch=N] [--lr=LR] [--seed_text=S] [--generate=N]
+//                   [--temperature=X] [--eval_every=N]   (--help lists them)
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,42 +21,37 @@
 #include "core/optimizer.h"
 #include "core/recurrent.h"
 #include "core/sequence_data.h"
+#include "examples/example_flags.h"
+
+ABSL_FLAG(std::string, text, "/usr/share/common-licenses/GPL-3",
+          "the text file to learn");
+ABSL_FLAG(int64_t, steps, 1500, "training steps");
+ABSL_FLAG(int64_t, units, 128, "LSTM units");
+ABSL_FLAG(int64_t, length, 64, "characters per training window");
+ABSL_FLAG(int64_t, batch, 32, "windows per step");
+ABSL_FLAG(float, lr, 3e-3f, "Adam learning rate");
+ABSL_FLAG(std::string, seed_text, "This License",
+          "text the generation starts from");
+ABSL_FLAG(int64_t, generate, 400, "characters to generate");
+ABSL_FLAG(float, temperature, 0.8f, "sampling temperature");
+ABSL_FLAG(int64_t, eval_every, 250, "steps between validation losses");
 
 int main(int argc, char** argv) {
   using namespace nnlab;  // NOLINT: a small program.
-  std::string path = "/usr/share/common-licenses/GPL-3";
-  int64_t steps = 1500, units = 128, length = 64, batch = 32, generate = 400;
-  int64_t eval_every = 250;
-  float lr = 3e-3f, temperature = 0.8f;
-  std::string seed_text = "This License";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string key = argv[i];
-    const char* v = argv[i + 1];
-    if (key == "--text") {
-      path = v;
-    } else if (key == "--steps") {
-      steps = std::atoll(v);
-    } else if (key == "--units") {
-      units = std::atoll(v);
-    } else if (key == "--length") {
-      length = std::atoll(v);
-    } else if (key == "--batch") {
-      batch = std::atoll(v);
-    } else if (key == "--lr") {
-      lr = std::strtof(v, nullptr);
-    } else if (key == "--seed_text") {
-      seed_text = v;
-    } else if (key == "--generate") {
-      generate = std::atoll(v);
-    } else if (key == "--temperature") {
-      temperature = std::strtof(v, nullptr);
-    } else if (key == "--eval_every") {
-      eval_every = std::max<int64_t>(1, std::atoll(v));
-    } else {
-      std::fprintf(stderr, "unknown flag %s\n", key.c_str());
-      return 2;
-    }
-  }
+  ParseExampleFlags(argc, argv,
+                    "A character-level LSTM on a text file, then text "
+                    "generated from it.\nUsage: char_model [flags]");
+  const std::string path = absl::GetFlag(FLAGS_text);
+  const int64_t steps = absl::GetFlag(FLAGS_steps),
+                units = absl::GetFlag(FLAGS_units),
+                length = absl::GetFlag(FLAGS_length),
+                batch = absl::GetFlag(FLAGS_batch),
+                generate = absl::GetFlag(FLAGS_generate),
+                eval_every =
+                    std::max<int64_t>(1, absl::GetFlag(FLAGS_eval_every));
+  const float lr = absl::GetFlag(FLAGS_lr),
+              temperature = absl::GetFlag(FLAGS_temperature);
+  const std::string seed_text = absl::GetFlag(FLAGS_seed_text);
   auto corpus = CharCorpus::FromFile(path);
   if (!corpus.ok()) {
     std::fprintf(stderr, "%s\n", corpus.status().ToString().c_str());

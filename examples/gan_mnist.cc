@@ -6,35 +6,45 @@
 // steps, always from the same noise so the grids show one set of samples
 // evolving, and prints the per-phase statistics.
 //
-// Usage: gan_mnist [--steps N] [--grid_at 0,500,1000,...] [--out_dir DIR]
-//                  [--rows R] [--cols C] [--seed S]
+// Usage: gan_mnist [--steps=N] [--grid_at=0,500,1000,...] [--out_dir=DIR]
+//                  [--rows=R] [--cols=C] [--seed=S]   (--help lists them)
 // Writes DIR/gan_mnist_step_<step>.png (default DIR: the working directory).
 #include <png.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 #include "core/data.h"
 #include "core/gan.h"
 #include "core/sequence_data.h"
+#include "examples/example_flags.h"
+
+ABSL_FLAG(int64_t, steps, 5000, "generator steps (one D step each)");
+ABSL_FLAG(std::vector<std::string>, grid_at,
+          std::vector<std::string>({"0", "250", "500", "1000", "2000", "3000",
+                                    "5000"}),
+          "steps at which to write a grid of samples (comma-separated)");
+ABSL_FLAG(std::string, out_dir, ".", "where the PNG grids go");
+ABSL_FLAG(int, rows, 8, "grid rows");
+ABSL_FLAG(int, cols, 8, "grid columns");
+ABSL_FLAG(uint64_t, seed, 1, "initialisation, noise and shuffling seed");
 
 namespace nnlab {
 namespace {
 
+// The flags' values (defaults: the ABSL_FLAGs above).
 struct Flags {
-  int64_t steps = 5000;
-  std::vector<int64_t> grid_at = {0, 250, 500, 1000, 2000, 3000, 5000};
-  std::string out_dir = ".";
-  int rows = 8, cols = 8;
-  uint64_t seed = 1;
+  int64_t steps;
+  std::vector<int64_t> grid_at;
+  std::string out_dir;
+  int rows, cols;
+  uint64_t seed;
 };
 
 // Writes `images` [n, 784] in [0, 1] as a rows x cols grid of 28x28 tiles
@@ -192,34 +202,23 @@ int Run(const Flags& flags) {
 }  // namespace nnlab
 
 int main(int argc, char** argv) {
+  nnlab::ParseExampleFlags(argc, argv,
+                           "A GAN on the MNIST digits, writing grids of "
+                           "samples as it trains.\nUsage: gan_mnist [flags]");
   nnlab::Flags flags;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string key = argv[i];
-    const char* v = argv[i + 1];
-    if (key == "--steps") {
-      flags.steps = std::atoll(v);
-    } else if (key == "--grid_at") {
-      flags.grid_at.clear();
-      for (absl::string_view part : absl::StrSplit(v, ',')) {
-        int64_t step;
-        if (!absl::SimpleAtoi(part, &step)) {
-          std::fprintf(stderr, "--grid_at: bad step list %s\n", v);
-          return 2;
-        }
-        flags.grid_at.push_back(step);
-      }
-    } else if (key == "--out_dir") {
-      flags.out_dir = v;
-    } else if (key == "--rows") {
-      flags.rows = std::max(1, std::atoi(v));
-    } else if (key == "--cols") {
-      flags.cols = std::max(1, std::atoi(v));
-    } else if (key == "--seed") {
-      flags.seed = std::strtoull(v, nullptr, 10);
-    } else {
-      std::fprintf(stderr, "unknown flag %s\n", key.c_str());
+  flags.steps = absl::GetFlag(FLAGS_steps);
+  for (const std::string& part : absl::GetFlag(FLAGS_grid_at)) {
+    int64_t step;
+    if (!absl::SimpleAtoi(part, &step)) {
+      std::fprintf(stderr, "--grid_at: '%s' is not a step number\n",
+                   part.c_str());
       return 2;
     }
+    flags.grid_at.push_back(step);
   }
+  flags.out_dir = absl::GetFlag(FLAGS_out_dir);
+  flags.rows = std::max(1, absl::GetFlag(FLAGS_rows));
+  flags.cols = std::max(1, absl::GetFlag(FLAGS_cols));
+  flags.seed = absl::GetFlag(FLAGS_seed);
   return nnlab::Run(flags);
 }

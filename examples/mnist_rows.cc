@@ -4,38 +4,31 @@
 // global norm 1; trained on the 8,000 training digits, evaluated on the
 // 2,000 held-out digits after every epoch.
 //
-// Usage: mnist_rows [--epochs N] [--units H] [--kind lstm|rnn] [--seed S]
+// Usage: mnist_rows [--epochs=N] [--units=H] [--kind=lstm|rnn] [--seed=S]
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <string>
 
 #include "core/model.h"
 #include "core/sequence_data.h"
 #include "core/trainer.h"
+#include "examples/example_flags.h"
+
+ABSL_FLAG(int, epochs, 12, "passes over the 8,000 training digits");
+ABSL_FLAG(int64_t, units, 128, "recurrent units");
+ABSL_FLAG(std::string, kind, "lstm", "recurrent layer: lstm or rnn");
+ABSL_FLAG(uint64_t, seed, 1, "initialisation and shuffling seed");
 
 int main(int argc, char** argv) {
   using namespace nnlab;  // NOLINT: a small program.
-  int epochs = 12;
-  int64_t units = 128;
-  std::string kind = "lstm";
-  uint64_t seed = 1;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string key = argv[i];
-    if (key == "--epochs") {
-      epochs = std::atoi(argv[i + 1]);
-    } else if (key == "--units") {
-      units = std::atoll(argv[i + 1]);
-    } else if (key == "--kind") {
-      kind = argv[i + 1];
-    } else if (key == "--seed") {
-      seed = std::strtoull(argv[i + 1], nullptr, 10);
-    } else {
-      std::fprintf(stderr, "unknown flag %s\n", key.c_str());
-      return 2;
-    }
-  }
+  ParseExampleFlags(argc, argv,
+                    "MNIST read row by row (28 steps of 28 pixels) by an LSTM "
+                    "or RNN.\nUsage: mnist_rows [flags]");
+  const int epochs = absl::GetFlag(FLAGS_epochs);
+  const int64_t units = absl::GetFlag(FLAGS_units);
+  const std::string kind = absl::GetFlag(FLAGS_kind);
+  const uint64_t seed = absl::GetFlag(FLAGS_seed);
   auto data = LoadMnistRows(DefaultDatasetsDir());
   if (!data.ok()) {
     std::fprintf(stderr, "%s (run scripts/fetch_data.sh)\n",

@@ -11,12 +11,11 @@
 // program prints the test accuracy after every epoch and the training and
 // inference throughput (per wall-clock second and per CPU second).
 //
-// Usage: resnet_fashion [--epochs N] [--train N] [--only residual|plain]
-//                       [--threads N]
+// Usage: resnet_fashion [--epochs=N] [--train=N] [--only=residual|plain]
+//                       [--threads=N]   (--help lists them)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <memory>
 #include <string>
@@ -27,6 +26,12 @@
 #include "core/model.h"
 #include "core/trainer.h"
 #include "core/zoo.h"
+#include "examples/example_flags.h"
+
+ABSL_FLAG(int, epochs, 3, "passes over the training images");
+ABSL_FLAG(int64_t, train, 60000, "training images used (all: 60,000)");
+ABSL_FLAG(std::string, only, "", "train only 'residual' or 'plain'");
+ABSL_FLAG(int, threads, 1, "BLAS threads");
 
 namespace nnlab {
 namespace {
@@ -109,26 +114,16 @@ RunResult TrainOne(bool residual, const ImageDataset& train,
 }
 
 int Main(int argc, char** argv) {
-  int epochs = 3, threads = 1;
-  int64_t train_size = 60000;
-  std::string only;
-  for (int i = 1; i < argc; ++i) {
-    const bool has_value = i + 1 < argc;
-    if (!std::strcmp(argv[i], "--epochs") && has_value) {
-      epochs = std::atoi(argv[++i]);
-    } else if (!std::strcmp(argv[i], "--train") && has_value) {
-      train_size = std::atoll(argv[++i]);
-    } else if (!std::strcmp(argv[i], "--only") && has_value) {
-      only = argv[++i];
-    } else if (!std::strcmp(argv[i], "--threads") && has_value) {
-      threads = std::atoi(argv[++i]);
-    } else {
-      std::fprintf(stderr,
-                   "usage: %s [--epochs N] [--train N] "
-                   "[--only residual|plain] [--threads N]\n",
-                   argv[0]);
-      return 2;
-    }
+  ParseExampleFlags(argc, argv,
+                    "A residual CNN on Fashion-MNIST beside the same network "
+                    "without shortcuts.\nUsage: resnet_fashion [flags]");
+  const int epochs = absl::GetFlag(FLAGS_epochs),
+            threads = absl::GetFlag(FLAGS_threads);
+  int64_t train_size = absl::GetFlag(FLAGS_train);
+  const std::string only = absl::GetFlag(FLAGS_only);
+  if (!only.empty() && only != "residual" && only != "plain") {
+    std::fprintf(stderr, "--only must be residual or plain\n");
+    return 2;
   }
   SetBlasThreads(threads);
   auto data = LoadFashionMnist(DefaultDatasetsDir());

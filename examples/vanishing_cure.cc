@@ -22,13 +22,12 @@
 // the first 1,000 training digits, tested on the 2,000 held-out digits, with
 // and without dropout.
 //
-// Usage: vanishing_cure [--seeds N] [--dropout-epochs N] [--skip-dropout]
-//                       [--skip-cure]
+// Usage: vanishing_cure [--seeds=N] [--dropout_epochs=N] [--dropout_seeds=N]
+//                       [--skip_dropout] [--skip_cure]   (--help lists them)
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +36,13 @@
 #include "core/data.h"
 #include "core/model.h"
 #include "core/trainer.h"
+#include "examples/example_flags.h"
+
+ABSL_FLAG(int, seeds, 3, "independent runs per network in the cure study");
+ABSL_FLAG(int, dropout_epochs, 100, "epochs of the dropout study");
+ABSL_FLAG(int, dropout_seeds, 3, "independent runs in the dropout study");
+ABSL_FLAG(bool, skip_cure, false, "skip the vanishing-gradient cure study");
+ABSL_FLAG(bool, skip_dropout, false, "skip the dropout study");
 
 namespace nnlab {
 namespace {
@@ -293,28 +299,15 @@ void DropoutEffect(const TrainTest& data, int epochs, int seeds) {
 }
 
 int Main(int argc, char** argv) {
-  int seeds = 3, dropout_epochs = 100, dropout_seeds = 3;
-  bool cure = true, dropout = true;
-  for (int i = 1; i < argc; ++i) {
-    const bool has_value = i + 1 < argc;
-    if (!std::strcmp(argv[i], "--seeds") && has_value) {
-      seeds = std::max(1, std::atoi(argv[++i]));
-    } else if (!std::strcmp(argv[i], "--dropout-epochs") && has_value) {
-      dropout_epochs = std::max(1, std::atoi(argv[++i]));
-    } else if (!std::strcmp(argv[i], "--dropout-seeds") && has_value) {
-      dropout_seeds = std::max(1, std::atoi(argv[++i]));
-    } else if (!std::strcmp(argv[i], "--skip-dropout")) {
-      dropout = false;
-    } else if (!std::strcmp(argv[i], "--skip-cure")) {
-      cure = false;
-    } else {
-      std::fprintf(stderr,
-                   "usage: %s [--seeds N] [--dropout-epochs N] "
-                   "[--dropout-seeds N] [--skip-dropout] [--skip-cure]\n",
-                   argv[0]);
-      return 2;
-    }
-  }
+  ParseExampleFlags(argc, argv,
+                    "Cures for vanishing gradients (ReLU + He, batch norm, "
+                    "residual blocks) and dropout's effect, measured.\n"
+                    "Usage: vanishing_cure [flags]");
+  const int seeds = std::max(1, absl::GetFlag(FLAGS_seeds)),
+            dropout_epochs = std::max(1, absl::GetFlag(FLAGS_dropout_epochs)),
+            dropout_seeds = std::max(1, absl::GetFlag(FLAGS_dropout_seeds));
+  const bool cure = !absl::GetFlag(FLAGS_skip_cure),
+             dropout = !absl::GetFlag(FLAGS_skip_dropout);
   SetBlasThreads(1);
   auto data = LoadMnist(DefaultDatasetsDir());
   if (!data.ok()) {

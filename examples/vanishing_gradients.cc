@@ -8,11 +8,10 @@
 // ReLU network of the same depth side by side, printing per-layer learning
 // speed and test accuracy per epoch.
 //
-// Usage: vanishing_gradients [--epochs N] [--batch N] [--seeds N]
+// Usage: vanishing_gradients [--epochs=N] [--batch=N] [--seeds=N]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +19,11 @@
 #include "core/data.h"
 #include "core/model.h"
 #include "core/trainer.h"
+#include "examples/example_flags.h"
+
+ABSL_FLAG(int, epochs, 5, "training epochs per seed");
+ABSL_FLAG(int64_t, batch, 10, "mini-batch size");
+ABSL_FLAG(int, seeds, 5, "independent runs (seeds 1..N) averaged");
 
 namespace nnlab {
 namespace {
@@ -142,22 +146,13 @@ void TrainAndWatch(const char* activation, InitKind init, const TrainTest& data,
 }
 
 int Main(int argc, char** argv) {
-  int epochs = 5, seeds = 5;
-  int64_t batch = 10;
-  for (int i = 1; i < argc; ++i) {
-    const bool has_value = i + 1 < argc;
-    if (!std::strcmp(argv[i], "--epochs") && has_value) {
-      epochs = std::atoi(argv[++i]);
-    } else if (!std::strcmp(argv[i], "--batch") && has_value) {
-      batch = std::atoll(argv[++i]);
-    } else if (!std::strcmp(argv[i], "--seeds") && has_value) {
-      seeds = std::atoi(argv[++i]);
-    } else {
-      std::fprintf(stderr, "usage: %s [--epochs N] [--batch N] [--seeds N]\n",
-                   argv[0]);
-      return 2;
-    }
-  }
+  ParseExampleFlags(argc, argv,
+                    "The lecture's vanishing-gradient experiment: per-layer "
+                    "learning speed of a deep sigmoid net on MNIST.\n"
+                    "Usage: vanishing_gradients [flags]");
+  const int epochs = absl::GetFlag(FLAGS_epochs),
+            seeds = absl::GetFlag(FLAGS_seeds);
+  const int64_t batch = absl::GetFlag(FLAGS_batch);
   auto data = LoadMnist(DefaultDatasetsDir());
   if (!data.ok()) {
     std::fprintf(stderr, "%s (run scripts/fetch_data.sh)\n",
