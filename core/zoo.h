@@ -3,7 +3,12 @@
 #ifndef NNLAB_CORE_ZOO_H_
 #define NNLAB_CORE_ZOO_H_
 
+#include <cstdint>
+#include <string>
+
+#include "core/model.h"
 #include "core/spec.h"
+#include "core/tensor.h"
 
 namespace nnlab {
 
@@ -14,6 +19,18 @@ namespace nnlab {
 // block is a residual block (x + F(x), 1x1 projections where shapes
 // change); without, the same layers form a plain CNN.
 ModelSpec FashionResidualCnn(bool shortcuts = true);
+
+// The adding problem's regressor (Hochreiter & Schmidhuber 1997): a
+// recurrent layer of 64 units (`recurrent_kind` "rnn" or "lstm", many-to-
+// one) over [length, 2] sequences and a dense output of 1, quadratic loss,
+// Glorot init.
+ModelSpec AddingProblemModel(const std::string& recurrent_kind, int64_t length,
+                             uint64_t seed = 1);
+
+// Mean of (output - y)^2 over a regression model with one output per
+// sample, in evaluation mode, 250 samples per forward pass.
+// REQUIRES: x [N, ...] matches the model's input; y holds N targets.
+double MeanSquaredError(Model* model, const Tensor& x, const Tensor& y);
 
 }  // namespace nnlab
 

@@ -19,6 +19,7 @@
 #include "core/recurrent.h"
 #include "core/sequence_data.h"
 #include "core/trainer.h"
+#include "core/zoo.h"
 #include "gtest/gtest.h"
 
 namespace nnlab {
@@ -32,37 +33,12 @@ struct AddingRun {
   std::vector<double> grad_norms;                 // ||dE/dh_t||, last step.
 };
 
-double MeanSquaredError(Model* model, const Tensor& x, const Tensor& y) {
-  const int64_t n = x.dim(0), t = x.dim(1), batch = 250;
-  double sum = 0;
-  for (int64_t b = 0; b < n; b += batch) {
-    const int64_t m = std::min(batch, n - b);
-    Tensor xb =
-        Tensor::View(const_cast<float*>(x.data()) + b * t * 2, {m, t, 2});
-    const Tensor& out = model->Forward(xb, Mode::kEval);
-    for (int64_t i = 0; i < m; ++i) {
-      const double d = out[i] - y[b + i];
-      sum += d * d;
-    }
-  }
-  return sum / n;
-}
-
 // T = 100, 64 units, Adam 1e-3, batch 64, clipping at global norm 1, a fresh
 // batch per step; test MSE on 1,000 held-out sequences every 250 steps.
 // Stops early once the test MSE is below `stop_below`.
 AddingRun TrainAdding(const std::string& kind, int64_t steps,
                       double stop_below) {
-  ModelSpec spec;
-  spec.input_shape = {100, 2};
-  spec.init = InitKind::kGlorot;
-  spec.loss = LossKind::kMse;
-  spec.layers.resize(2);
-  spec.layers[0].kind = kind;
-  spec.layers[0].units = 64;
-  spec.layers[1].kind = "dense";
-  spec.layers[1].units = 1;
-  auto model = std::move(Model::Build(spec)).value();
+  auto model = std::move(Model::Build(AddingProblemModel(kind, 100))).value();
   TrainOptions options;
   options.optimizer.kind = OptimizerKind::kAdam;
   options.optimizer.lr = 1e-3f;
