@@ -963,18 +963,24 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
   }
 }
 
-absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
-                               const std::shared_ptr<ModelEntry>& entry,
-                               int64_t* final_step) {
+struct JobManager::RunInputs {
   v1::JobSpec spec;
-  int64_t ckpt_step, base_steps;
+  int64_t ckpt_step = 0;   // The record's checkpoint step.
+  int64_t base_steps = 0;  // Steps the model had when the job started.
+  std::unique_ptr<DatasetView> train;
+  std::unique_ptr<DatasetView> test;         // Null when the data set has none.
+  std::unique_ptr<StoredCheckpoint> resume;  // Null for a fresh start.
+};
+
+absl::StatusOr<JobManager::RunInputs> JobManager::PrepareRun(Job& job) const {
+  RunInputs in;
   {
-    absl::MutexLock lock(&job->mu);
-    spec = job->record.spec();
-    ckpt_step = job->record.checkpoint_step();
-    base_steps = job->base_trained_steps;
+    absl::MutexLock lock(&job.mu);
+    in.spec = job.record.spec();
+    in.ckpt_step = job.record.checkpoint_step();
+    in.base_steps = job.base_trained_steps;
   }
-  if (entry->is_gan()) return TrainGan(job, entry, final_step);
+  const v1::JobSpec& spec = in.spec;
   NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<const DatasetPair> data,
                          datasets_->Get(spec.dataset()));
   Shape sample = data->train->sample_shape();
@@ -985,12 +991,30 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
   if (spec.max_train_samples() > 0) {
     ntrain = std::min(ntrain, spec.max_train_samples());
   }
-  DatasetView train(data->train, ntrain, sample);
-  std::unique_ptr<DatasetView> test;
+  in.train = std::make_unique<DatasetView>(data->train, ntrain, sample);
   if (data->test != nullptr) {
-    test =
+    in.test =
         std::make_unique<DatasetView>(data->test, data->test->size(), sample);
   }
+  // Start() may have read the checkpoint already while choosing it.
+  in.resume = std::move(job.resume_ckpt);
+  if (in.ckpt_step > 0 && in.resume == nullptr) {
+    in.resume = std::make_unique<StoredCheckpoint>();
+    NNLAB_RETURN_IF_ERROR(ReadCheckpoint(job.id, in.resume.get()));
+  }
+  return in;
+}
+
+absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
+                               const std::shared_ptr<ModelEntry>& entry,
+                               int64_t* final_step) {
+  NNLAB_ASSIGN_OR_RETURN(RunInputs in, PrepareRun(*job));
+  if (entry->is_gan()) return TrainGan(job, entry, std::move(in), final_step);
+  const v1::JobSpec& spec = in.spec;
+  const int64_t base_steps = in.base_steps;
+  const DatasetView& train = *in.train;
+  const DatasetView* test = in.test.get();
+  const int64_t ntrain = train.size();
 
   NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                          entry->Instantiate(ModelPart::kMain));
@@ -1007,13 +1031,8 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
   NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
                          Trainer::Create(model.get(), opts));
 
-  std::unique_ptr<StoredCheckpoint> stashed = std::move(job->resume_ckpt);
-  if (ckpt_step > 0 || stashed != nullptr) {
-    if (stashed == nullptr) {
-      stashed = std::make_unique<StoredCheckpoint>();
-      NNLAB_RETURN_IF_ERROR(ReadCheckpoint(job->id, stashed.get()));
-    }
-    const StoredCheckpoint& ckpt = *stashed;
+  if (in.resume != nullptr) {
+    const StoredCheckpoint& ckpt = *in.resume;
     NNLAB_ASSIGN_OR_RETURN(
         std::shared_ptr<WeightSet> w,
         WeightsFromProto(ckpt.model(), "checkpoint", options_.limits));
@@ -1035,7 +1054,7 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     }
     LogInfo(absl::StrCat("job ", job->id, " resumed from checkpoint at step ",
                          ts.step));
-    stashed.reset();
+    in.resume.reset();
   }
 
   auto checkpoint = [&]() -> absl::Status {
@@ -1139,8 +1158,7 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     // Resumed from a checkpoint taken at max_steps: nothing left to train.
     reached_max_steps = true;
   } else {
-    status = test != nullptr ? trainer->Run(train, test.get(), cb)
-                             : trainer->Run(train, nullptr, cb);
+    status = trainer->Run(train, test, cb);
   }
   if (reached_max_steps) {
     status = absl::OkStatus();
@@ -1210,26 +1228,11 @@ void AppendStateWithPrefix(
 
 absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
                                   const std::shared_ptr<ModelEntry>& entry,
-                                  int64_t* final_step) {
-  v1::JobSpec spec;
-  int64_t ckpt_step, base_steps;
-  {
-    absl::MutexLock lock(&job->mu);
-    spec = job->record.spec();
-    ckpt_step = job->record.checkpoint_step();
-    base_steps = job->base_trained_steps;
-  }
-  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<const DatasetPair> data,
-                         datasets_->Get(spec.dataset()));
-  Shape sample = data->train->sample_shape();
-  if (!spec.sample_shape().empty()) {
-    sample = Shape(spec.sample_shape().begin(), spec.sample_shape().end());
-  }
-  int64_t ntrain = data->train->size();
-  if (spec.max_train_samples() > 0) {
-    ntrain = std::min(ntrain, spec.max_train_samples());
-  }
-  DatasetView train(data->train, ntrain, sample);
+                                  RunInputs in, int64_t* final_step) {
+  const v1::JobSpec& spec = in.spec;
+  const int64_t ckpt_step = in.ckpt_step, base_steps = in.base_steps;
+  const DatasetView& train = *in.train;
+  const int64_t ntrain = train.size();
   DatasetSampler real(&train);
   const Effective eff = EffectiveOf(spec);
   GanOptions go;
@@ -1248,13 +1251,8 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
   NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<GanTrainer> trainer,
                          GanTrainer::Create(go));
   int64_t step = 0;
-  std::unique_ptr<StoredCheckpoint> stashed = std::move(job->resume_ckpt);
-  if (ckpt_step > 0 || stashed != nullptr) {
-    if (stashed == nullptr) {
-      stashed = std::make_unique<StoredCheckpoint>();
-      NNLAB_RETURN_IF_ERROR(ReadCheckpoint(job->id, stashed.get()));
-    }
-    const StoredCheckpoint& ckpt = *stashed;
+  if (in.resume != nullptr) {
+    const StoredCheckpoint& ckpt = *in.resume;
     NNLAB_ASSIGN_OR_RETURN(
         std::shared_ptr<WeightSet> w,
         WeightsFromProto(ckpt.model(), "checkpoint", options_.limits));

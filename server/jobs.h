@@ -147,12 +147,17 @@ class JobManager {
   absl::Status ReloadHistory(Job& job) const;
   void WorkerLoop();
   void RunJob(const std::shared_ptr<Job>& job);
+  // What a training run starts from (defined in jobs.cc).
+  struct RunInputs;
+  // The job's spec and progress, its data set viewed as the spec says, and
+  // the checkpoint to resume from, if any.
+  absl::StatusOr<RunInputs> PrepareRun(Job& job) const;
   absl::Status Train(const std::shared_ptr<Job>& job,
                      const std::shared_ptr<ModelEntry>& entry,
                      int64_t* final_step);
   // Alternating GAN training (core/gan.h) of a GAN pair entry.
   absl::Status TrainGan(const std::shared_ptr<Job>& job,
-                        const std::shared_ptr<ModelEntry>& entry,
+                        const std::shared_ptr<ModelEntry>& entry, RunInputs in,
                         int64_t* final_step);
   absl::Status ValidateSpec(const v1::JobSpec& spec,
                             std::shared_ptr<ModelEntry>* entry,
