@@ -1,46 +1,20 @@
 // Elementwise activations: sigmoid 1/(1+e^-z), tanh, ReLU max(0, z), leaky
 // ReLU max(z, alpha z). Each caches its output; the derivative is written
 // in terms of it (sigmoid' = y(1-y), tanh' = 1-y^2, ReLU' = [y > 0]).
+// Sigmoid and tanh run vectorised (core/vec_math.h), not libm per element.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "core/layers.h"
+#include "core/vec_math.h"
 
 namespace nnlab {
 namespace {
 
 enum class Fn { kSigmoid, kTanh, kRelu, kLeakyRelu };
-
-// e^x within 2 ulp of std::exp for x in [-87, 88] (clamped to it), in plain
-// arithmetic so that loops over it vectorise; libm's expf is a scalar call
-// per element. Cephes expf: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-7
-// polynomial, 2^n put into the exponent bits.
-inline float Exp(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  // n = round(x / ln2) by the 1.5 * 2^23 trick (SSE2 has no round).
-  const float kShift = 12582912.0f;
-  const float t = x * 1.44269504088896341f + kShift;
-  const float n = t - kShift;
-  int32_t n_int;
-  std::memcpy(&n_int, &t, sizeof(n_int));
-  n_int -= 0x4B400000;  // The bits of kShift: t's low bits are n.
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float er = p * r * r + r + 1.0f;
-  const int32_t bits = (n_int + 127) << 23;  // 2^n, n in [-126, 127].
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return er * scale;
-}
 
 class Activation : public Layer {
  public:
@@ -72,10 +46,10 @@ class Activation : public Layer {
     const int64_t n = in.size();
     switch (fn_) {
       case Fn::kSigmoid:
-        for (int64_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + Exp(-x[i]));
+        VecSigmoid(x, y, n);
         break;
       case Fn::kTanh:
-        for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+        VecTanh(x, y, n);
         break;
       case Fn::kRelu:
         for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;

@@ -8,6 +8,7 @@
 
 #include "core/optimizers.h"
 #include "core/status_macros.h"
+#include "core/vec_math.h"
 
 namespace nnlab {
 
@@ -27,22 +28,15 @@ void Adam::Step(float lr) {
   const double bc2 = 1.0 - std::pow(static_cast<double>(beta2_), t);
   const float step_size = static_cast<float>(lr / bc1);
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
-  const float b1 = beta1_, one_minus_b1 = 1.0f - beta1_;
-  const float b2 = beta2_, one_minus_b2 = 1.0f - beta2_;
-  const float eps = epsilon_;
+  const AdamCoefficients c = {beta1_,    1.0f - beta1_, beta2_,  1.0f - beta2_,
+                              step_size, inv_sqrt_bc2,  epsilon_};
   for (size_t k = 0; k < params_.size(); ++k) {
     const Param& p = params_[k];
     const int64_t n = p.value->size();
     NNLAB_CHECK(p.grad->size() == n && m_[k].size() == n && v_[k].size() == n);
-    float* __restrict w = p.value->data();
-    const float* __restrict g = p.grad->data();
-    float* __restrict m = m_[k].data();
-    float* __restrict v = v_[k].data();
-    for (int64_t i = 0; i < n; ++i) {
-      m[i] = b1 * m[i] + one_minus_b1 * g[i];
-      v[i] = b2 * v[i] + one_minus_b2 * g[i] * g[i];
-      w[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
-    }
+    // Vectorised (AVX2 where the CPU has it): core/vec_math.h.
+    VecAdamUpdate(c, p.grad->data(), p.value->data(), m_[k].data(),
+                  v_[k].data(), n);
   }
   ++step_;
 }

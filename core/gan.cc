@@ -83,7 +83,7 @@ void GanTrainer::SampleNoise(int64_t n) {
   z_.Resize({n, d});
   float* z = z_.data();
   if (options_.noise == NoiseKind::kNormal) {
-    for (int64_t i = 0; i < n * d; ++i) z[i] = rng_.Normal();
+    rng_.FillNormal(z, n * d);
   } else {
     for (int64_t i = 0; i < n * d; ++i) z[i] = rng_.Uniform(-1.0f, 1.0f);
   }

@@ -3,10 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "core/vec_math.h"
 
 namespace nnlab {
 
@@ -75,95 +75,20 @@ void RecurrentLayer::SaveFinalState(int64_t n,
   }
 }
 
-namespace {
-
-// GCC/Clang vector extensions: compares and selects are explicit, so the
-// kernels vectorise without -ffast-math (under the default
-// -ftrapping-math GCC will not if-convert a scalar select).
-typedef float Vf __attribute__((vector_size(16)));
-typedef int32_t Vi __attribute__((vector_size(16)));
-constexpr int kLanes = 4;  // SSE2, in every x86-64; NEON on arm64.
-
-Vf Splat(float v) { return Vf{} + v; }
-
-// e^x for x clamped to [-87, 88.7] (the top returns inf). NaN propagates.
-Vf Exp(Vf x) {
-  x = x < -87.0f ? Splat(-87.0f) : x;
-  x = x > 88.7f ? Splat(88.7f) : x;
-  // Round x / ln2 to nearest with the 1.5 * 2^23 trick.
-  const Vf n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
-  const Vf r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-  Vf p = Splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  // NaN converts to garbage; the NaN in p carries through the product.
-  const Vi bits = (__builtin_convertvector(n, Vi) + 127) << 23;
-  Vf scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
-
-Vf Sigmoid(Vf x) { return 1.0f / (1.0f + Exp(-x)); }
-
-Vf Tanh(Vf x) {
-  const Vi sign_mask = Vi{} + static_cast<int32_t>(0x80000000u);
-  Vi xi;
-  std::memcpy(&xi, &x, sizeof(xi));
-  const Vi sign = xi & sign_mask;
-  const Vi abs_bits = xi & ~sign_mask;
-  Vf a;
-  std::memcpy(&a, &abs_bits, sizeof(a));
-  const Vf x2 = x * x;  // x - x^3/3 + 2x^5/15 - 17x^7/315.
-  const Vf small =
-      x * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 - x2 * (17.0f / 315))));
-  const Vf big_abs = 1.0f - 2.0f / (Exp(2.0f * a) + 1.0f);
-  Vi big_bits;
-  std::memcpy(&big_bits, &big_abs, sizeof(big_bits));
-  big_bits |= sign;
-  Vf big;
-  std::memcpy(&big, &big_bits, sizeof(big));
-  return a < 0.1f ? small : big;
-}
-
-template <Vf (*F)(Vf)>
-void ApplyArray(const float* in, float* out, int64_t n) {
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    Vf v;
-    std::memcpy(&v, in + i, sizeof(v));
-    v = F(v);
-    std::memcpy(out + i, &v, sizeof(v));
-  }
-  if (i < n) {
-    Vf v{};
-    std::memcpy(&v, in + i, (n - i) * sizeof(float));
-    v = F(v);
-    std::memcpy(out + i, &v, (n - i) * sizeof(float));
-  }
-}
-
-}  // namespace
-
 void SigmoidArray(const float* in, float* out, int64_t n) {
-  ApplyArray<Sigmoid>(in, out, n);
+  VecSigmoid(in, out, n);
 }
-void TanhArray(const float* in, float* out, int64_t n) {
-  ApplyArray<Tanh>(in, out, n);
-}
+void TanhArray(const float* in, float* out, int64_t n) { VecTanh(in, out, n); }
 float RecurrentExp(float x) {
-  ApplyArray<Exp>(&x, &x, 1);
+  VecExp(&x, &x, 1);
   return x;
 }
 float RecurrentSigmoid(float x) {
-  SigmoidArray(&x, &x, 1);
+  VecSigmoid(&x, &x, 1);
   return x;
 }
 float RecurrentTanh(float x) {
-  TanhArray(&x, &x, 1);
+  VecTanh(&x, &x, 1);
   return x;
 }
 

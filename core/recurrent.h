@@ -83,11 +83,8 @@ class RecurrentLayer : public Layer {
 };
 
 // Elementwise math of the recurrent kernels over arrays (in == out is
-// allowed). glibc's scalar tanhf (via expm1f) was half of an LSTM step;
-// these run 4 lanes at a time: e^x as 2^n e^r with the Cephes expf
-// polynomial (relative error ~2e-7), sigmoid 1/(1 + e^-x), tanh
-// 1 - 2/(e^2|x| + 1) with the sign of x and its Taylor series below
-// |x| = 0.1 (relative error < 2e-6). NaN in, NaN out.
+// allowed): VecSigmoid / VecTanh / VecExp of core/vec_math.h (glibc's
+// scalar tanhf, via expm1f, was half of an LSTM step). NaN in, NaN out.
 void SigmoidArray(const float* in, float* out, int64_t n);
 void TanhArray(const float* in, float* out, int64_t n);
 // Single values, for tests and scalar code.

@@ -22,6 +22,12 @@ class Rng {
   float Uniform(float lo = 0.0f, float hi = 1.0f);
   // Normal with the given mean and standard deviation.
   float Normal(float mean = 0.0f, float stddev = 1.0f);
+  // Fills out[0, n) with N(mean, stddev^2) draws, vectorised (core/
+  // vec_math.h): Box-Muller on the two 24-bit uniforms of one 64-bit draw,
+  // both of its outputs used, so ceil(n / 2) engine draws. A different
+  // stream from n calls of Normal(), which keeps its one-at-a-time form.
+  void FillNormal(float* out, int64_t n, float mean = 0.0f,
+                  float stddev = 1.0f);
   // Uniform integer in [0, n). REQUIRES: n > 0.
   uint64_t UniformInt(uint64_t n);
   uint64_t Next() { return engine_(); }
