@@ -5,13 +5,13 @@
 // Ho/Wo = output size, P = padding, S = stride.
 #include <algorithm>
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/blas.h"
 #include "core/init.h"
 #include "core/layers.h"
+#include "core/parallel.h"
 #include "core/vec_sum.h"
 
 namespace nnlab {
@@ -133,22 +133,13 @@ class Conv2D : public Layer {
     return parts;
   }
 
-  // Runs fn(part, lo, hi) over contiguous sample ranges, part 0 on this
-  // thread and the others on their own threads (each product inside runs
-  // single-threaded: it is too small to split).
+  // Runs fn(part, lo, hi) over contiguous sample ranges, in parallel
+  // (each product inside runs single-threaded: it is too small to split).
   template <typename Fn>
   void RunParts(int parts, int64_t n, const Fn& fn) {
-    if (parts == 1) {
-      fn(0, 0, n);
-      return;
-    }
-    std::vector<std::thread> threads;
-    threads.reserve(parts - 1);
-    for (int part = 1; part < parts; ++part) {
-      threads.emplace_back(fn, part, n * part / parts, n * (part + 1) / parts);
-    }
-    fn(0, 0, n / parts);
-    for (std::thread& t : threads) t.join();
+    ParallelFor(parts, [&](int part) {
+      fn(part, n * part / parts, n * (part + 1) / parts);
+    });
   }
 
   void ForwardSamples(int part, int64_t lo, int64_t hi, const float* x,
