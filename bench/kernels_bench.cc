@@ -109,6 +109,38 @@ BENCHMARK(BM_Gemm)
     ->Args({128, 1024, 256, 0, 1, 1})
     ->Args({128, 1024, 256, 0, 1, 2});
 
+// A dense layer's forward y = x W^T + b, x [m, k], W [n, k]: args m, n, k,
+// path (0: GemmNTBias, which picks the small-product kernel when it pays;
+// 1: always OpenBLAS). One BLAS thread. Sets GemmNTBias's thresholds.
+void BM_GemmNTBias(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const bool reference = state.range(3);
+  ThreadScope threads(1);
+  Rng rng(1);
+  Tensor a({m, k}), b({n, k}), bias({n}), c({m, n});
+  FillUniform(&a, &rng);
+  FillUniform(&b, &rng);
+  FillUniform(&bias, &rng);
+  for (auto _ : state) {
+    if (reference) {
+      GemmNTBiasReference(m, n, k, a.data(), k, b.data(), k, bias.data(),
+                          c.data(), n);
+    } else {
+      GemmNTBias(m, n, k, a.data(), k, b.data(), k, bias.data(), c.data(), n);
+    }
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
+      benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_GemmNTBias)
+    ->UseRealTime()
+    ->ArgNames({"m", "n", "k", "blas"})
+    ->ArgsProduct({{10, 64}, {30, 10}, {784, 30}, {0, 1}})
+    ->ArgsProduct({{64, 256}, {1, 64}, {256, 784}, {0, 1}})
+    ->ArgsProduct({{64}, {128, 256}, {64, 256}, {0, 1}});
+
 LayerSpec Spec(const char* kind, int64_t units = 0) {
   LayerSpec spec;
   spec.kind = kind;

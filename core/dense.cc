@@ -47,13 +47,8 @@ class Dense : public Layer {
     const int64_t n = in.dim(0);
     in_ = &in;
     out->Resize({n, units_});
-    float* y = out->data();
-    const float* b = bias_.data();
-    for (int64_t r = 0; r < n; ++r) {
-      std::copy(b, b + units_, y + r * units_);
-    }
-    Gemm(false, true, n, units_, inputs_, 1.0f, in.data(), inputs_,
-         weight_.data(), inputs_, 1.0f, y, units_);
+    GemmNTBias(n, units_, inputs_, in.data(), inputs_, weight_.data(), inputs_,
+               bias_.data(), out->data(), units_);
   }
 
   void Backward(const Tensor& grad_out, Tensor* grad_in) override {
