@@ -23,6 +23,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing_util::CheckLayerGradients;
+using testing_util::ConvCase;
 using testing_util::FillNormal;
 
 LayerSpec Spec(const std::string& kind) {
@@ -246,25 +247,14 @@ TEST(GradientTest, BatchNormEvalMode) {
   CheckLayerGradients(layer.get(), &x, Mode::kEval);
 }
 
-struct ConvCase {
-  int64_t filters, kernel, stride, padding;
-  Shape in;
-};
-
-void PrintTo(const ConvCase& c, std::ostream* os) {
-  *os << "filters " << c.filters << " kernel " << c.kernel << " stride "
-      << c.stride << " padding " << c.padding << " input "
-      << ShapeToString(c.in);
-}
-
 class ConvGradientTest : public ::testing::TestWithParam<ConvCase> {};
 
 TEST_P(ConvGradientTest, MatchesFiniteDifferences) {
   const ConvCase& c = GetParam();
-  auto layer = Build(Conv(c.filters, c.kernel, c.stride, c.padding), c.in);
+  auto layer = Build(Conv(c.filters, c.kernel, c.stride, c.padding), c.in());
   Rng rng(5);
   PerturbParams(layer.get(), &rng);
-  Tensor x(Batched(2, c.in));
+  Tensor x(Batched(2, c.in()));
   FillNormal(&x, &rng);
   CheckLayerGradients(layer.get(), &x);
 }

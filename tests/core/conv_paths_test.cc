@@ -18,18 +18,8 @@ namespace nnlab {
 namespace {
 
 using testing_util::CheckLayerGradients;
+using testing_util::ConvCase;
 using testing_util::FillNormal;
-
-struct ConvCase {
-  int64_t filters, kernel, stride, padding;
-  Shape in;
-};
-
-void PrintTo(const ConvCase& c, std::ostream* os) {
-  *os << "filters " << c.filters << " kernel " << c.kernel << " stride "
-      << c.stride << " padding " << c.padding << " input "
-      << ShapeToString(c.in);
-}
 
 std::unique_ptr<Layer> BuildConv(const ConvCase& c, Shape* out) {
   LayerSpec spec;
@@ -39,7 +29,7 @@ std::unique_ptr<Layer> BuildConv(const ConvCase& c, Shape* out) {
   spec.stride = c.stride;
   spec.padding = c.padding;
   Rng rng(7);
-  auto layer = MakeLayer(spec, "conv0", c.in, InitKind::kGlorot, &rng, out);
+  auto layer = MakeLayer(spec, "conv0", c.in(), InitKind::kGlorot, &rng, out);
   EXPECT_TRUE(layer.ok()) << layer.status();
   return std::move(layer).value();
 }
@@ -53,7 +43,7 @@ class ConvPathTest : public ::testing::TestWithParam<ConvCase> {
 // Forward and all gradients against direct sums, on 1 and 2 threads.
 TEST_P(ConvPathTest, MatchesDirectSums) {
   const ConvCase& c = GetParam();
-  const int64_t n = 5, ch = c.in[0], h = c.in[1], w = c.in[2];
+  const int64_t n = 5, ch = c.input[0], h = c.input[1], w = c.input[2];
   for (int threads : {1, 2}) {
     SetBlasThreads(threads);
     Shape out;
@@ -129,7 +119,7 @@ TEST_P(ConvPathTest, MatchesFiniteDifferences) {
     Rng rng(5);
     for (const Param& p : conv->Params()) FillNormal(p.value, &rng, 0.3f);
     Shape batched{3};
-    batched.insert(batched.end(), c.in.begin(), c.in.end());
+    batched.insert(batched.end(), c.input.begin(), c.input.end());
     Tensor x(batched);
     FillNormal(&x, &rng);
     CheckLayerGradients(conv.get(), &x);

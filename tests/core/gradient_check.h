@@ -8,7 +8,9 @@
 #define NNLAB_TESTS_CORE_GRADIENT_CHECK_H_
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <ostream>
 #include <string>
 
 #include "core/layer.h"
@@ -86,6 +88,21 @@ void CheckLayerGradients(
           << num;
     }
   }
+}
+
+// One Conv2D configuration of a parameterised test. (The input is an array,
+// not a Shape: GCC 12 at -O2 reports a false -Wfree-nonheap-object when
+// gtest copies a parameter holding an InlinedVector.)
+struct ConvCase {
+  int64_t filters, kernel, stride, padding;
+  std::array<int64_t, 3> input;  // [channels, height, width] per sample.
+  Shape in() const { return Shape(input.begin(), input.end()); }
+};
+
+inline void PrintTo(const ConvCase& c, std::ostream* os) {
+  *os << "filters " << c.filters << " kernel " << c.kernel << " stride "
+      << c.stride << " padding " << c.padding << " input "
+      << ShapeToString(c.in());
 }
 
 }  // namespace testing_util
