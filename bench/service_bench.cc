@@ -52,6 +52,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "bench/bench_util.h"
 #include "client/client.h"
 #include "core/blas.h"
 #include "core/data.h"
@@ -100,20 +101,8 @@ double Seconds(const google::protobuf::Timestamp& a,
   return double(b.seconds() - a.seconds()) + 1e-9 * (b.nanos() - a.nanos());
 }
 
-struct Summary {
-  double median = 0, min = 0, max = 0;
-};
-
-Summary Summarise(std::vector<double> v) {
-  Summary s;
-  if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-  s.min = v.front();
-  s.max = v.back();
-  return s;
-}
+using bench::Summarise;
+using bench::Summary;
 
 double Median(std::vector<double> v) { return Summarise(std::move(v)).median; }
 

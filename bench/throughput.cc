@@ -34,6 +34,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "bench/bench_util.h"
 #include "core/blas.h"
 #include "core/data.h"
 #include "core/gan.h"
@@ -326,20 +327,8 @@ void FlopsPerSample(const Workload& w, double* train, double* infer) {
   *infer = 2 * m.forward;
 }
 
-struct Summary {
-  double median = 0, min = 0, max = 0;
-};
-
-Summary Summarise(std::vector<double> v) {
-  Summary s;
-  if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-  s.min = v.front();
-  s.max = v.back();
-  return s;
-}
+using bench::Summarise;
+using bench::Summary;
 
 struct Result {
   Summary train;      // Samples/s per epoch.
