@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "core/blas.h"
+#include "core/simd_target.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -20,8 +21,7 @@ namespace nnlab {
 namespace {
 
 #ifdef NNLAB_HAVE_SMALL_GEMM
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+NNLAB_BEGIN_AVX2_REGION
 
 constexpr int kMr = 3, kNr = 4;
 
@@ -206,7 +206,7 @@ void BroadcastGemmAvx2(int64_t m, int64_t n, int64_t k, const float* a,
   }
 }
 
-#pragma GCC pop_options
+NNLAB_END_AVX2_REGION
 
 enum class SmallPath { kNone, kDot, kBroadcast };
 

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "core/simd_target.h"
+
 namespace nnlab {
 namespace vec_portable {
 
@@ -26,8 +28,7 @@ inline V Sqrt(V x) {
 #define NNLAB_HAVE_AVX2_KERNELS 1
 // Everything in this namespace is compiled for AVX2 and FMA; it runs only
 // after the CPU check in Avx2VecKernels().
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+NNLAB_BEGIN_AVX2_REGION
 namespace vec_avx2 {
 
 typedef float V __attribute__((vector_size(32)));
@@ -39,7 +40,7 @@ inline V Sqrt(V x) { return __builtin_ia32_sqrtps256(x); }
 #include "core/vec_math_impl.inc"
 
 }  // namespace vec_avx2
-#pragma GCC pop_options
+NNLAB_END_AVX2_REGION
 #endif
 
 const VecKernels& PortableVecKernels() {
