@@ -57,6 +57,9 @@ double Train(const ModelSpec& spec, const TrainTest& data,
 class MnistTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    // Suites derived from this one set up again in the same process: the
+    // data loaded first serves them all.
+    if (data_ != nullptr) return;
     auto data = LoadMnist(DefaultDatasetsDir());
     ASSERT_TRUE(data.ok()) << data.status()
                            << " (run scripts/fetch_data.sh first)";
