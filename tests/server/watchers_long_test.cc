@@ -1,41 +1,18 @@
 // Two jobs at once, ten watchers (one deliberately slow) and concurrent
-// inference: watchers do not slow training, every stream is consistent
-// (gap-free, or gaps reported exactly), and inference always sees a
-// consistent set of weights.
+// inference: training never waits for a watcher, every stream is
+// consistent (gap-free, or gaps reported exactly), and inference always
+// sees a consistent set of weights. What watchers cost in throughput is a
+// timing question, measured in bench/service_bench.cc, not asserted here.
 #include <atomic>
 #include <cstdio>
 #include <map>
 #include <thread>
 
-#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "tests/server/server_test_util.h"
 
 namespace nnlab::testing {
 namespace {
-
-double Seconds(const google::protobuf::Timestamp& t) {
-  return double(t.seconds()) + 1e-9 * t.nanos();
-}
-
-// Steps per second of a finished job, from its first to its last training
-// event (queueing and evaluation excluded).
-double StepsPerSecond(Client& c, const std::string& job) {
-  v1::StreamMetricsRequest req;
-  req.set_job_id(job);
-  req.set_omit_layer_stats(true);
-  grpc::Status st;
-  double first = -1, last = -1;
-  int64_t steps = 0;
-  for (const auto& e : ReadStream(c, req, &st)) {
-    if (e.phase() != v1::PHASE_TRAIN) continue;
-    if (first < 0) first = Seconds(e.time());
-    last = Seconds(e.time());
-    ++steps;
-  }
-  EXPECT_TRUE(st.ok());
-  return (steps - 1) / (last - first);
-}
 
 v1::JobSpec MnistJob(const std::string& model) {
   v1::JobSpec spec;
@@ -55,7 +32,7 @@ struct StreamCheck {
   grpc::Status status;
 };
 
-TEST(WatchersTest, WatchersDoNotSlowTrainingAndStreamsAreConsistent) {
+TEST(WatchersTest, SlowWatcherDoesNotHoldTrainingAndStreamsAreConsistent) {
   server::ServerOptions o;
   o.max_jobs = 2;
   o.blas_threads = 1;
@@ -63,26 +40,10 @@ TEST(WatchersTest, WatchersDoNotSlowTrainingAndStreamsAreConsistent) {
   TestServer server(o);
   Client c = server.MakeClient();
   v1::ModelSpec spec = MlpSpec(784, 100, 10);
-  for (const char* m : {"a1", "a2", "b1", "b2", "c1", "c2"}) {
-    CreateModel(c, spec, m);
-  }
-  // Warm the data set cache so neither phase pays for loading it.
-  {
-    v1::JobSpec warm = MnistJob("a1");
-    warm.set_max_steps(1);
-    ASSERT_EQ(WaitForJob(c, StartJob(c, warm).job_id()).state(),
-              v1::JOB_STATE_COMPLETED);
-  }
+  for (const char* m : {"b1", "b2"}) CreateModel(c, spec, m);
 
-  // Phase A: two jobs, nobody watching.
-  std::string a1 = StartJob(c, MnistJob("a1")).job_id();
-  std::string a2 = StartJob(c, MnistJob("a2")).job_id();
-  ASSERT_EQ(WaitForJob(c, a1, 600).state(), v1::JOB_STATE_COMPLETED);
-  ASSERT_EQ(WaitForJob(c, a2, 600).state(), v1::JOB_STATE_COMPLETED);
-  double base = (StepsPerSecond(c, a1) + StepsPerSecond(c, a2)) / 2;
-
-  // Phase B: the same two jobs with 10 watchers (5 each, one slow) and a
-  // client running inference on b1 throughout.
+  // Two jobs with 10 watchers (5 each, one slow) and a client running
+  // inference on b1 throughout.
   std::string b[2] = {StartJob(c, MnistJob("b1")).job_id(),
                       StartJob(c, MnistJob("b2")).job_id()};
   std::vector<StreamCheck> checks(10);
@@ -114,7 +75,7 @@ TEST(WatchersTest, WatchersDoNotSlowTrainingAndStreamsAreConsistent) {
           ck.ordered = false;
         last_seq = e.sequence();
         if (e.phase() == v1::PHASE_TRAIN) ++ck.train;
-        if (w == 0) usleep(20000);  // The slow one: 50 events per second.
+        if (w == 0) usleep(40000);  // The slow one: 25 events per second.
       }
       ck.status = reader->Finish();
     });
@@ -152,16 +113,6 @@ TEST(WatchersTest, WatchersDoNotSlowTrainingAndStreamsAreConsistent) {
   for (auto& t : watchers) t.join();
   ASSERT_EQ(j1.state(), v1::JOB_STATE_COMPLETED);
   ASSERT_EQ(j2.state(), v1::JOB_STATE_COMPLETED);
-  const double watched =
-      (StepsPerSecond(c, b[0]) + StepsPerSecond(c, b[1])) / 2;
-  // Phase C: unwatched again; the baseline is the mean of A and C, so
-  // drift in the machine's load during the test cancels out.
-  std::string c1 = StartJob(c, MnistJob("c1")).job_id();
-  std::string c2 = StartJob(c, MnistJob("c2")).job_id();
-  ASSERT_EQ(WaitForJob(c, c1, 600).state(), v1::JOB_STATE_COMPLETED);
-  ASSERT_EQ(WaitForJob(c, c2, 600).state(), v1::JOB_STATE_COMPLETED);
-  base = (base + (StepsPerSecond(c, c1) + StepsPerSecond(c, c2)) / 2) / 2;
-
   // History length of each job = every event a watcher could see.
   int64_t total[2];
   for (int k = 0; k < 2; ++k) {
@@ -181,21 +132,16 @@ TEST(WatchersTest, WatchersDoNotSlowTrainingAndStreamsAreConsistent) {
       EXPECT_EQ(ck.train, 500) << "watcher " << w;
     }
   }
+  // The slow watcher reads 25 events a second and each job emits over 500:
+  // had training waited for it, it would have missed nothing.
   EXPECT_GT(checks[0].dropped, 0) << "the slow watcher kept up";
   EXPECT_GT(infers, 10);
   EXPECT_EQ(inconsistent, 0);
   EXPECT_EQ(went_back, 0);
-  const double ratio = watched / base;
-  std::printf(
-      "training throughput: %.0f steps/s per job unwatched, %.0f steps/s with "
-      "10 watchers + inference (%.1f%%); slow watcher got %lld events, missed "
-      "%lld; %lld inferences\n",
-      base, watched, 100.0 * ratio, static_cast<long long>(checks[0].received),
-      static_cast<long long>(checks[0].dropped),
-      static_cast<long long>(infers));
-  // Generous bound: two cores are shared with the watchers, the inference
-  // client and anything else on the machine.
-  EXPECT_GT(ratio, 0.5);
+  std::printf("slow watcher got %lld events, missed %lld; %lld inferences\n",
+              static_cast<long long>(checks[0].received),
+              static_cast<long long>(checks[0].dropped),
+              static_cast<long long>(infers));
 }
 
 }  // namespace
