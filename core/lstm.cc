@@ -12,11 +12,10 @@
 #include <cmath>
 #include <memory>
 
-#include "absl/strings/str_cat.h"
 #include "core/blas.h"
-#include "core/init.h"
 #include "core/layers.h"
 #include "core/recurrent.h"
+#include "core/status_macros.h"
 
 namespace nnlab {
 namespace {
@@ -30,26 +29,12 @@ class Lstm : public RecurrentLayer {
   absl::string_view kind() const override { return "lstm"; }
 
   void Init(const Shape& in, InitKind init, Rng* rng) override {
-    f_ = in[1];
-    const int64_t h = units_, g4 = 4 * units_;
-    w_ih_ = Tensor({g4, f_});
-    w_ih_grad_ = Tensor({g4, f_});
-    w_hh_ = Tensor({g4, h});
-    w_hh_grad_ = Tensor({g4, h});
-    bias_ = Tensor({g4});
-    bias_grad_ = Tensor({g4});
-    // Fan-out per gate block is H: each block is one H-unit transform.
-    InitWeights(init, f_, h, rng, &w_ih_);
-    InitWeights(init, h, h, rng, &w_hh_);
-    std::fill(bias_.data(), bias_.data() + h, 1.0f);  // Forget gate.
+    RecurrentLayer::Init(in, init, rng);
+    std::fill(bias_.data(), bias_.data() + units_, 1.0f);  // Forget gate.
   }
 
   void Forward(const Tensor& in, Tensor* out, Mode mode) override {
     const int64_t n = in.dim(0), t = in.dim(1), h = units_, g4 = 4 * units_;
-    n_ = n;
-    t_ = t;
-    xs_.Resize({t, n, f_});
-    BatchToTimeMajor(in.data(), n, t, f_, xs_.data());
     // hs_/cs_[0] hold the initial state, [s + 1] the state after step s.
     hs_.Resize({t + 1, n, h});
     cs_.Resize({t + 1, n, h});
@@ -57,11 +42,7 @@ class Lstm : public RecurrentLayer {
     gates_buf_.Resize({t, n, g4});
     LoadInitialState(n, {hs_.data(), cs_.data()});
     float* z = gates_buf_.data();
-    for (int64_t r = 0; r < t * n; ++r) {
-      std::copy(bias_.data(), bias_.data() + g4, z + r * g4);
-    }
-    Gemm(false, true, t * n, g4, f_, 1.0f, xs_.data(), f_, w_ih_.data(), f_,
-         1.0f, z, g4);
+    ProjectInputs(in, z);
     for (int64_t s = 0; s < t; ++s) {
       const float* h_prev = hs_.data() + s * n * h;
       const float* c_prev = cs_.data() + s * n * h;
@@ -91,36 +72,20 @@ class Lstm : public RecurrentLayer {
       }
     }
     SaveFinalState(n, {hs_.data() + t * n * h, cs_.data() + t * n * h});
-    if (return_sequences_) {
-      out->Resize({n, t, h});
-      TimeToBatchMajor(hs_.data() + n * h, n, t, h, out->data());
-    } else {
-      out->Resize({n, h});
-      const float* last = hs_.data() + t * n * h;
-      std::copy(last, last + n * h, out->data());
-    }
+    WriteOutput(out);
   }
 
   void Backward(const Tensor& grad_out, Tensor* grad_in) override {
     const int64_t n = n_, t = t_, h = units_, g4 = 4 * units_;
-    if (return_sequences_) {
-      gs_.Resize({t, n, h});
-      BatchToTimeMajor(grad_out.data(), n, t, h, gs_.data());
-    }
-    dz_.Resize({t, n, g4});
-    dh_next_.Resize({n, h});
+    BeginBackward(grad_out);
     dc_next_.Resize({n, h});
-    dh_next_.SetZero();
     dc_next_.SetZero();
-    grad_norms_.assign(t, 0.0);
     for (int64_t s = t - 1; s >= 0; --s) {
       const float* gates = gates_buf_.data() + s * n * g4;
       const float* c_prev = cs_.data() + s * n * h;
       const float* tc = tc_.data() + s * n * h;
       float* dz = dz_.data() + s * n * g4;
-      const float* g = return_sequences_ ? gs_.data() + s * n * h
-                       : s == t - 1      ? grad_out.data()
-                                         : nullptr;
+      const float* g = OutputGrad(grad_out, s);
       float* dc_next = dc_next_.data();
       const float* dh_next = dh_next_.data();
       double norm2 = 0;
@@ -151,52 +116,19 @@ class Lstm : public RecurrentLayer {
         dc_next_.SetZero();
       }
     }
-    Gemm(true, false, g4, f_, t * n, 1.0f, dz_.data(), g4, xs_.data(), f_, 1.0f,
-         w_ih_grad_.data(), f_);
-    Gemm(true, false, g4, h, t * n, 1.0f, dz_.data(), g4, hs_.data(), h, 1.0f,
-         w_hh_grad_.data(), h);
-    float* db = bias_grad_.data();
-    for (int64_t r = 0; r < t * n; ++r) {
-      const float* row = dz_.data() + r * g4;
-      for (int64_t j = 0; j < g4; ++j) db[j] += row[j];
-    }
-    if (grad_in != nullptr) {
-      dxs_.Resize({t, n, f_});
-      Gemm(false, false, t * n, f_, g4, 1.0f, dz_.data(), g4, w_ih_.data(), f_,
-           0.0f, dxs_.data(), f_);
-      grad_in->Resize({n, t, f_});
-      TimeToBatchMajor(dxs_.data(), n, t, f_, grad_in->data());
-    }
-  }
-
-  std::vector<Param> Params() override {
-    return {{name() + ".weight_ih", &w_ih_, &w_ih_grad_},
-            {name() + ".weight_hh", &w_hh_, &w_hh_grad_},
-            {name() + ".bias", &bias_, &bias_grad_}};
+    FinishBackward(grad_in);
   }
 
  private:
-  int64_t f_ = 0, n_ = 0, t_ = 0;
-  Tensor w_ih_, w_ih_grad_, w_hh_, w_hh_grad_, bias_, bias_grad_;
-  // Per-sequence buffers, reused across steps: inputs [T, N, F], hidden
-  // and cell states [T+1, N, H], tanh(C_t) [T, N, H], activated gates
-  // [T, N, 4H]; in Backward output gradients [T, N, H], gate
-  // pre-activation gradients [T, N, 4H], carries [N, H], input gradients.
-  Tensor xs_, hs_, cs_, tc_, gates_buf_;
-  Tensor gs_, dz_, dh_next_, dc_next_, dxs_;
+  // Cell states [T+1, N, H] (like hs_), tanh(C_t) [T, N, H], activated
+  // gates [T, N, 4H]; in Backward the cell-state carry [N, H].
+  Tensor cs_, tc_, gates_buf_, dc_next_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Layer>> NewLstm(const LayerSpec& spec) {
-  if (spec.units <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("units (hidden size) must be positive, got ", spec.units));
-  }
-  if (spec.bptt_window < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "bptt_window must be >= 0 (0 = full BPTT), got ", spec.bptt_window));
-  }
+  NNLAB_RETURN_IF_ERROR(ValidateRecurrentSpec(spec));
   return std::unique_ptr<Layer>(
       new Lstm(spec.units, spec.return_sequences, spec.bptt_window));
 }

@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "core/blas.h"
+#include "core/init.h"
 #include "core/status_macros.h"
 #include "core/vec_math.h"
 
@@ -73,6 +75,100 @@ void RecurrentLayer::SaveFinalState(int64_t n,
     state_[k].Resize({n, units_});
     std::copy(src[k], src[k] + n * units_, state_[k].data());
   }
+}
+
+void RecurrentLayer::Init(const Shape& in, InitKind init, Rng* rng) {
+  f_ = in[1];
+  const int64_t h = units_, g = gates_ * units_;
+  w_ih_ = Tensor({g, f_});
+  w_ih_grad_ = Tensor({g, f_});
+  w_hh_ = Tensor({g, h});
+  w_hh_grad_ = Tensor({g, h});
+  bias_ = Tensor({g});
+  bias_grad_ = Tensor({g});
+  InitWeights(init, f_, h, rng, &w_ih_);
+  InitWeights(init, h, h, rng, &w_hh_);
+}
+
+std::vector<Param> RecurrentLayer::Params() {
+  return {{name() + ".weight_ih", &w_ih_, &w_ih_grad_},
+          {name() + ".weight_hh", &w_hh_, &w_hh_grad_},
+          {name() + ".bias", &bias_, &bias_grad_}};
+}
+
+void RecurrentLayer::ProjectInputs(const Tensor& in, float* z) {
+  const int64_t n = in.dim(0), t = in.dim(1), g = gates_ * units_;
+  n_ = n;
+  t_ = t;
+  xs_.Resize({t, n, f_});
+  BatchToTimeMajor(in.data(), n, t, f_, xs_.data());
+  for (int64_t r = 0; r < t * n; ++r) {
+    std::copy(bias_.data(), bias_.data() + g, z + r * g);
+  }
+  Gemm(false, true, t * n, g, f_, 1.0f, xs_.data(), f_, w_ih_.data(), f_,
+       1.0f, z, g);
+}
+
+void RecurrentLayer::WriteOutput(Tensor* out) const {
+  const int64_t n = n_, t = t_, h = units_;
+  if (return_sequences_) {
+    out->Resize({n, t, h});
+    TimeToBatchMajor(hs_.data() + n * h, n, t, h, out->data());
+  } else {
+    out->Resize({n, h});
+    const float* last = hs_.data() + t * n * h;
+    std::copy(last, last + n * h, out->data());
+  }
+}
+
+void RecurrentLayer::BeginBackward(const Tensor& grad_out) {
+  const int64_t n = n_, t = t_, h = units_;
+  if (return_sequences_) {
+    gs_.Resize({t, n, h});
+    BatchToTimeMajor(grad_out.data(), n, t, h, gs_.data());
+  }
+  dz_.Resize({t, n, gates_ * h});
+  dh_next_.Resize({n, h});
+  dh_next_.SetZero();
+  grad_norms_.assign(t, 0.0);
+}
+
+const float* RecurrentLayer::OutputGrad(const Tensor& grad_out,
+                                        int64_t s) const {
+  if (return_sequences_) return gs_.data() + s * n_ * units_;
+  return s == t_ - 1 ? grad_out.data() : nullptr;
+}
+
+void RecurrentLayer::FinishBackward(Tensor* grad_in) {
+  const int64_t n = n_, t = t_, h = units_, g = gates_ * units_;
+  // dW_ih += dZ^T X, dW_hh += dZ^T H_prev, db += sum dZ, over all steps.
+  Gemm(true, false, g, f_, t * n, 1.0f, dz_.data(), g, xs_.data(), f_, 1.0f,
+       w_ih_grad_.data(), f_);
+  Gemm(true, false, g, h, t * n, 1.0f, dz_.data(), g, hs_.data(), h, 1.0f,
+       w_hh_grad_.data(), h);
+  float* db = bias_grad_.data();
+  for (int64_t r = 0; r < t * n; ++r) {
+    const float* row = dz_.data() + r * g;
+    for (int64_t j = 0; j < g; ++j) db[j] += row[j];
+  }
+  if (grad_in == nullptr) return;
+  dxs_.Resize({t, n, f_});
+  Gemm(false, false, t * n, f_, g, 1.0f, dz_.data(), g, w_ih_.data(), f_,
+       0.0f, dxs_.data(), f_);
+  grad_in->Resize({n, t, f_});
+  TimeToBatchMajor(dxs_.data(), n, t, f_, grad_in->data());
+}
+
+absl::Status ValidateRecurrentSpec(const LayerSpec& spec) {
+  if (spec.units <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("units (hidden size) must be positive, got ", spec.units));
+  }
+  if (spec.bptt_window < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bptt_window must be >= 0 (0 = full BPTT), got ", spec.bptt_window));
+  }
+  return absl::OkStatus();
 }
 
 void SigmoidArray(const float* in, float* out, int64_t n) {

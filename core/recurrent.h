@@ -33,6 +33,10 @@ class RecurrentLayer : public Layer {
 
   // InvalidArgument unless `in` is [T, F] with T >= 1 and F >= 1.
   absl::StatusOr<Shape> OutputShape(const Shape& in) const override;
+  // W_ih [G H, F], W_hh [G H, H] drawn with fan-out H (each gate block is
+  // one H-unit transform), b [G H] zero; G = gates.
+  void Init(const Shape& in, InitKind init, Rng* rng) override;
+  std::vector<Param> Params() override;
 
   int64_t units() const { return units_; }
   bool return_sequences() const { return return_sequences_; }
@@ -71,11 +75,35 @@ class RecurrentLayer : public Layer {
     return bptt_window_ > 0 && t % bptt_window_ == 0;
   }
 
+  // The steps shared by both layers around their own recurrences.
+  // Forward: keeps n_, t_ and the time-major input xs_, then writes every
+  // step's input term Z = X W_ih^T + b to `z` ([T, N, G H]) in one GEMM.
+  void ProjectInputs(const Tensor& in, float* z);
+  // The layer's output from hs_: all steps [N, T, H] or the last [N, H].
+  void WriteOutput(Tensor* out) const;
+  // Backward: sizes dz_ [T, N, G H] and the carry dh_next_ (zeroed), and
+  // makes the output gradient time-major when every step has one.
+  void BeginBackward(const Tensor& grad_out);
+  // dE/dh_s from the layer's output at step s, or nullptr if step s has no
+  // output (many-to-one, s < T-1).
+  const float* OutputGrad(const Tensor& grad_out, int64_t s) const;
+  // With dz_ filled for every step: accumulates all steps' weight and bias
+  // gradients in one GEMM each and writes dE/dx [N, T, F] to `grad_in`
+  // unless it is null.
+  void FinishBackward(Tensor* grad_in);
+
   const int64_t units_;
   const int64_t gates_;
   const bool return_sequences_;
   const int64_t bptt_window_;
   std::vector<double> grad_norms_;
+  int64_t f_ = 0, n_ = 0, t_ = 0;  // Features, and the last batch and steps.
+  Tensor w_ih_, w_ih_grad_, w_hh_, w_hh_grad_, bias_, bias_grad_;
+  // Per-sequence buffers, reused across steps: inputs [T, N, F], states
+  // [T+1, N, H] (h_s at s+1, the initial state at 0), output gradients
+  // [T, N, H], pre-activation gradients [T, N, G H], dE/dh from the next
+  // step [N, H], input gradients [T, N, F].
+  Tensor xs_, hs_, gs_, dz_, dh_next_, dxs_;
 
  private:
   bool stateful_ = false;
@@ -97,6 +125,9 @@ void BatchToTimeMajor(const float* src, int64_t n, int64_t t, int64_t f,
                       float* dst);
 void TimeToBatchMajor(const float* src, int64_t n, int64_t t, int64_t f,
                       float* dst);
+
+// InvalidArgument unless spec.units > 0 and spec.bptt_window >= 0.
+absl::Status ValidateRecurrentSpec(const LayerSpec& spec);
 
 // The recurrent layers among the top-level layers of `stack`.
 std::vector<RecurrentLayer*> RecurrentLayers(LayerStack* stack);
