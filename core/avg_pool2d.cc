@@ -4,29 +4,17 @@
 #include <memory>
 
 #include "core/layers.h"
-#include "core/pool2d_shape.h"
+#include "core/pool2d.h"
 #include "core/status_macros.h"
 
 namespace nnlab {
 namespace {
 
-class AvgPool2D : public Layer {
+class AvgPool2D : public Pool2DLayer {
  public:
-  AvgPool2D(int64_t kernel, int64_t stride) : k_(kernel), s_(stride) {}
+  AvgPool2D(int64_t kernel, int64_t stride) : Pool2DLayer(kernel, stride) {}
 
   absl::string_view kind() const override { return "avg_pool2d"; }
-
-  absl::StatusOr<Shape> OutputShape(const Shape& in) const override {
-    return Pool2DOutputShape(in, k_, s_);
-  }
-
-  void Init(const Shape& in, InitKind init, Rng* rng) override {
-    c_ = in[0];
-    h_ = in[1];
-    w_ = in[2];
-    ho_ = (h_ - k_) / s_ + 1;
-    wo_ = (w_ - k_) / s_ + 1;
-  }
 
   void Forward(const Tensor& in, Tensor* out, Mode mode) override {
     const int64_t planes = in.dim(0) * c_;
@@ -72,10 +60,6 @@ class AvgPool2D : public Layer {
       }
     }
   }
-
- private:
-  int64_t k_, s_;
-  int64_t c_ = 0, h_ = 0, w_ = 0, ho_ = 0, wo_ = 0;
 };
 
 }  // namespace

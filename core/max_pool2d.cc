@@ -6,29 +6,17 @@
 #include <vector>
 
 #include "core/layers.h"
-#include "core/pool2d_shape.h"
+#include "core/pool2d.h"
 #include "core/status_macros.h"
 
 namespace nnlab {
 namespace {
 
-class MaxPool2D : public Layer {
+class MaxPool2D : public Pool2DLayer {
  public:
-  MaxPool2D(int64_t kernel, int64_t stride) : k_(kernel), s_(stride) {}
+  MaxPool2D(int64_t kernel, int64_t stride) : Pool2DLayer(kernel, stride) {}
 
   absl::string_view kind() const override { return "max_pool2d"; }
-
-  absl::StatusOr<Shape> OutputShape(const Shape& in) const override {
-    return Pool2DOutputShape(in, k_, s_);
-  }
-
-  void Init(const Shape& in, InitKind init, Rng* rng) override {
-    c_ = in[0];
-    h_ = in[1];
-    w_ = in[2];
-    ho_ = (h_ - k_) / s_ + 1;
-    wo_ = (w_ - k_) / s_ + 1;
-  }
 
   void Forward(const Tensor& in, Tensor* out, Mode mode) override {
     const int64_t planes = in.dim(0) * c_;
@@ -71,8 +59,6 @@ class MaxPool2D : public Layer {
   }
 
  private:
-  int64_t k_, s_;
-  int64_t c_ = 0, h_ = 0, w_ = 0, ho_ = 0, wo_ = 0;
   std::vector<int32_t> argmax_;  // Offset of each output's max in its plane.
 };
 

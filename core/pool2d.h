@@ -1,12 +1,14 @@
-// Shape rule shared by the 2-D pooling layers (max_pool2d.cc,
-// avg_pool2d.cc). Internal to core.
-#ifndef NNLAB_CORE_POOL2D_SHAPE_H_
-#define NNLAB_CORE_POOL2D_SHAPE_H_
+// What the 2-D pooling layers (max_pool2d.cc, avg_pool2d.cc) share: the
+// shape rule, the spec check, and a base holding kernel, stride and sizes.
+// Internal to core.
+#ifndef NNLAB_CORE_POOL2D_H_
+#define NNLAB_CORE_POOL2D_H_
 
 #include <cstdint>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "core/layer.h"
 #include "core/tensor.h"
 
 namespace nnlab {
@@ -49,6 +51,29 @@ inline absl::Status ValidatePool2DSpec(int64_t kernel, int64_t stride) {
   return absl::OkStatus();
 }
 
+// A pooling layer over [C, H, W] inputs, kernel x kernel windows with
+// stride S and no padding; outputs [C, Ho, Wo].
+class Pool2DLayer : public Layer {
+ public:
+  Pool2DLayer(int64_t kernel, int64_t stride) : k_(kernel), s_(stride) {}
+
+  absl::StatusOr<Shape> OutputShape(const Shape& in) const override {
+    return Pool2DOutputShape(in, k_, s_);
+  }
+
+  void Init(const Shape& in, InitKind init, Rng* rng) override {
+    c_ = in[0];
+    h_ = in[1];
+    w_ = in[2];
+    ho_ = (h_ - k_) / s_ + 1;
+    wo_ = (w_ - k_) / s_ + 1;
+  }
+
+ protected:
+  const int64_t k_, s_;
+  int64_t c_ = 0, h_ = 0, w_ = 0, ho_ = 0, wo_ = 0;
+};
+
 }  // namespace nnlab
 
-#endif  // NNLAB_CORE_POOL2D_SHAPE_H_
+#endif  // NNLAB_CORE_POOL2D_H_
