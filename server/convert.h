@@ -50,8 +50,9 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& proto,
                                              absl::string_view field,
                                              const Limits& limits);
 
-// Upper bound on the parameters `spec` builds, computed without allocating
-// (a cheap guard before the core allocates anything); +inf-safe (double).
+// The parameters `spec` builds, computed without allocating: exact for
+// every spec Model::Build accepts, and for any other at least what Build
+// allocates before it fails. +inf-safe (double).
 double EstimateParameters(const ModelSpec& spec);
 // Upper bound on the largest per-sample buffer (layer output, im2col
 // matrix, recurrent caches) `spec` allocates, in elements.

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "core/zoo.h"
 #include "server/convert.h"
 #include "tests/server/server_test_util.h"
 
@@ -155,7 +156,52 @@ TEST(ConvertTest, SpecsMapEveryLayerKind) {
   ASSERT_TRUE(m.ok()) << m.status();
   // conv 1->4 (36 + 4), bn (8), residual conv 4->4 (144 + 4), dense 4->3 (15).
   EXPECT_EQ((*m)->ParameterCount(), 40 + 8 + 148 + 15);
-  EXPECT_GE(EstimateParameters(*s), double((*m)->ParameterCount()));
+  EXPECT_EQ(EstimateParameters(*s), double((*m)->ParameterCount()));
+}
+
+LayerSpec Kind(const std::string& kind, int64_t units = 0) {
+  LayerSpec l;
+  l.kind = kind;
+  l.units = units;
+  return l;
+}
+
+// BuildModelChecked refuses a spec over the limit before allocating it,
+// which is only fair if the estimate is the count the core builds.
+TEST(ConvertTest, EstimateIsTheCoreCountOfEverySpecThatBuilds) {
+  std::vector<ModelSpec> specs = {FashionResidualCnn(),
+                                  FashionResidualCnn(/*shortcuts=*/false),
+                                  AddingProblemModel("rnn", 20),
+                                  AddingProblemModel("lstm", 20)};
+  ModelSpec seq;  // Many-to-many: stacked recurrent layers, a per-step head.
+  seq.input_shape = {12, 7};
+  seq.layers = {Kind("lstm", 9), Kind("rnn", 5), Kind("time_dense", 7)};
+  seq.loss = LossKind::kMse;
+  seq.layers[0].return_sequences = seq.layers[1].return_sequences = true;
+  specs.push_back(seq);
+  ModelSpec flat;  // Batch norm on features, a dense shortcut.
+  flat.input_shape = {20};
+  LayerSpec block = Kind("residual");
+  block.body = {Kind("dense", 6), Kind("batch_norm"), Kind("relu")};
+  flat.layers = {Kind("dense", 10), Kind("batch_norm"), block,
+                 Kind("dense", 3)};
+  specs.push_back(flat);
+  Limits limits;
+  for (const ModelSpec& spec : specs) {
+    absl::StatusOr<std::unique_ptr<Model>> m =
+        BuildModelChecked(spec, "spec", limits);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(EstimateParameters(spec), double((*m)->ParameterCount()))
+        << spec.name << " " << ShapeToString(spec.input_shape);
+  }
+  // One parameter over the limit is refused, with the count.
+  limits.max_params = static_cast<int64_t>(EstimateParameters(flat)) - 1;
+  absl::Status over = BuildModelChecked(flat, "spec", limits).status();
+  EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(over.message().find(absl::StrCat(
+                "has ", limits.max_params + 1, " parameters")),
+            std::string::npos)
+      << over.message();
 }
 
 }  // namespace
