@@ -24,7 +24,6 @@
 // The workload of job/stream/watchers is examples/mnist_mlp_100.textproto
 // on the 8,000 MNIST training digits (125 steps of 64 an epoch).
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,6 +62,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/grpcpp.h"
 #include "server/convert.h"
+#include "tests/nnlabd_process.h"
 
 ABSL_FLAG(std::string, nnlabd, "",
           "Path of the nnlabd binary (default: ../server/nnlabd next to this "
@@ -103,6 +103,7 @@ double Seconds(const google::protobuf::Timestamp& a,
 
 using bench::Summarise;
 using bench::Summary;
+using testing::NnlabdProcess;
 
 double Median(std::vector<double> v) { return Summarise(std::move(v)).median; }
 
@@ -187,71 +188,31 @@ class Daemon {
     auto d = std::unique_ptr<Daemon>(new Daemon);
     d->dir_ = tmpl;
     d->log_ = tmpl + ".log";
-    std::vector<std::string> args = {binary, "--listen=127.0.0.1:0",
-                                     "--data_dir=" + d->dir_,
-                                     absl::StrCat("--blas_threads=", threads)};
-    if (!datasets.empty()) args.push_back("--datasets_dir=" + datasets);
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int out[2];
-    if (pipe(out) != 0) return absl::InternalError("pipe failed");
-    d->pid_ = fork();
-    if (d->pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      FILE* err = std::fopen(d->log_.c_str(), "a");
-      if (err != nullptr) dup2(fileno(err), STDERR_FILENO);
-      close(out[0]);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(out[1]);
-    FILE* f = fdopen(out[0], "r");
-    // The port line; a wrapper (a profiler, say) may print lines before it.
-    char line[512] = {0};
-    for (int i = 0; i < 50 && d->port_ <= 0; ++i) {
-      if (fgets(line, sizeof(line), f) == nullptr) break;
-      sscanf(line, "nnlabd listening on port %d", &d->port_);
-    }
-    fclose(f);
-    if (d->port_ <= 0) {
-      return absl::UnavailableError(
-          absl::StrCat(binary, " did not start; see ", d->log_));
-    }
+    std::vector<std::string> flags = {"--data_dir=" + d->dir_,
+                                      absl::StrCat("--blas_threads=", threads)};
+    if (!datasets.empty()) flags.push_back("--datasets_dir=" + datasets);
+    NNLAB_RETURN_IF_ERROR(d->process_.Start(binary, 0, flags, d->log_));
     ClientOptions o;
-    o.server = absl::StrCat("127.0.0.1:", d->port_);
+    o.server = d->address();
     o.deadline = absl::Seconds(120);
     NNLAB_ASSIGN_OR_RETURN(d->client_, Client::Create(o));
     return d;
   }
 
   ~Daemon() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-    }
+    process_.Signal(SIGTERM);
     std::error_code ec;
     fs::remove_all(dir_, ec);
     fs::remove(log_, ec);
   }
 
-  int port() const { return port_; }
-  pid_t pid() const { return pid_; }
+  int port() const { return process_.port(); }
+  pid_t pid() const { return process_.pid(); }
   Client& client() { return *client_; }
-  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
-
+  std::string address() const { return process_.address(); }
   // A /proc/<pid>/status field in KiB (VmRSS, VmHWM), -1 if unreadable.
   int64_t StatusKib(const char* field) const {
-    std::ifstream in(absl::StrCat("/proc/", pid_, "/status"));
-    std::string line;
-    while (std::getline(in, line)) {
-      if (absl::StartsWith(line, field) && line.size() > strlen(field) &&
-          line[strlen(field)] == ':') {
-        return std::strtoll(line.c_str() + strlen(field) + 1, nullptr, 10);
-      }
-    }
-    return -1;
+    return process_.StatusKib(field);
   }
 
   // A client with its own connection (not shared with other channels).
@@ -266,8 +227,7 @@ class Daemon {
  private:
   Daemon() = default;
   std::string dir_, log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
+  NnlabdProcess process_;
   std::unique_ptr<Client> client_;
 };
 

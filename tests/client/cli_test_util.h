@@ -19,12 +19,11 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/nnlabd_process.h"
 
 namespace nnlab::testing {
 
@@ -124,63 +123,29 @@ class ServerProcess {
   }
 
   // SIGTERM, then wait; the exit status (-1 if it was not running).
-  int Stop() {
-    if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
+  int Stop() { return process_.Signal(SIGTERM); }
   // Stops if running, then serves the same data directory on the same port.
   bool Restart() {
-    const int port = port_;
+    const int port = process_.port();
     Stop();
     Launch(port);
-    return ok() && port_ == port;
+    return ok() && process_.port() == port;
   }
 
-  bool ok() const { return pid_ > 0 && port_ > 0; }
-  int port() const { return port_; }
-  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  bool ok() const { return process_.running(); }
+  int port() const { return process_.port(); }
+  std::string address() const { return process_.address(); }
   std::string log() const { return ReadAll(log_path_); }
 
  private:
   void Launch(int port) {
-    port_ = 0;
-    int fds[2];
-    if (pipe(fds) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      close(fds[0]);
-      dup2(fds[1], 1);
-      int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      dup2(log, 2);
-      std::vector<std::string> argv = {
-          NNLAB_NNLABD_PATH, absl::StrCat("--listen=127.0.0.1:", port),
-          "--data_dir=" + data_dir_};
-      argv.insert(argv.end(), extra_flags_.begin(), extra_flags_.end());
-      std::vector<char*> args;
-      for (std::string& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    // "nnlabd listening on port N" is the first line on stdout.
-    std::string line;
-    char c;
-    while (read(fds[0], &c, 1) == 1 && c != '\n') line += c;
-    close(fds[0]);
-    absl::string_view rest = line;
-    if (absl::ConsumePrefix(&rest, "nnlabd listening on port ")) {
-      (void)absl::SimpleAtoi(rest, &port_);
-    }
+    std::vector<std::string> flags = {"--data_dir=" + data_dir_};
+    flags.insert(flags.end(), extra_flags_.begin(), extra_flags_.end());
+    (void)process_.Start(NNLAB_NNLABD_PATH, port, flags, log_path_);
   }
 
   std::vector<std::string> extra_flags_;
-  pid_t pid_ = -1;
-  int port_ = 0;
+  NnlabdProcess process_;
   std::string data_dir_, log_path_;
 };
 
