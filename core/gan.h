@@ -94,6 +94,9 @@ class GanTrainer {
   Optimizer* d_optimizer() { return d_opt_.get(); }
   const GanOptions& options() const { return options_; }
   int64_t step() const { return step_; }
+  // The noise and real-batch draws. Save and restore it (with both models'
+  // RNGs, weights and optimizers) to continue a run exactly.
+  Rng* rng() { return &rng_; }
   int64_t noise_dim() const { return options_.generator.input_shape[0]; }
 
  private:

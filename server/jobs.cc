@@ -1245,8 +1245,8 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
   NNLAB_ASSIGN_OR_RETURN(
       go.g_optimizer, OptimizerFromProto(spec.optimizer(), "spec.optimizer"));
   go.d_optimizer = go.g_optimizer;
-  // The GAN trainer's RNG state cannot be saved, so a resumed run draws a
-  // different (but seeded) noise stream from its checkpoint on.
+  // A checkpoint restores the trainer's RNG below; only one written before
+  // RNG states were kept resumes on this fresh (seeded) stream.
   go.seed = spec.shuffle_seed() + uint64_t(ckpt_step);
   NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<GanTrainer> trainer,
                          GanTrainer::Create(go));
@@ -1268,6 +1268,13 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
     step = ckpt.trainer().step();
     trainer->g_optimizer()->set_step(step);
     trainer->d_optimizer()->set_step(step * go.d_steps);
+    if (!ckpt.gan_rng().empty()) {
+      NNLAB_RETURN_IF_ERROR(trainer->rng()->Restore(ckpt.gan_rng()));
+      NNLAB_RETURN_IF_ERROR(
+          trainer->generator()->rng()->Restore(ckpt.model_rng()));
+      NNLAB_RETURN_IF_ERROR(
+          trainer->discriminator()->rng()->Restore(ckpt.discriminator_rng()));
+    }
   } else {
     WeightsPtr w = entry->weights();
     NNLAB_RETURN_IF_ERROR(LoadWeights(*w, trainer->generator(), "generator/"));
@@ -1298,6 +1305,9 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
     ckpt.set_optimizer_step(step);
     ckpt.mutable_trainer()->set_step(step);
     ckpt.mutable_trainer()->set_epoch(static_cast<int>(step / per_epoch));
+    ckpt.set_gan_rng(trainer->rng()->Save());
+    ckpt.set_model_rng(trainer->generator()->rng()->Save());
+    ckpt.set_discriminator_rng(trainer->discriminator()->rng()->Save());
     job->SyncLog();
     absl::Status written = WriteCheckpoint(job->id, ckpt);
     if (!written.ok()) {

@@ -261,16 +261,22 @@ inline v1::Job StartJob(Client& c, const v1::JobSpec& spec) {
 }
 
 // Polls GetJob until the job reaches `state` or a terminal state.
+inline v1::Job GetJob(Client& c, const std::string& id) {
+  v1::GetJobRequest req;
+  req.set_job_id(id);
+  v1::Job job;
+  auto ctx = Ctx();
+  grpc::Status s = c.training->GetJob(ctx.get(), req, &job);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return job;
+}
+
 inline v1::Job WaitForJob(Client& c, const std::string& id,
                           int timeout_seconds = 120) {
   v1::Job job;
   const auto end = Deadline(timeout_seconds);
   while (std::chrono::system_clock::now() < end) {
-    v1::GetJobRequest req;
-    req.set_job_id(id);
-    auto ctx = Ctx();
-    grpc::Status s = c.training->GetJob(ctx.get(), req, &job);
-    EXPECT_TRUE(s.ok()) << s.error_message();
+    job = GetJob(c, id);
     if (job.state() == v1::JOB_STATE_COMPLETED ||
         job.state() == v1::JOB_STATE_CANCELLED ||
         job.state() == v1::JOB_STATE_FAILED ||

@@ -299,6 +299,53 @@ TEST(ServiceTest, MnistJobRuns) {
 
 // Pausing and resuming from the checkpoint gives the loss curve of an
 // uninterrupted run, step for step.
+// Pauses job `id` once it has passed `step` (mid-run, mid-epoch) and
+// waits until it is paused, with its checkpoint at the step it reached.
+v1::Job PauseAfter(Client& c, const std::string& id, int64_t step) {
+  for (v1::Job j = GetJob(c, id); j.step() < step; j = GetJob(c, id)) {
+    if (j.state() != v1::JOB_STATE_QUEUED &&
+        j.state() != v1::JOB_STATE_RUNNING) {
+      ADD_FAILURE() << "job " << id << " ended before step " << step;
+      break;
+    }
+    usleep(1000);
+  }
+  v1::PauseJobRequest p;
+  p.set_job_id(id);
+  v1::Job resp;
+  auto ctx = Ctx();
+  EXPECT_TRUE(c.training->PauseJob(ctx.get(), p, &resp).ok());
+  v1::Job paused = WaitForJob(c, id);
+  EXPECT_EQ(paused.state(), v1::JOB_STATE_PAUSED);
+  EXPECT_EQ(paused.checkpoint_step(), paused.step());
+  EXPECT_GT(paused.step(), 0);
+  EXPECT_LT(paused.step(), paused.total_steps());
+  return paused;
+}
+
+void ResumeOnce(Client& c, const std::string& id) {
+  v1::ResumeJobRequest r;
+  r.set_job_id(id);
+  v1::Job resp;
+  auto ctx = Ctx();
+  ASSERT_TRUE(c.training->ResumeJob(ctx.get(), r, &resp).ok());
+  EXPECT_EQ(resp.resume_count(), 1);
+}
+
+// The loss of every event of `phase` in job `id`'s history, by step.
+std::map<int64_t, double> Losses(Client& c, const std::string& id,
+                                 v1::Phase phase) {
+  v1::StreamMetricsRequest req;
+  req.set_job_id(id);
+  grpc::Status st;
+  std::map<int64_t, double> out;
+  for (const auto& e : ReadStream(c, req, &st)) {
+    if (e.phase() == phase) out[e.step()] = e.loss();
+  }
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  return out;
+}
+
 TEST(ServiceTest, PauseResumeContinuesTheSameRun) {
   TestServer server;
   Client c = server.MakeClient();
@@ -314,28 +361,7 @@ TEST(ServiceTest, PauseResumeContinuesTheSameRun) {
   ASSERT_EQ(WaitForJob(c, a.job_id()).state(), v1::JOB_STATE_COMPLETED);
   spec.set_model_id("paused");
   v1::Job b = StartJob(c, spec);
-  // Pause once it has made progress mid-epoch.
-  while (true) {
-    v1::GetJobRequest g;
-    g.set_job_id(b.job_id());
-    v1::Job now;
-    auto ctx = Ctx();
-    ASSERT_TRUE(c.training->GetJob(ctx.get(), g, &now).ok());
-    if (now.step() >= 50) break;
-    usleep(1000);
-  }
-  {
-    v1::PauseJobRequest p;
-    p.set_job_id(b.job_id());
-    v1::Job resp;
-    auto ctx = Ctx();
-    ASSERT_TRUE(c.training->PauseJob(ctx.get(), p, &resp).ok());
-  }
-  v1::Job paused = WaitForJob(c, b.job_id());
-  ASSERT_EQ(paused.state(), v1::JOB_STATE_PAUSED);
-  EXPECT_EQ(paused.checkpoint_step(), paused.step());
-  EXPECT_GT(paused.step(), 0);
-  EXPECT_LT(paused.step(), paused.total_steps());
+  PauseAfter(c, b.job_id(), 50);
   {  // A paused model cannot be claimed by another job.
     v1::JobSpec other = spec;
     v1::StartJobRequest req;
@@ -345,32 +371,11 @@ TEST(ServiceTest, PauseResumeContinuesTheSameRun) {
     EXPECT_EQ(c.training->StartJob(ctx.get(), req, &resp).error_code(),
               StatusCode::FAILED_PRECONDITION);
   }
-  {
-    v1::ResumeJobRequest r;
-    r.set_job_id(b.job_id());
-    v1::Job resp;
-    auto ctx = Ctx();
-    ASSERT_TRUE(c.training->ResumeJob(ctx.get(), r, &resp).ok());
-    EXPECT_EQ(resp.resume_count(), 1);
-  }
+  ResumeOnce(c, b.job_id());
   ASSERT_EQ(WaitForJob(c, b.job_id()).state(), v1::JOB_STATE_COMPLETED);
-  auto losses = [&](const std::string& id) {
-    v1::StreamMetricsRequest req;
-    req.set_job_id(id);
-    grpc::Status st;
-    std::map<int64_t, double> out;
-    for (const auto& e : ReadStream(c, req, &st)) {
-      if (e.phase() == v1::PHASE_TRAIN) out[e.step()] = e.loss();
-    }
-    EXPECT_TRUE(st.ok());
-    return out;
-  };
-  std::map<int64_t, double> la = losses(a.job_id()), lb = losses(b.job_id());
+  const auto la = Losses(c, a.job_id(), v1::PHASE_TRAIN);
   ASSERT_EQ(la.size(), size_t(a.total_steps()));
-  ASSERT_EQ(lb.size(), la.size());
-  for (const auto& [step, loss] : la) {
-    ASSERT_EQ(lb.at(step), loss) << "step " << step;
-  }
+  EXPECT_EQ(Losses(c, b.job_id(), v1::PHASE_TRAIN), la);
 }
 
 TEST(ServiceTest, CancelAndWrongStates) {
@@ -585,13 +590,10 @@ TEST(ServiceTest, SampleFromGanAndSequenceModels) {
 
 // A GAN job on uploaded 1-D data: alternating D and G events, and the
 // generator's samples move towards the data.
-TEST(ServiceTest, GanJobTrainsTheGenerator) {
-  TestServer server;
-  Client c = server.MakeClient();
-  // 2,000 samples of N(3, 0.5) with a dummy class label.
+// Uploads `n` samples of N(3, 0.5) in 1-D, with a dummy class label.
+std::string UploadNormal1D(Client& c, int n) {
   std::mt19937 gen(5);
   std::normal_distribution<float> data(3.0f, 0.5f);
-  const int n = 2000;
   std::string payload;
   for (int i = 0; i < n; ++i) {
     const float x = data(gen);
@@ -599,23 +601,27 @@ TEST(ServiceTest, GanJobTrainsTheGenerator) {
   }
   payload.append(std::string(4 * n, '\0'));  // Labels: class 0.
   v1::DatasetInfo info;
-  {
-    auto ctx = Ctx();
-    auto w = c.training->UploadDataset(ctx.get(), &info);
-    v1::UploadDatasetRequest h;
-    h.mutable_header()->add_sample_shape(1);
-    h.mutable_header()->set_num_classes(1);
-    h.mutable_header()->set_num_samples(n);
-    h.mutable_header()->set_crc32c(server::Crc32c(payload));
-    ASSERT_TRUE(w->Write(h));
-    v1::UploadDatasetRequest chunk;
-    chunk.set_chunk(payload);
-    ASSERT_TRUE(w->Write(chunk));
-    w->WritesDone();
-    ASSERT_TRUE(w->Finish().ok());
-  }
+  auto ctx = Ctx();
+  auto w = c.training->UploadDataset(ctx.get(), &info);
+  v1::UploadDatasetRequest h;
+  h.mutable_header()->add_sample_shape(1);
+  h.mutable_header()->set_num_classes(1);
+  h.mutable_header()->set_num_samples(n);
+  h.mutable_header()->set_crc32c(server::Crc32c(payload));
+  EXPECT_TRUE(w->Write(h));
+  v1::UploadDatasetRequest chunk;
+  chunk.set_chunk(payload);
+  EXPECT_TRUE(w->Write(chunk));
+  w->WritesDone();
+  EXPECT_TRUE(w->Finish().ok());
+  return info.dataset_id();
+}
+
+// A GAN for 1-D data from 4-D normal noise; `dropout` puts a dropout layer
+// in the discriminator.
+void CreateGan1D(Client& c, const std::string& id, bool dropout = false) {
   v1::CreateModelRequest req;
-  req.set_model_id("gan1d");
+  req.set_model_id(id);
   v1::GanSpec* gan = req.mutable_gan();
   gan->set_noise_dim(4);
   gan->set_noise(v1::NOISE_NORMAL);
@@ -625,12 +631,30 @@ TEST(ServiceTest, GanJobTrainsTheGenerator) {
   gan->mutable_generator()->add_layers()->mutable_dense()->set_units(1);
   gan->mutable_discriminator()->add_layers()->mutable_dense()->set_units(16);
   gan->mutable_discriminator()->add_layers()->mutable_tanh();
+  if (dropout) gan->mutable_discriminator()->add_layers()->mutable_dropout();
   gan->mutable_discriminator()->add_layers()->mutable_dense()->set_units(1);
   v1::Model m;
-  {
-    auto ctx = Ctx();
-    ASSERT_TRUE(c.models->CreateModel(ctx.get(), req, &m).ok());
-  }
+  auto ctx = Ctx();
+  ASSERT_TRUE(c.models->CreateModel(ctx.get(), req, &m).ok());
+}
+
+v1::JobSpec GanJob(const std::string& model, const std::string& dataset,
+                   int epochs) {
+  v1::JobSpec spec;
+  spec.set_model_id(model);
+  spec.set_dataset(dataset);
+  spec.mutable_optimizer()->set_kind(v1::OPTIMIZER_ADAM);
+  spec.mutable_optimizer()->set_learning_rate(0.005f);
+  spec.set_batch_size(64);
+  spec.set_epochs(epochs);
+  return spec;
+}
+
+TEST(ServiceTest, GanJobTrainsTheGenerator) {
+  TestServer server;
+  Client c = server.MakeClient();
+  const std::string ds = UploadNormal1D(c, 2000);
+  CreateGan1D(c, "gan1d");
   auto sample_mean = [&]() {
     v1::SampleRequest s;
     s.set_model_id("gan1d");
@@ -644,14 +668,8 @@ TEST(ServiceTest, GanJobTrainsTheGenerator) {
     return sum / r.samples().data_size();
   };
   const double before = sample_mean();
-  v1::JobSpec spec;
-  spec.set_model_id("gan1d");
-  spec.set_dataset(info.dataset_id());
-  spec.mutable_optimizer()->set_kind(v1::OPTIMIZER_ADAM);
-  spec.mutable_optimizer()->set_learning_rate(0.005f);
-  spec.set_batch_size(64);
-  spec.set_epochs(20);  // 32 steps per epoch: 640 generator steps.
-  v1::Job job = StartJob(c, spec);
+  // 32 steps per epoch: 640 generator steps.
+  v1::Job job = StartJob(c, GanJob("gan1d", ds, 20));
   v1::Job done = WaitForJob(c, job.job_id());
   ASSERT_EQ(done.state(), v1::JOB_STATE_COMPLETED) << done.failure_reason();
   EXPECT_EQ(done.step(), 640);
@@ -680,6 +698,28 @@ TEST(ServiceTest, GanJobTrainsTheGenerator) {
   std::printf("GAN generator mean: %.3f before, %.3f after (data mean 3)\n",
               before, after);
   EXPECT_LT(std::fabs(after - 3.0), 0.5 * std::fabs(before - 3.0));
+}
+
+// A GAN paused mid-run resumes from its checkpoint with the same noise,
+// real batches and dropout masks: every loss equals an uninterrupted run's.
+TEST(ServiceTest, GanPauseResumeContinuesTheSameRun) {
+  TestServer server;
+  Client c = server.MakeClient();
+  const std::string ds = UploadNormal1D(c, 2000);
+  CreateGan1D(c, "straight", /*dropout=*/true);
+  CreateGan1D(c, "paused", /*dropout=*/true);
+  const v1::Job a = StartJob(c, GanJob("straight", ds, 5));  // 160 steps.
+  ASSERT_EQ(WaitForJob(c, a.job_id()).state(), v1::JOB_STATE_COMPLETED);
+  const v1::Job b = StartJob(c, GanJob("paused", ds, 5));
+  PauseAfter(c, b.job_id(), 40);
+  ResumeOnce(c, b.job_id());
+  ASSERT_EQ(WaitForJob(c, b.job_id()).state(), v1::JOB_STATE_COMPLETED);
+  for (v1::Phase phase : {v1::PHASE_GAN_D, v1::PHASE_GAN_G}) {
+    SCOPED_TRACE(v1::Phase_Name(phase));
+    const auto la = Losses(c, a.job_id(), phase);
+    ASSERT_EQ(la.size(), 160u);
+    EXPECT_EQ(Losses(c, b.job_id(), phase), la);
+  }
 }
 
 // >= 25 bad requests, each with its status code; the server keeps serving.

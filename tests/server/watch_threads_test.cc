@@ -31,16 +31,6 @@ v1::JobSpec LongBlobJob(const std::string& model, const std::string& ds,
   return spec;
 }
 
-v1::Job GetJob(Client& c, const std::string& id) {
-  v1::GetJobRequest req;
-  req.set_job_id(id);
-  v1::Job job;
-  auto ctx = Ctx();
-  grpc::Status s = c.training->GetJob(ctx.get(), req, &job);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-  return job;
-}
-
 v1::Job WaitForState(Client& c, const std::string& id, v1::JobState state) {
   const absl::Time end = absl::Now() + absl::Seconds(60);
   v1::Job job;
