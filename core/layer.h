@@ -80,6 +80,11 @@ absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const LayerSpec& spec,
                                                  const Shape& in,
                                                  InitKind default_init,
                                                  Rng* rng, Shape* out);
+// What MakeLayer checks, without initialising (nothing the size of the
+// layer's parameters is allocated): the output shape, or its error.
+absl::StatusOr<Shape> LayerOutputShape(const LayerSpec& spec,
+                                       const std::string& name,
+                                       const Shape& in);
 
 }  // namespace nnlab
 

@@ -40,11 +40,13 @@ const std::map<std::string, Factory>& Factories() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const LayerSpec& spec,
-                                                 const std::string& name,
-                                                 const Shape& in,
-                                                 InitKind default_init,
-                                                 Rng* rng, Shape* out) {
+namespace {
+
+// Constructs the layer and checks it against `in`, without Init.
+absl::StatusOr<std::unique_ptr<Layer>> NewCheckedLayer(const LayerSpec& spec,
+                                                       const std::string& name,
+                                                       const Shape& in,
+                                                       Shape* out) {
   const auto& factories = Factories();
   auto it = factories.find(spec.kind);
   if (it == factories.end()) {
@@ -72,8 +74,28 @@ absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const LayerSpec& spec,
     }
   }
   *out = *shape_or;
+  return layer;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const LayerSpec& spec,
+                                                 const std::string& name,
+                                                 const Shape& in,
+                                                 InitKind default_init,
+                                                 Rng* rng, Shape* out) {
+  NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Layer> layer,
+                         NewCheckedLayer(spec, name, in, out));
   layer->Init(in, spec.has_init ? spec.init : default_init, rng);
   return layer;
+}
+
+absl::StatusOr<Shape> LayerOutputShape(const LayerSpec& spec,
+                                       const std::string& name,
+                                       const Shape& in) {
+  Shape out;
+  NNLAB_RETURN_IF_ERROR(NewCheckedLayer(spec, name, in, &out).status());
+  return out;
 }
 
 }  // namespace nnlab

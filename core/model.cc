@@ -8,6 +8,16 @@
 
 namespace nnlab {
 
+namespace {
+
+std::string LayerName(const LayerSpec& spec, size_t i,
+                      const std::string& prefix) {
+  return spec.name.empty() ? absl::StrCat(prefix, spec.kind, i)
+                           : absl::StrCat(prefix, spec.name);
+}
+
+}  // namespace
+
 absl::StatusOr<LayerStack> LayerStack::Build(
     const std::vector<LayerSpec>& specs, const Shape& in, InitKind default_init,
     Rng* rng, const std::string& prefix) {
@@ -16,9 +26,7 @@ absl::StatusOr<LayerStack> LayerStack::Build(
   Shape shape = in;
   for (size_t i = 0; i < specs.size(); ++i) {
     const LayerSpec& spec = specs[i];
-    const std::string name = spec.name.empty()
-                                 ? absl::StrCat(prefix, spec.kind, i)
-                                 : absl::StrCat(prefix, spec.name);
+    const std::string name = LayerName(spec, i, prefix);
     Shape out;
     NNLAB_ASSIGN_OR_RETURN(
         std::unique_ptr<Layer> layer,
@@ -29,6 +37,17 @@ absl::StatusOr<LayerStack> LayerStack::Build(
   }
   stack.outputs_.resize(stack.layers_.size());
   return stack;
+}
+
+absl::StatusOr<Shape> LayerStack::OutputShape(
+    const std::vector<LayerSpec>& specs, const Shape& in,
+    const std::string& prefix) {
+  Shape shape = in;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    NNLAB_ASSIGN_OR_RETURN(
+        shape, LayerOutputShape(specs[i], LayerName(specs[i], i, prefix), shape));
+  }
+  return shape;
 }
 
 const Tensor& LayerStack::Forward(const Tensor& x, Mode mode) {
@@ -214,11 +233,6 @@ std::vector<LayerStats> Model::CollectLayerStats(
     out.push_back(std::move(s));
   }
   return out;
-}
-
-absl::StatusOr<int64_t> CountParameters(const ModelSpec& spec) {
-  NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Build(spec));
-  return model->ParameterCount();
 }
 
 }  // namespace nnlab

@@ -36,6 +36,11 @@ class LayerStack {
                                           const Shape& in,
                                           InitKind default_init, Rng* rng,
                                           const std::string& prefix);
+  // The output shape Build would give, or its error, without building:
+  // nothing the size of a layer's parameters is allocated.
+  static absl::StatusOr<Shape> OutputShape(const std::vector<LayerSpec>& specs,
+                                           const Shape& in,
+                                           const std::string& prefix);
 
   // Runs every layer; returns the last output (owned by the stack), or `x`
   // itself when the stack is empty.
@@ -114,10 +119,6 @@ class Model {
   // parameter tensors), so ZeroGrad allocates nothing per step.
   std::vector<Param> params_;
 };
-
-// Parameter count a spec would build, or InvalidArgument; lets servers
-// enforce limits before allocating anything.
-absl::StatusOr<int64_t> CountParameters(const ModelSpec& spec);
 
 }  // namespace nnlab
 

@@ -53,13 +53,10 @@ class Residual : public Layer {
   absl::string_view kind() const override { return "residual"; }
 
   absl::StatusOr<Shape> OutputShape(const Shape& in) const override {
-    // Shapes do not depend on the initial weights: build a throwaway body.
-    Rng scratch(0);
-    NNLAB_ASSIGN_OR_RETURN(LayerStack body,
-                           LayerStack::Build(body_specs_, in, InitKind::kGlorot,
-                                             &scratch, name() + "."));
-    NNLAB_RETURN_IF_ERROR(PlanShortcut(in, body.final_shape()).status());
-    return body.final_shape();
+    NNLAB_ASSIGN_OR_RETURN(
+        Shape out, LayerStack::OutputShape(body_specs_, in, name() + "."));
+    NNLAB_RETURN_IF_ERROR(PlanShortcut(in, out).status());
+    return out;
   }
 
   void Init(const Shape& in, InitKind init, Rng* rng) override {

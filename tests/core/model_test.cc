@@ -39,8 +39,20 @@ TEST(ModelTest, BuildsAndCountsParameters) {
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ((*model)->ParameterCount(), 784 * 30 + 30 + 30 * 10 + 10);
   EXPECT_EQ((*model)->output_shape(), Shape({10}));
-  EXPECT_EQ(*CountParameters(Mlp({784, 30, 10}, "sigmoid")),
-            784 * 30 + 30 + 30 * 10 + 10);
+  // The shape-only pass agrees with the build, and errs as it does.
+  const ModelSpec spec = Mlp({784, 30, 10}, "sigmoid");
+  EXPECT_EQ(*LayerStack::OutputShape(spec.layers, spec.input_shape, ""),
+            Shape({10}));
+  absl::StatusOr<Shape> bad =
+      LayerStack::OutputShape(spec.layers, Shape({28, 28}), "");
+  EXPECT_EQ(bad.status(), Model::Build([&] {
+                            ModelSpec s = spec;
+                            s.input_shape = {28, 28};
+                            return s;
+                          }())
+                              .status());
+  EXPECT_NE(bad.status().message().find("dense0"), std::string::npos)
+      << bad.status();
 }
 
 TEST(ModelTest, RejectsBadSpecsNamingTheLayer) {

@@ -28,7 +28,6 @@ void Exercise(const v1::ModelSpec& proto) {
   absl::StatusOr<ModelSpec> spec =
       server::ModelSpecFromProto(proto, "spec", limits);
   if (!spec.ok()) return;
-  // (core's CountParameters would build the model to count: not here.)
   if (server::EstimateParameters(*spec) > kMaxForwardParams) return;
   absl::StatusOr<std::unique_ptr<Model>> model =
       server::BuildModelChecked(*spec, "spec", limits);
