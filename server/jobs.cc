@@ -389,14 +389,26 @@ absl::Status JobManager::Start() {
     job->base_trained_steps = stored.base_trained_steps();
     loaded.push_back(job);
   }
-  std::sort(loaded.begin(), loaded.end(), [](const auto& a, const auto& b) {
-    absl::MutexLock la(&a->mu);
-    absl::MutexLock lb(&b->mu);
-    const auto& ta = a->record.create_time();
-    const auto& tb = b->record.create_time();
-    return std::make_pair(ta.seconds(), ta.nanos()) <
-           std::make_pair(tb.seconds(), tb.nanos());
-  });
+  // In creation order. The keys are read one job at a time: a comparator
+  // holding two jobs' locks would order them both ways (a lock-order
+  // cycle, which Abseil's deadlock detector rightly kills the process for).
+  using Key = std::pair<int64_t, int32_t>;  // create_time: seconds, nanos.
+  std::vector<std::pair<Key, std::shared_ptr<Job>>> by_time;
+  for (const auto& job : loaded) {
+    Key key;
+    {
+      absl::MutexLock lock(&job->mu);
+      key = {job->record.create_time().seconds(),
+             job->record.create_time().nanos()};
+    }
+    by_time.emplace_back(key, job);
+  }
+  std::stable_sort(
+      by_time.begin(), by_time.end(),
+      [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 0; i < by_time.size(); ++i) {
+    loaded[i] = std::move(by_time[i].second);
+  }
   int resumed = 0;
   for (const auto& job : loaded) {
     v1::JobState state;

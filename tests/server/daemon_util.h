@@ -6,6 +6,8 @@
 #include <dirent.h>
 #include <signal.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -26,7 +28,12 @@ class Daemon : public NnlabdProcess {
                                       "--blas_threads=1"};
     flags.insert(flags.end(), extra_flags.begin(), extra_flags.end());
     const absl::Status s = Start(NNLAB_NNLABD_PATH, 0, flags, log);
-    EXPECT_TRUE(s.ok()) << s;
+    if (!s.ok()) {
+      std::ifstream in(log);
+      std::stringstream text;
+      text << in.rdbuf();
+      ADD_FAILURE() << s << "\n" << text.str();
+    }
   }
 
   bool ok() const { return running(); }
