@@ -7,7 +7,9 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -55,6 +57,10 @@ class Job {
   // consumes it instead of reading the files again. Only the worker running
   // the job (or Start, before workers exist) touches it.
   std::unique_ptr<StoredCheckpoint> resume_ckpt;
+  // Held across taking and writing a snapshot of `record` (SaveRecord), so
+  // the file always ends with the newest snapshot although the run and
+  // its checkpoint writer both save it. Taken before `mu`, never inside.
+  absl::Mutex record_io;
 
   ~Job() {
     absl::MutexLock lock(&mu);
@@ -268,6 +274,7 @@ std::string JobManager::PathFor(const std::string& id,
 }
 
 absl::Status JobManager::SaveRecord(const std::shared_ptr<Job>& job) {
+  absl::MutexLock io(&job->record_io);
   StoredJob stored;
   {
     absl::MutexLock lock(&job->mu);
@@ -294,6 +301,119 @@ absl::Status JobManager::WriteCheckpoint(const std::string& id,
   }
   return s;
 }
+
+absl::Status JobManager::CommitCheckpoint(const std::shared_ptr<Job>& job,
+                                          const StoredCheckpoint& ckpt) {
+  const int64_t step = ckpt.trainer().step();
+  // The history up to this step is durable before the checkpoint that
+  // makes the job resume after it.
+  job->SyncLog();
+  absl::Status written = WriteCheckpoint(job->id, ckpt);
+  if (!written.ok()) {
+    return absl::Status(written.code(),
+                        absl::StrCat("checkpoint at step ", step,
+                                     " failed: ", written.message()));
+  }
+  {
+    absl::MutexLock lock(&job->mu);
+    job->record.set_checkpoint_step(step);
+  }
+  return SaveRecord(job);
+}
+
+namespace {
+
+// Writes one run's checkpoints on a thread of its own, so training does
+// not wait for the disk (each checkpoint syncs the event log, the
+// checkpoint file and the job record). Only the newest checkpoint
+// matters: one still waiting when the next arrives is dropped, so at most
+// two are held. A crash loses at most the one being written; the job
+// then resumes from the one before, which its record still names.
+class CheckpointWriter {
+ public:
+  using Commit = std::function<absl::Status(const StoredCheckpoint&)>;
+  explicit CheckpointWriter(Commit commit)
+      : commit_(std::move(commit)), thread_([this] { Loop(); }) {}
+  // Writes what is waiting, then stops.
+  ~CheckpointWriter() {
+    Flush().IgnoreError();
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+    }
+    thread_.join();
+  }
+  CheckpointWriter(const CheckpointWriter&) = delete;
+  CheckpointWriter& operator=(const CheckpointWriter&) = delete;
+
+  // Queues `ckpt` for writing. Returns the first failure of an earlier
+  // write, if any: the run should stop, its checkpoints are not kept.
+  absl::Status Submit(std::unique_ptr<StoredCheckpoint> ckpt) {
+    absl::MutexLock lock(&mu_);
+    pending_ = std::move(ckpt);
+    return error_;
+  }
+  // Waits until every submitted checkpoint is written; the first failure.
+  absl::Status Flush() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &CheckpointWriter::Idle));
+    return error_;
+  }
+
+ private:
+  bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return pending_ == nullptr && !writing_;
+  }
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return pending_ != nullptr || done_;
+  }
+
+  void Loop() {
+    absl::MutexLock lock(&mu_);
+    while (true) {
+      mu_.Await(absl::Condition(this, &CheckpointWriter::HasWork));
+      if (pending_ == nullptr) return;  // Done, and nothing waits.
+      std::unique_ptr<StoredCheckpoint> ckpt = std::move(pending_);
+      writing_ = true;
+      mu_.Unlock();
+      absl::Status s = commit_(*ckpt);
+      ckpt.reset();
+      mu_.Lock();
+      writing_ = false;
+      if (error_.ok()) error_ = s;
+    }
+  }
+
+  const Commit commit_;
+  absl::Mutex mu_;
+  std::unique_ptr<StoredCheckpoint> pending_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;  // Last: starts once the members above exist.
+};
+
+// The end of a run that ended with `status`: a paused or interrupted run
+// takes its resume point (`checkpoint`), and every checkpoint is on disk
+// before the run reports its end. A run that succeeded fails if its last
+// checkpoints could not be written.
+absl::Status FinishCheckpoints(int stop,
+                               const std::function<absl::Status()>& checkpoint,
+                               CheckpointWriter* writer, absl::Status status) {
+  if (absl::IsCancelled(status) && (stop == kPause || stop == kShutdown)) {
+    absl::Status s = checkpoint();
+    if (s.ok()) s = writer->Flush();
+    if (!s.ok()) {
+      return absl::Status(s.code(),
+                          absl::StrCat("checkpoint failed: ", s.message()));
+    }
+    return status;
+  }
+  absl::Status written = writer->Flush();
+  return status.ok() ? written : status;
+}
+
+}  // namespace
 
 absl::Status JobManager::ReadCheckpoint(const std::string& id,
                                         StoredCheckpoint* out) const {
@@ -1069,39 +1189,29 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     in.resume.reset();
   }
 
+  CheckpointWriter writer([this, job](const StoredCheckpoint& ckpt) {
+    return CommitCheckpoint(job, ckpt);
+  });
+  // Takes the checkpoint here and hands it to the writer.
   auto checkpoint = [&]() -> absl::Status {
-    StoredCheckpoint ckpt;
-    ckpt.set_job_id(job->id);
+    auto ckpt = std::make_unique<StoredCheckpoint>();
+    ckpt->set_job_id(job->id);
     const TrainerState& ts = trainer->state();
-    v1::ModelFile* file = ckpt.mutable_model();
+    v1::ModelFile* file = ckpt->mutable_model();
     file->set_format_version(1);
     *file->mutable_spec() = entry->Info().spec();
     WeightsToProto(*CaptureWeights(model.get(), base_steps + ts.step),
                    /*raw=*/true, file);
-    OptimizerStateToProto(trainer->optimizer(), ckpt.mutable_optimizer_state());
-    ckpt.set_optimizer_step(trainer->optimizer()->step());
-    StoredTrainerState* st = ckpt.mutable_trainer();
+    OptimizerStateToProto(trainer->optimizer(),
+                          ckpt->mutable_optimizer_state());
+    ckpt->set_optimizer_step(trainer->optimizer()->step());
+    StoredTrainerState* st = ckpt->mutable_trainer();
     st->set_step(ts.step);
     st->set_epoch(ts.epoch);
     st->set_batch_in_epoch(ts.batch_in_epoch);
     st->set_shuffle_rng(ts.shuffle_rng);
-    ckpt.set_model_rng(model->rng()->Save());
-    // The history up to this step is durable before the checkpoint that
-    // makes the job resume after it.
-    job->SyncLog();
-    absl::Status written = WriteCheckpoint(job->id, ckpt);
-    if (!written.ok()) {
-      return absl::Status(written.code(),
-                          absl::StrCat("checkpoint at step ", ts.step,
-                                       " failed: ", written.message()));
-    }
-    {
-      absl::MutexLock lock(&job->mu);
-      job->record.set_checkpoint_step(ts.step);
-      job->record.set_step(ts.step);
-      job->record.set_epoch(ts.epoch);
-    }
-    return SaveRecord(job);
+    ckpt->set_model_rng(model->rng()->Save());
+    return writer.Submit(std::move(ckpt));
   };
 
   const int64_t per_epoch = (ntrain + eff.batch_size - 1) / eff.batch_size;
@@ -1197,15 +1307,7 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
   }
   entry->Publish(
       CaptureWeights(model.get(), base_steps + trainer->state().step));
-  const int stop = job->stop.load();
-  if (absl::IsCancelled(status) && (stop == kPause || stop == kShutdown)) {
-    absl::Status s = checkpoint();
-    if (!s.ok()) {
-      return absl::Status(s.code(),
-                          absl::StrCat("checkpoint failed: ", s.message()));
-    }
-  }
-  return status;
+  return FinishCheckpoints(job->stop.load(), checkpoint, &writer, status);
 }
 
 namespace {
@@ -1303,35 +1405,27 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
     w->trained_steps = base_steps + step;
     return w;
   };
+  CheckpointWriter writer([this, job](const StoredCheckpoint& ckpt) {
+    return CommitCheckpoint(job, ckpt);
+  });
   auto checkpoint = [&]() -> absl::Status {
-    StoredCheckpoint ckpt;
-    ckpt.set_job_id(job->id);
-    v1::ModelFile* file = ckpt.mutable_model();
+    auto ckpt = std::make_unique<StoredCheckpoint>();
+    ckpt->set_job_id(job->id);
+    v1::ModelFile* file = ckpt->mutable_model();
     file->set_format_version(1);
     *file->mutable_gan() = entry->Info().gan();
     WeightsToProto(*capture(), /*raw=*/true, file);
     AppendStateWithPrefix(trainer->g_optimizer(), "generator/",
-                          ckpt.mutable_optimizer_state());
+                          ckpt->mutable_optimizer_state());
     AppendStateWithPrefix(trainer->d_optimizer(), "discriminator/",
-                          ckpt.mutable_optimizer_state());
-    ckpt.set_optimizer_step(step);
-    ckpt.mutable_trainer()->set_step(step);
-    ckpt.mutable_trainer()->set_epoch(static_cast<int>(step / per_epoch));
-    ckpt.set_gan_rng(trainer->rng()->Save());
-    ckpt.set_model_rng(trainer->generator()->rng()->Save());
-    ckpt.set_discriminator_rng(trainer->discriminator()->rng()->Save());
-    job->SyncLog();
-    absl::Status written = WriteCheckpoint(job->id, ckpt);
-    if (!written.ok()) {
-      return absl::Status(written.code(),
-                          absl::StrCat("checkpoint at step ", step,
-                                       " failed: ", written.message()));
-    }
-    {
-      absl::MutexLock lock(&job->mu);
-      job->record.set_checkpoint_step(step);
-    }
-    return SaveRecord(job);
+                          ckpt->mutable_optimizer_state());
+    ckpt->set_optimizer_step(step);
+    ckpt->mutable_trainer()->set_step(step);
+    ckpt->mutable_trainer()->set_epoch(static_cast<int>(step / per_epoch));
+    ckpt->set_gan_rng(trainer->rng()->Save());
+    ckpt->set_model_rng(trainer->generator()->rng()->Save());
+    ckpt->set_discriminator_rng(trainer->discriminator()->rng()->Save());
+    return writer.Submit(std::move(ckpt));
   };
   absl::Time last_publish = absl::Now(), last_step_time = absl::Now();
   double sps = 0;
@@ -1394,11 +1488,7 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
   }
   *final_step = step;
   entry->Publish(capture());
-  const int stop = job->stop.load();
-  if (absl::IsCancelled(status) && (stop == kPause || stop == kShutdown)) {
-    NNLAB_RETURN_IF_ERROR(checkpoint());
-  }
-  return status;
+  return FinishCheckpoints(job->stop.load(), checkpoint, &writer, status);
 }
 
 }  // namespace nnlab::server

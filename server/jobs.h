@@ -169,6 +169,11 @@ class JobManager {
   // Writes a job's checkpoint, keeping the previous one as <id>.ckpt.prev.
   absl::Status WriteCheckpoint(const std::string& id,
                                const StoredCheckpoint& ckpt);
+  // Makes `ckpt` the job's durable resume point: the history up to now,
+  // then the checkpoint, then the record that names its step. Runs on the
+  // job's checkpoint writer thread.
+  absl::Status CommitCheckpoint(const std::shared_ptr<Job>& job,
+                                const StoredCheckpoint& ckpt);
   // The newest readable checkpoint of a job (falling back to the previous
   // one, with a log line); NotFound if there is none, DataLoss if every one
   // there is corrupt.
