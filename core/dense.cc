@@ -14,8 +14,7 @@ namespace {
 
 class Dense : public Layer {
  public:
-  Dense(int64_t units, bool per_step)
-      : units_(units), per_step_(per_step) {}
+  Dense(int64_t units, bool per_step) : units_(units), per_step_(per_step) {}
 
   absl::string_view kind() const override {
     return per_step_ ? "time_dense" : "dense";
@@ -104,7 +103,7 @@ class Dense : public Layer {
 };
 
 absl::StatusOr<std::unique_ptr<Layer>> NewDenseLayer(const LayerSpec& spec,
-                                                      bool per_step) {
+                                                     bool per_step) {
   if (spec.units <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("units must be positive, got ", spec.units));

@@ -45,7 +45,8 @@ absl::StatusOr<Shape> LayerStack::OutputShape(
   Shape shape = in;
   for (size_t i = 0; i < specs.size(); ++i) {
     NNLAB_ASSIGN_OR_RETURN(
-        shape, LayerOutputShape(specs[i], LayerName(specs[i], i, prefix), shape));
+        shape,
+        LayerOutputShape(specs[i], LayerName(specs[i], i, prefix), shape));
   }
   return shape;
 }

@@ -105,8 +105,8 @@ void RecurrentLayer::ProjectInputs(const Tensor& in, float* z) {
   for (int64_t r = 0; r < t * n; ++r) {
     std::copy(bias_.data(), bias_.data() + g, z + r * g);
   }
-  Gemm(false, true, t * n, g, f_, 1.0f, xs_.data(), f_, w_ih_.data(), f_,
-       1.0f, z, g);
+  Gemm(false, true, t * n, g, f_, 1.0f, xs_.data(), f_, w_ih_.data(), f_, 1.0f,
+       z, g);
 }
 
 void RecurrentLayer::WriteOutput(Tensor* out) const {
@@ -153,8 +153,8 @@ void RecurrentLayer::FinishBackward(Tensor* grad_in) {
   }
   if (grad_in == nullptr) return;
   dxs_.Resize({t, n, f_});
-  Gemm(false, false, t * n, f_, g, 1.0f, dz_.data(), g, w_ih_.data(), f_,
-       0.0f, dxs_.data(), f_);
+  Gemm(false, false, t * n, f_, g, 1.0f, dz_.data(), g, w_ih_.data(), f_, 0.0f,
+       dxs_.data(), f_);
   grad_in->Resize({n, t, f_});
   TimeToBatchMajor(dxs_.data(), n, t, f_, grad_in->data());
 }

@@ -43,8 +43,8 @@ class NnlabdProcess {
                      const std::vector<std::string>& flags,
                      const std::string& log) {
     port_ = 0;
-    std::vector<std::string> args = {
-        binary, absl::StrCat("--listen=127.0.0.1:", port)};
+    std::vector<std::string> args = {binary,
+                                     absl::StrCat("--listen=127.0.0.1:", port)};
     args.insert(args.end(), flags.begin(), flags.end());
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <fstream>
 
-#include "gtest/gtest.h"
 #include "core/zoo.h"
+#include "gtest/gtest.h"
 #include "server/convert.h"
 #include "tests/server/server_test_util.h"
 
@@ -169,10 +169,9 @@ LayerSpec Kind(const std::string& kind, int64_t units = 0) {
 // BuildModelChecked refuses a spec over the limit before allocating it,
 // which is only fair if the estimate is the count the core builds.
 TEST(ConvertTest, EstimateIsTheCoreCountOfEverySpecThatBuilds) {
-  std::vector<ModelSpec> specs = {FashionResidualCnn(),
-                                  FashionResidualCnn(/*shortcuts=*/false),
-                                  AddingProblemModel("rnn", 20),
-                                  AddingProblemModel("lstm", 20)};
+  std::vector<ModelSpec> specs = {
+      FashionResidualCnn(), FashionResidualCnn(/*shortcuts=*/false),
+      AddingProblemModel("rnn", 20), AddingProblemModel("lstm", 20)};
   ModelSpec seq;  // Many-to-many: stacked recurrent layers, a per-step head.
   seq.input_shape = {12, 7};
   seq.layers = {Kind("lstm", 9), Kind("rnn", 5), Kind("time_dense", 7)};
@@ -198,8 +197,8 @@ TEST(ConvertTest, EstimateIsTheCoreCountOfEverySpecThatBuilds) {
   limits.max_params = static_cast<int64_t>(EstimateParameters(flat)) - 1;
   absl::Status over = BuildModelChecked(flat, "spec", limits).status();
   EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_NE(over.message().find(absl::StrCat(
-                "has ", limits.max_params + 1, " parameters")),
+  EXPECT_NE(over.message().find(
+                absl::StrCat("has ", limits.max_params + 1, " parameters")),
             std::string::npos)
       << over.message();
 }
