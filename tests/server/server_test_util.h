@@ -260,7 +260,6 @@ inline v1::Job StartJob(Client& c, const v1::JobSpec& spec) {
   return job;
 }
 
-// Polls GetJob until the job reaches `state` or a terminal state.
 inline v1::Job GetJob(Client& c, const std::string& id) {
   v1::GetJobRequest req;
   req.set_job_id(id);
@@ -271,6 +270,27 @@ inline v1::Job GetJob(Client& c, const std::string& id) {
   return job;
 }
 
+// PauseJob and ResumeJob; the job as the call returns it.
+inline v1::Job Pause(Client& c, const std::string& id) {
+  v1::PauseJobRequest req;
+  req.set_job_id(id);
+  v1::Job job;
+  auto ctx = Ctx();
+  grpc::Status s = c.training->PauseJob(ctx.get(), req, &job);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return job;
+}
+inline v1::Job Resume(Client& c, const std::string& id) {
+  v1::ResumeJobRequest req;
+  req.set_job_id(id);
+  v1::Job job;
+  auto ctx = Ctx();
+  grpc::Status s = c.training->ResumeJob(ctx.get(), req, &job);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return job;
+}
+
+// Polls GetJob until the job is paused or has ended.
 inline v1::Job WaitForJob(Client& c, const std::string& id,
                           int timeout_seconds = 120) {
   v1::Job job;

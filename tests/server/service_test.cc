@@ -310,26 +310,13 @@ v1::Job PauseAfter(Client& c, const std::string& id, int64_t step) {
     }
     usleep(1000);
   }
-  v1::PauseJobRequest p;
-  p.set_job_id(id);
-  v1::Job resp;
-  auto ctx = Ctx();
-  EXPECT_TRUE(c.training->PauseJob(ctx.get(), p, &resp).ok());
+  Pause(c, id);
   v1::Job paused = WaitForJob(c, id);
   EXPECT_EQ(paused.state(), v1::JOB_STATE_PAUSED);
   EXPECT_EQ(paused.checkpoint_step(), paused.step());
   EXPECT_GT(paused.step(), 0);
   EXPECT_LT(paused.step(), paused.total_steps());
   return paused;
-}
-
-void ResumeOnce(Client& c, const std::string& id) {
-  v1::ResumeJobRequest r;
-  r.set_job_id(id);
-  v1::Job resp;
-  auto ctx = Ctx();
-  ASSERT_TRUE(c.training->ResumeJob(ctx.get(), r, &resp).ok());
-  EXPECT_EQ(resp.resume_count(), 1);
 }
 
 // The loss of every event of `phase` in job `id`'s history, by step.
@@ -371,7 +358,7 @@ TEST(ServiceTest, PauseResumeContinuesTheSameRun) {
     EXPECT_EQ(c.training->StartJob(ctx.get(), req, &resp).error_code(),
               StatusCode::FAILED_PRECONDITION);
   }
-  ResumeOnce(c, b.job_id());
+  EXPECT_EQ(Resume(c, b.job_id()).resume_count(), 1);
   ASSERT_EQ(WaitForJob(c, b.job_id()).state(), v1::JOB_STATE_COMPLETED);
   const auto la = Losses(c, a.job_id(), v1::PHASE_TRAIN);
   ASSERT_EQ(la.size(), size_t(a.total_steps()));
@@ -712,7 +699,7 @@ TEST(ServiceTest, GanPauseResumeContinuesTheSameRun) {
   ASSERT_EQ(WaitForJob(c, a.job_id()).state(), v1::JOB_STATE_COMPLETED);
   const v1::Job b = StartJob(c, GanJob("paused", ds, 5));
   PauseAfter(c, b.job_id(), 40);
-  ResumeOnce(c, b.job_id());
+  EXPECT_EQ(Resume(c, b.job_id()).resume_count(), 1);
   ASSERT_EQ(WaitForJob(c, b.job_id()).state(), v1::JOB_STATE_COMPLETED);
   for (v1::Phase phase : {v1::PHASE_GAN_D, v1::PHASE_GAN_G}) {
     SCOPED_TRACE(v1::Phase_Name(phase));

@@ -44,24 +44,6 @@ v1::Job WaitForState(Client& c, const std::string& id, v1::JobState state) {
   return job;
 }
 
-void Pause(Client& c, const std::string& id) {
-  v1::PauseJobRequest req;
-  req.set_job_id(id);
-  v1::Job job;
-  auto ctx = Ctx();
-  grpc::Status s = c.training->PauseJob(ctx.get(), req, &job);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-}
-
-void Resume(Client& c, const std::string& id) {
-  v1::ResumeJobRequest req;
-  req.set_job_id(id);
-  v1::Job job;
-  auto ctx = Ctx();
-  grpc::Status s = c.training->ResumeJob(ctx.get(), req, &job);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-}
-
 // Polls until the server has `n` metric streams open; false after 10 s.
 bool WaitForOpenStreams(TestServer& server, int n) {
   const absl::Time end = absl::Now() + absl::Seconds(10);
