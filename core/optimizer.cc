@@ -100,6 +100,15 @@ bool IsKnownKind(OptimizerKind kind) {
 
 }  // namespace
 
+absl::Status Optimizer::RestoreStep(int64_t step) {
+  if (step < 0 || step > kMaxSteps) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "optimizer step ", step, " is out of range [0, ", kMaxSteps, "]"));
+  }
+  step_ = step;
+  return absl::OkStatus();
+}
+
 absl::Status ValidateOptimizerConfig(const OptimizerConfig& config) {
   if (!IsKnownKind(config.kind)) {
     return absl::InvalidArgumentError(

@@ -58,6 +58,12 @@ absl::StatusOr<OptimizerKind> ParseOptimizerKind(absl::string_view name);
 // out of range.
 absl::Status ValidateOptimizerConfig(const OptimizerConfig& config);
 
+// The largest step count a run may be restored at (Optimizer::RestoreStep,
+// Trainer::SetState). No run comes near it, and what is derived from a
+// step (the next step's number, a GAN's discriminator steps, Adam's bias
+// correction exponent) stays exact and cannot overflow.
+inline constexpr int64_t kMaxSteps = int64_t{1} << 48;
+
 class Optimizer {
  public:
   explicit Optimizer(std::vector<Param> params) : params_(std::move(params)) {}
@@ -76,6 +82,9 @@ class Optimizer {
 
   int64_t step() const { return step_; }
   void set_step(int64_t step) { step_ = step; }
+  // set_step for a count read from outside (a checkpoint):
+  // InvalidArgument unless 0 <= step <= kMaxSteps.
+  absl::Status RestoreStep(int64_t step);
   const std::vector<Param>& params() const { return params_; }
 
  protected:

@@ -70,8 +70,8 @@ absl::Status Trainer::SetState(const TrainerState& state) {
   if (state.step < 0 || state.epoch < 0 || state.batch_in_epoch < 0) {
     return absl::InvalidArgumentError("trainer state has negative counters");
   }
+  NNLAB_RETURN_IF_ERROR(optimizer_->RestoreStep(state.step));
   state_ = state;
-  optimizer_->set_step(state.step);
   return absl::OkStatus();
 }
 

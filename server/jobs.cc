@@ -497,6 +497,10 @@ absl::Status JobManager::Start() {
     if (s.ok() && !IsValidId(stored.job().job_id())) {
       s = absl::DataLossError("bad job id");
     }
+    if (s.ok() && (stored.base_trained_steps() < 0 ||
+                   stored.base_trained_steps() > kMaxSteps)) {
+      s = absl::DataLossError("base_trained_steps out of range");
+    }
     if (!s.ok()) {
       LogError(absl::StrCat("skipping job file ", name, ": ", s.ToString()));
       continue;
@@ -1177,7 +1181,8 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     ts.batch_in_epoch = ckpt.trainer().batch_in_epoch();
     ts.shuffle_rng = ckpt.trainer().shuffle_rng();
     NNLAB_RETURN_IF_ERROR(trainer->SetState(ts));
-    trainer->optimizer()->set_step(ckpt.optimizer_step());
+    NNLAB_RETURN_IF_ERROR(
+        trainer->optimizer()->RestoreStep(ckpt.optimizer_step()));
     NNLAB_RETURN_IF_ERROR(model->rng()->Restore(ckpt.model_rng()));
     {
       absl::MutexLock lock(&job->mu);
@@ -1380,8 +1385,10 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
         StateWithPrefix(ckpt.optimizer_state(), "discriminator/"),
         trainer->d_optimizer()));
     step = ckpt.trainer().step();
-    trainer->g_optimizer()->set_step(step);
-    trainer->d_optimizer()->set_step(step * go.d_steps);
+    NNLAB_RETURN_IF_ERROR(trainer->g_optimizer()->RestoreStep(step));
+    // d_steps <= 100, so the product of a step in range cannot overflow.
+    NNLAB_RETURN_IF_ERROR(
+        trainer->d_optimizer()->RestoreStep(step * go.d_steps));
     if (!ckpt.gan_rng().empty()) {
       NNLAB_RETURN_IF_ERROR(trainer->rng()->Restore(ckpt.gan_rng()));
       NNLAB_RETURN_IF_ERROR(

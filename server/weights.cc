@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/optimizer.h"
 #include "core/status_macros.h"
 
 namespace nnlab::server {
@@ -103,9 +104,10 @@ absl::StatusOr<std::shared_ptr<WeightSet>> WeightsFromProto(
                         absl::StrCat(field, ".buffers[", i, "]"), limits));
     w->buffers.emplace_back(file.buffers(i).name(), std::move(t));
   }
-  if (file.trained_steps() < 0) {
+  if (file.trained_steps() < 0 || file.trained_steps() > kMaxSteps) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ".trained_steps must be >= 0"));
+        absl::StrCat(field, ".trained_steps must be in [0, ", kMaxSteps,
+                     "], got ", file.trained_steps()));
   }
   w->trained_steps = file.trained_steps();
   return w;

@@ -510,7 +510,7 @@ TEST(OptimizerState, RestoreContinuesBitIdentically) {
       ASSERT_EQ(state_a[i].first, state_b[i].first);
       state_b[i].second->CopyFrom(*state_a[i].second);
     }
-    opt_b->set_step(opt_a->step());
+    ASSERT_TRUE(opt_b->RestoreStep(opt_a->step()).ok());
 
     a.SetGradient();
     b.SetGradient();
@@ -532,6 +532,25 @@ TEST(OptimizerState, RestoreContinuesBitIdentically) {
     // The restored weights actually moved (the comparison is not vacuous).
     EXPECT_NE(a.b[0], static_cast<float>(kW0[2])) << OptimizerName(kind);
   }
+}
+
+// A step count read from a checkpoint is bounded, so neither the next
+// step's number nor Adam's bias correction can overflow.
+TEST(OptimizerState, RestoredStepIsBounded) {
+  Quadratic q;
+  auto opt = MakeOptimizer(Config(OptimizerKind::kAdam, 0.0f), q.Params());
+  EXPECT_TRUE(opt->RestoreStep(kMaxSteps).ok());
+  EXPECT_EQ(opt->step(), kMaxSteps);
+  for (int64_t bad : {int64_t{-1}, kMaxSteps + 1,
+                      std::numeric_limits<int64_t>::max()}) {
+    absl::Status s = opt->RestoreStep(bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(opt->step(), kMaxSteps) << "unchanged by a refused step";
+  }
+  q.SetGradient();
+  opt->Step(0.1f);  // From the largest step: finite, and one step on.
+  EXPECT_EQ(opt->step(), kMaxSteps + 1);
+  EXPECT_TRUE(std::isfinite(q.w[0]) && std::isfinite(q.b[0]));
 }
 
 }  // namespace

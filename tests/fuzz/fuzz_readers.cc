@@ -209,7 +209,9 @@ void ReadCheckpoint(const Input& in) {
   ts.batch_in_epoch = ckpt.trainer().batch_in_epoch();
   ts.shuffle_rng = ckpt.trainer().shuffle_rng();
   if (!(*trainer)->SetState(ts).ok()) return;
-  (*trainer)->optimizer()->set_step(ckpt.optimizer_step());
+  if (!(*trainer)->optimizer()->RestoreStep(ckpt.optimizer_step()).ok()) {
+    return;
+  }
   if (!model->rng()->Restore(ckpt.model_rng()).ok()) return;
   // One step from the restored state, as the resumed job would take.
   Tensor x(Shape{2, 1, 6, 6}), y(Shape{2});

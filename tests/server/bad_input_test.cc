@@ -659,6 +659,13 @@ std::vector<Case> BadInputTest::Cases() {
       Import([](IM* r) { r->mutable_file()->set_format_version(99); }), kIA);
   add("ImportModel: trained_steps -1",
       Import([](IM* r) { r->mutable_file()->set_trained_steps(-1); }), kIA);
+  // TrainStep counts on from trained_steps: it must not overflow.
+  add("ImportModel: trained_steps INT64_MAX",
+      Import([](IM* r) {
+        r->mutable_file()->set_trained_steps(
+            std::numeric_limits<int64_t>::max());
+      }),
+      kIA);
   add("ImportModel: a parameter missing",
       Import([](IM* r) { r->mutable_file()->mutable_params()->RemoveLast(); }),
       kIA);
