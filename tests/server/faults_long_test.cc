@@ -453,15 +453,19 @@ TEST(FaultsTest, FullDiskFailsTheCheckpointNotTheServer) {
       usleep(1000);
     }
     ASSERT_GE(j.checkpoint_step(), 30);
-    // Fill the file system to the last byte.
-    const int fd = open(filler.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ASSERT_GE(fd, 0);
-    const std::string block(4096, 'x');
+    // Fills the file system to the last byte (again: the server frees
+    // space as it replaces checkpoints and drops temp files).
     int64_t filled = 0;
-    while (write(fd, block.data(), block.size()) > 0) filled += 4096;
-    for (char b = 'y'; write(fd, &b, 1) == 1;) ++filled;
-    ASSERT_EQ(errno, ENOSPC);
-    close(fd);
+    auto fill = [&] {
+      const int fd = open(filler.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ASSERT_GE(fd, 0);
+      const std::string block(4096, 'x');
+      while (write(fd, block.data(), block.size()) > 0) filled += 4096;
+      for (char b = 'y'; write(fd, &b, 1) == 1;) ++filled;
+      ASSERT_EQ(errno, ENOSPC);
+      close(fd);
+    };
+    fill();
     v1::Job failed = WaitForJob(c, job_id, 60);
     ASSERT_EQ(failed.state(), v1::JOB_STATE_FAILED);
     EXPECT_NE(failed.failure_reason().find("No space left on device"),
@@ -479,6 +483,7 @@ TEST(FaultsTest, FullDiskFailsTheCheckpointNotTheServer) {
               good_step);
     NoTempFiles(data);
     // The server keeps serving; writes report the disk, reads work.
+    fill();
     EXPECT_EQ(ListModelIds(c), std::set<std::string>{"full"});
     EXPECT_EQ(Outputs(c, "full").size(), 6u);
     v1::CreateModelRequest creq;
