@@ -541,8 +541,8 @@ TEST(OptimizerState, RestoredStepIsBounded) {
   auto opt = MakeOptimizer(Config(OptimizerKind::kAdam, 0.0f), q.Params());
   EXPECT_TRUE(opt->RestoreStep(kMaxSteps).ok());
   EXPECT_EQ(opt->step(), kMaxSteps);
-  for (int64_t bad : {int64_t{-1}, kMaxSteps + 1,
-                      std::numeric_limits<int64_t>::max()}) {
+  for (int64_t bad :
+       {int64_t{-1}, kMaxSteps + 1, std::numeric_limits<int64_t>::max()}) {
     absl::Status s = opt->RestoreStep(bad);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_EQ(opt->step(), kMaxSteps) << "unchanged by a refused step";

@@ -660,8 +660,7 @@ std::vector<Case> BadInputTest::Cases() {
   add("ImportModel: trained_steps -1",
       Import([](IM* r) { r->mutable_file()->set_trained_steps(-1); }), kIA);
   // TrainStep counts on from trained_steps: it must not overflow.
-  add("ImportModel: trained_steps INT64_MAX",
-      Import([](IM* r) {
+  add("ImportModel: trained_steps INT64_MAX", Import([](IM* r) {
         r->mutable_file()->set_trained_steps(
             std::numeric_limits<int64_t>::max());
       }),
