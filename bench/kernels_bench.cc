@@ -13,12 +13,12 @@
 #include <string>
 #include <vector>
 
-#include "core/blas.h"
-#include "core/layer.h"
-#include "core/model.h"
-#include "core/optimizer.h"
-#include "core/rng.h"
-#include "core/trainer.h"
+#include "core/kernels/blas.h"
+#include "core/layers/layer.h"
+#include "core/model/model.h"
+#include "core/optim/optimizer.h"
+#include "core/tensor/rng.h"
+#include "core/train/trainer.h"
 
 namespace nnlab {
 namespace {
@@ -94,10 +94,11 @@ BENCHMARK(BM_Gemm)
     // conv 3x3, 16 -> 16 channels on 28x28: W [16, 144] x col [144, 784].
     ->Args({16, 784, 144, 0, 0, 1})
     ->Args({16, 784, 144, 0, 0, 2})
-    // The same with nine samples per product (core/conv2d.cc batches them).
+    // The same with nine samples per product (core/layers/conv2d.cc batches
+    // them).
     ->Args({16, 7056, 144, 0, 0, 1})
     ->Args({16, 7056, 144, 0, 0, 2})
-    // Thresholds for choosing threads per call shape (core/blas.cc).
+    // Thresholds for choosing threads per call shape (core/kernels/blas.cc).
     ->Args({128, 512, 128, 0, 1, 1})
     ->Args({128, 512, 128, 0, 1, 2})
     ->Args({256, 512, 128, 0, 1, 1})

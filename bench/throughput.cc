@@ -35,14 +35,14 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "bench/bench_util.h"
-#include "core/blas.h"
-#include "core/data.h"
-#include "core/gan.h"
-#include "core/model.h"
-#include "core/sequence_data.h"
+#include "core/data/dataset.h"
+#include "core/data/sequence_data.h"
+#include "core/kernels/blas.h"
+#include "core/model/model.h"
+#include "core/model/zoo.h"
 #include "core/status_macros.h"
-#include "core/trainer.h"
-#include "core/zoo.h"
+#include "core/train/gan_trainer.h"
+#include "core/train/trainer.h"
 
 extern char** environ;
 

@@ -20,11 +20,11 @@
 #include <string>
 #include <vector>
 
-#include "core/model.h"
-#include "core/recurrent.h"
-#include "core/sequence_data.h"
-#include "core/trainer.h"
-#include "core/zoo.h"
+#include "core/data/sequence_data.h"
+#include "core/layers/recurrent.h"
+#include "core/model/model.h"
+#include "core/model/zoo.h"
+#include "core/train/trainer.h"
 #include "examples/example_flags.h"
 
 ABSL_FLAG(std::string, kind, "both", "lstm, rnn or both");

@@ -17,10 +17,10 @@
 #include <string>
 #include <vector>
 
-#include "core/model.h"
-#include "core/optimizer.h"
-#include "core/recurrent.h"
-#include "core/sequence_data.h"
+#include "core/data/sequence_data.h"
+#include "core/layers/recurrent.h"
+#include "core/model/model.h"
+#include "core/optim/optimizer.h"
 #include "examples/example_flags.h"
 
 ABSL_FLAG(std::string, text, "/usr/share/common-licenses/GPL-3",

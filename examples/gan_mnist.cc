@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
-#include "core/data.h"
-#include "core/gan.h"
-#include "core/sequence_data.h"
+#include "core/data/dataset.h"
+#include "core/data/sequence_data.h"
+#include "core/train/gan_trainer.h"
 #include "examples/example_flags.h"
 
 ABSL_FLAG(int64_t, steps, 5000, "generator steps (one D step each)");

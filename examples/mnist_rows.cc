@@ -10,9 +10,9 @@
 #include <memory>
 #include <string>
 
-#include "core/model.h"
-#include "core/sequence_data.h"
-#include "core/trainer.h"
+#include "core/data/sequence_data.h"
+#include "core/model/model.h"
+#include "core/train/trainer.h"
 #include "examples/example_flags.h"
 
 ABSL_FLAG(int, epochs, 12, "passes over the 8,000 training digits");

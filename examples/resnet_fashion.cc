@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
-#include "core/blas.h"
-#include "core/data.h"
-#include "core/model.h"
-#include "core/trainer.h"
-#include "core/zoo.h"
+#include "core/data/dataset.h"
+#include "core/kernels/blas.h"
+#include "core/model/model.h"
+#include "core/model/zoo.h"
+#include "core/train/trainer.h"
 #include "examples/example_flags.h"
 
 ABSL_FLAG(int, epochs, 3, "passes over the training images");

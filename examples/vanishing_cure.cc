@@ -32,10 +32,10 @@
 #include <string>
 #include <vector>
 
-#include "core/blas.h"
-#include "core/data.h"
-#include "core/model.h"
-#include "core/trainer.h"
+#include "core/data/dataset.h"
+#include "core/kernels/blas.h"
+#include "core/model/model.h"
+#include "core/train/trainer.h"
 #include "examples/example_flags.h"
 
 ABSL_FLAG(int, seeds, 3, "independent runs per network in the cure study");

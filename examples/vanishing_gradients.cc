@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "core/data.h"
-#include "core/model.h"
-#include "core/trainer.h"
+#include "core/data/dataset.h"
+#include "core/model/model.h"
+#include "core/train/trainer.h"
 #include "examples/example_flags.h"
 
 ABSL_FLAG(int, epochs, 5, "training epochs per seed");

@@ -312,7 +312,7 @@ double EstimateLayer(const LayerSpec& l, Shape* shape, double* peak) {
   if (k == "residual") {
     Shape body_shape = *shape;
     const double body = EstimateLayers(l.body, &body_shape, peak);
-    // The shortcut when F changes the shape (core/residual.cc): a 1x1
+    // The shortcut when F changes the shape (core/layers/residual.cc): a 1x1
     // convolution between [C, H, W] maps, else a dense layer.
     double projection = 0;
     if (body_shape != *shape) {

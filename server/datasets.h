@@ -13,7 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "core/data.h"
+#include "core/data/dataset.h"
 #include "nnlab/v1/dataset.pb.h"
 #include "server/convert.h"
 

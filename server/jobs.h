@@ -155,7 +155,7 @@ class JobManager {
   absl::Status Train(const std::shared_ptr<Job>& job,
                      const std::shared_ptr<ModelEntry>& entry,
                      int64_t* final_step);
-  // Alternating GAN training (core/gan.h) of a GAN pair entry.
+  // Alternating GAN training (core/train/gan_trainer.h) of a GAN pair entry.
   absl::Status TrainGan(const std::shared_ptr<Job>& job,
                         const std::shared_ptr<ModelEntry>& entry, RunInputs in,
                         int64_t* final_step);

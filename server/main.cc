@@ -12,7 +12,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "core/data.h"
+#include "core/data/dataset.h"
 #include "server/log.h"
 #include "server/server.h"
 #include "server/storage.h"

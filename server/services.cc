@@ -7,10 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "core/loss.h"
-#include "core/recurrent.h"
-#include "core/rng.h"
+#include "core/layers/recurrent.h"
+#include "core/model/loss.h"
 #include "core/status_macros.h"
+#include "core/tensor/rng.h"
 #include "server/convert.h"
 #include "server/log.h"
 #include "server/rpc_status.h"

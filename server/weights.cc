@@ -2,7 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "core/optimizer.h"
+#include "core/optim/optimizer.h"
 #include "core/status_macros.h"
 
 namespace nnlab::server {

@@ -15,9 +15,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "core/model.h"
-#include "core/optimizer.h"
-#include "core/tensor.h"
+#include "core/model/model.h"
+#include "core/optim/optimizer.h"
+#include "core/tensor/tensor.h"
 #include "nnlab/v1/model.pb.h"
 #include "server/convert.h"
 

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "core/layer.h"
-#include "core/layers.h"
-#include "core/model.h"
+#include "core/layers/layer.h"
+#include "core/layers/layer_factories.h"
+#include "core/model/model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/core/gradient_check.h"

@@ -8,9 +8,9 @@
 #include <ostream>
 #include <string>
 
-#include "core/blas.h"
-#include "core/layer.h"
-#include "core/layers.h"
+#include "core/kernels/blas.h"
+#include "core/layers/layer.h"
+#include "core/layers/layer_factories.h"
 #include "gtest/gtest.h"
 #include "tests/core/gradient_check.h"
 

@@ -1,5 +1,3 @@
-#include "core/data.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -8,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/data/dataset.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

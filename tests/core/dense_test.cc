@@ -3,9 +3,9 @@
 #include <cmath>
 #include <memory>
 
-#include "core/layer.h"
-#include "core/layers.h"
-#include "core/loss.h"
+#include "core/layers/layer.h"
+#include "core/layers/layer_factories.h"
+#include "core/model/loss.h"
 #include "gtest/gtest.h"
 #include "tests/core/gradient_check.h"
 

@@ -13,9 +13,9 @@
 #include <ostream>
 #include <string>
 
-#include "core/layer.h"
-#include "core/rng.h"
-#include "core/tensor.h"
+#include "core/layers/layer.h"
+#include "core/tensor/rng.h"
+#include "core/tensor/tensor.h"
 #include "gtest/gtest.h"
 
 namespace nnlab {

@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <memory>
 
-#include "core/data.h"
-#include "core/model.h"
-#include "core/trainer.h"
+#include "core/data/dataset.h"
+#include "core/model/model.h"
+#include "core/train/trainer.h"
 #include "gtest/gtest.h"
 
 namespace nnlab {

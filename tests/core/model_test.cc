@@ -1,11 +1,11 @@
 // Model building and validation, training steps, statistics, and the
 // non-finite guard.
-#include "core/model.h"
+#include "core/model/model.h"
 
 #include <cmath>
 #include <memory>
 
-#include "core/trainer.h"
+#include "core/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -1,6 +1,6 @@
 // Optimizer tests: hand-computed first updates on a quadratic, convergence,
 // weight decay, clipping, schedules, validation and state round-trips.
-#include "core/optimizer.h"
+#include "core/optim/optimizer.h"
 
 #include <cmath>
 #include <cstring>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/optimizers.h"
+#include "core/optim/optimizer_kinds.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -1,6 +1,6 @@
 // ParallelFor: every part runs exactly once per call, helpers join on their
 // first call, and concurrent callers both complete.
-#include "core/parallel.h"
+#include "core/kernels/parallel.h"
 
 #include <atomic>
 #include <thread>

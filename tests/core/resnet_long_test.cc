@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "core/blas.h"
-#include "core/data.h"
-#include "core/model.h"
-#include "core/trainer.h"
-#include "core/zoo.h"
+#include "core/data/dataset.h"
+#include "core/kernels/blas.h"
+#include "core/model/model.h"
+#include "core/model/zoo.h"
+#include "core/train/trainer.h"
 #include "gtest/gtest.h"
 
 namespace nnlab {

@@ -7,12 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "core/gan.h"
-#include "core/layer.h"
-#include "core/model.h"
-#include "core/optimizer.h"
-#include "core/recurrent.h"
-#include "core/sequence_data.h"
+#include "core/data/sequence_data.h"
+#include "core/layers/layer.h"
+#include "core/layers/recurrent.h"
+#include "core/model/model.h"
+#include "core/optim/optimizer.h"
+#include "core/train/gan_trainer.h"
 #include "gtest/gtest.h"
 #include "tests/core/gradient_check.h"
 

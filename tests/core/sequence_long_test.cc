@@ -13,14 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "core/data.h"
-#include "core/gan.h"
-#include "core/model.h"
-#include "core/optimizer.h"
-#include "core/recurrent.h"
-#include "core/sequence_data.h"
-#include "core/trainer.h"
-#include "core/zoo.h"
+#include "core/data/dataset.h"
+#include "core/data/sequence_data.h"
+#include "core/layers/recurrent.h"
+#include "core/model/model.h"
+#include "core/model/zoo.h"
+#include "core/optim/optimizer.h"
+#include "core/train/gan_trainer.h"
+#include "core/train/trainer.h"
 #include "gtest/gtest.h"
 
 namespace nnlab {

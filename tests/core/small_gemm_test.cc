@@ -1,11 +1,11 @@
-// GemmNTBias (core/blas.h) against the OpenBLAS path, over shapes that hit
-// every block remainder of the small-product kernel and both sides of its
+// GemmNTBias (core/kernels/blas.h) against the OpenBLAS path, over shapes that
+// hit every block remainder of the small-product kernel and both sides of its
 // size thresholds, with and without bias, with row strides wider than k.
 #include <cmath>
 #include <vector>
 
-#include "core/blas.h"
-#include "core/rng.h"
+#include "core/kernels/blas.h"
+#include "core/tensor/rng.h"
 #include "gtest/gtest.h"
 
 namespace nnlab {

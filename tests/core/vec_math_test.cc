@@ -1,11 +1,11 @@
-// Vectorised elementwise kernels (core/vec_math.h) against libm in double
-// precision, on every instruction-set path this CPU runs.
-#include "core/vec_math.h"
+// Vectorised elementwise kernels (core/kernels/vec_math.h) against libm in
+// double precision, on every instruction-set path this CPU runs.
+#include "core/kernels/vec_math.h"
 
 #include <cmath>
 #include <vector>
 
-#include "core/rng.h"
+#include "core/tensor/rng.h"
 #include "gtest/gtest.h"
 
 namespace nnlab {

@@ -1,5 +1,5 @@
-// Fuzzes every reader of files: the IDX data set reader (core/data.h) and
-// what nnlabd reads back from its data directory (server/storage.h
+// Fuzzes every reader of files: the IDX data set reader (core/data/dataset.h)
+// and what nnlabd reads back from its data directory (server/storage.h
 // records): model files (ModelRegistry::Load), uploaded data sets
 // (DatasetRegistry::Load + Get), job records with their event logs
 // (JobManager::Start) and checkpoints (restored the way a resumed job
@@ -15,8 +15,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "core/data.h"
-#include "core/trainer.h"
+#include "core/data/dataset.h"
+#include "core/train/trainer.h"
 #include "google/protobuf/text_format.h"
 #include "server/datasets.h"
 #include "server/jobs.h"

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "core/model.h"
+#include "core/model/model.h"
 #include "google/protobuf/util/json_util.h"
 #include "nnlab/v1/model.pb.h"
 #include "server/convert.h"

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "core/trainer.h"
+#include "core/train/trainer.h"
 #include "fuzz.pb.h"  // Generated from tests/fuzz/fuzz.proto.
 #include "google/protobuf/text_format.h"
 #include "nnlab/v1/inference.pb.h"

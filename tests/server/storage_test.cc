@@ -5,7 +5,7 @@
 #include <cmath>
 #include <fstream>
 
-#include "core/zoo.h"
+#include "core/model/zoo.h"
 #include "gtest/gtest.h"
 #include "server/convert.h"
 #include "tests/server/server_test_util.h"

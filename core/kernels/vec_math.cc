@@ -1,0 +1,100 @@
+#include "core/kernels/vec_math.h"
+
+#include <cstdint>
+
+#include "core/kernels/simd_target.h"
+
+namespace nnlab {
+namespace vec_portable {
+
+typedef float V __attribute__((vector_size(16)));
+typedef int32_t I __attribute__((vector_size(16)));
+constexpr int kLanes = 4;
+
+inline V Sqrt(V x) {
+#if defined(__SSE2__)
+  return __builtin_ia32_sqrtps(x);
+#else
+  for (int j = 0; j < kLanes; ++j) x[j] = __builtin_sqrtf(x[j]);
+  return x;
+#endif
+}
+
+#include "core/kernels/vec_math_impl.inc"
+
+}  // namespace vec_portable
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define NNLAB_HAVE_AVX2_KERNELS 1
+// Everything in this namespace is compiled for AVX2 and FMA; it runs only
+// after the CPU check in Avx2VecKernels().
+NNLAB_BEGIN_AVX2_REGION
+namespace vec_avx2 {
+
+typedef float V __attribute__((vector_size(32)));
+typedef int32_t I __attribute__((vector_size(32)));
+constexpr int kLanes = 8;
+
+inline V Sqrt(V x) { return __builtin_ia32_sqrtps256(x); }
+
+#include "core/kernels/vec_math_impl.inc"
+
+}  // namespace vec_avx2
+NNLAB_END_AVX2_REGION
+#endif
+
+const VecKernels& PortableVecKernels() {
+  static const VecKernels k = {
+      "portable",
+      vec_portable::ExpArray,
+      vec_portable::SigmoidArray,
+      vec_portable::TanhArray,
+      vec_portable::BoxMullerArray,
+      vec_portable::AdamArray,
+  };
+  return k;
+}
+
+const VecKernels* Avx2VecKernels() {
+#ifdef NNLAB_HAVE_AVX2_KERNELS
+  static const VecKernels k = {
+      "avx2",
+      vec_avx2::ExpArray,
+      vec_avx2::SigmoidArray,
+      vec_avx2::TanhArray,
+      vec_avx2::BoxMullerArray,
+      vec_avx2::AdamArray,
+  };
+  static const bool supported =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return supported ? &k : nullptr;
+#else
+  return nullptr;
+#endif
+}
+
+const VecKernels& ActiveVecKernels() {
+  static const VecKernels& k =
+      Avx2VecKernels() != nullptr ? *Avx2VecKernels() : PortableVecKernels();
+  return k;
+}
+
+void VecExp(const float* in, float* out, int64_t n) {
+  ActiveVecKernels().exp(in, out, n);
+}
+void VecSigmoid(const float* in, float* out, int64_t n) {
+  ActiveVecKernels().sigmoid(in, out, n);
+}
+void VecTanh(const float* in, float* out, int64_t n) {
+  ActiveVecKernels().tanh(in, out, n);
+}
+void VecBoxMuller(const float* u1, const float* u2, int64_t n, float mean,
+                  float stddev, float* out_cos, float* out_sin) {
+  ActiveVecKernels().box_muller(u1, u2, n, mean, stddev, out_cos, out_sin);
+}
+void VecAdamUpdate(const AdamCoefficients& c, const float* g, float* w,
+                   float* m, float* v, int64_t n) {
+  ActiveVecKernels().adam(c, g, w, m, v, n);
+}
+
+}  // namespace nnlab

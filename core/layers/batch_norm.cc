@@ -1,0 +1,292 @@
+// Batch normalization (Ioffe & Szegedy 2015): xhat = (x - mu_B) /
+// sqrt(var_B + eps), y = gamma * xhat + beta, per feature of [F] inputs or
+// per channel of [C, H, W] inputs; running averages of mu and var (momentum)
+// replace the batch statistics in evaluation.
+// N = batch, C = features/channels, S = spatial size (1 for dense), M = N*S.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/kernels/vec_sum.h"
+#include "core/layers/layer_factories.h"
+
+namespace nnlab {
+namespace {
+
+class BatchNorm : public Layer {
+ public:
+  BatchNorm(float momentum, float epsilon)
+      : momentum_(momentum), epsilon_(epsilon) {}
+
+  absl::string_view kind() const override { return "batch_norm"; }
+
+  absl::StatusOr<Shape> OutputShape(const Shape& in) const override {
+    if (in.size() != 1 && in.size() != 3) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "expects [features] or [channels, height, width] per sample, got ",
+          ShapeToString(in)));
+    }
+    return in;
+  }
+
+  void Init(const Shape& in, InitKind init, Rng* rng) override {
+    channels_ = in[0];
+    spatial_ = in.size() == 3 ? in[1] * in[2] : 1;
+    gamma_ = Tensor({channels_});
+    gamma_.Fill(1.0f);
+    gamma_grad_ = Tensor({channels_});
+    beta_ = Tensor({channels_});
+    beta_grad_ = Tensor({channels_});
+    running_mean_ = Tensor({channels_});
+    running_var_ = Tensor({channels_});
+    running_var_.Fill(1.0f);
+    inv_std_ = Tensor({channels_});
+    acc_a_.assign(channels_, 0.0);
+    acc_b_.assign(channels_, 0.0);
+    mean_ = Tensor({channels_});
+  }
+
+  void Forward(const Tensor& in, Tensor* out, Mode mode) override {
+    const int64_t n = in.dim(0), c_n = channels_, s_n = spatial_;
+    const int64_t m = n * s_n;
+    out->Resize(in.shape());
+    xhat_.Resize(in.shape());
+    train_ = mode == Mode::kTrain;
+    const float* x = in.data();
+    float* xh = xhat_.data();
+    float* y = out->data();
+    if (s_n == 1) {
+      ForwardFeatures(x, n, xh, y);
+      return;
+    }
+    for (int64_t c = 0; c < c_n; ++c) {
+      double mean, var;
+      if (train_) {
+        // Per-sample partial sums in float (vectorised), totals in double.
+        double s = 0, s2 = 0;
+        for (int64_t i = 0; i < n; ++i)
+          s += VecSum(x + (i * c_n + c) * s_n, s_n);
+        mean = s / double(m);
+        for (int64_t i = 0; i < n; ++i) {
+          s2 += VecSquaredDeviation(x + (i * c_n + c) * s_n, float(mean), s_n);
+        }
+        var = s2 / double(m);
+        // Running variance is the unbiased estimate, as in the paper.
+        const double unbiased = m > 1 ? var * double(m) / double(m - 1) : var;
+        running_mean_[c] =
+            float(momentum_ * running_mean_[c] + (1.0 - momentum_) * mean);
+        running_var_[c] =
+            float(momentum_ * running_var_[c] + (1.0 - momentum_) * unbiased);
+      } else {
+        mean = running_mean_[c];
+        var = running_var_[c];
+      }
+      const float inv_std = float(1.0 / std::sqrt(var + epsilon_));
+      const float mu = float(mean);
+      inv_std_[c] = inv_std;
+      const float g = gamma_[c], b = beta_[c];
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t off = (i * c_n + c) * s_n;
+        for (int64_t k = 0; k < s_n; ++k) {
+          const float v = (x[off + k] - mu) * inv_std;
+          xh[off + k] = v;
+          y[off + k] = g * v + b;
+        }
+      }
+    }
+  }
+
+  // dgamma = sum dy * xhat, dbeta = sum dy; in training (batch statistics)
+  // dx = gamma * inv_std / M * (M dy - sum dy - xhat * sum dy * xhat),
+  // in evaluation dx = gamma * inv_std * dy.
+  void Backward(const Tensor& grad_out, Tensor* grad_in) override {
+    const int64_t n = grad_out.dim(0), c_n = channels_, s_n = spatial_;
+    const double m = double(n * s_n);
+    const float* dy = grad_out.data();
+    const float* xh = xhat_.data();
+    float* dx = nullptr;
+    if (grad_in != nullptr) {
+      grad_in->Resize(grad_out.shape());
+      dx = grad_in->data();
+    }
+    if (s_n == 1) {
+      BackwardFeatures(dy, xh, n, dx);
+      return;
+    }
+    for (int64_t c = 0; c < c_n; ++c) {
+      double sum_dy = 0, sum_dy_xh = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t off = (i * c_n + c) * s_n;
+        sum_dy += VecSum(dy + off, s_n);
+        sum_dy_xh += VecDot(dy + off, xh + off, s_n);
+      }
+      gamma_grad_[c] += float(sum_dy_xh);
+      beta_grad_[c] += float(sum_dy);
+      if (dx == nullptr) continue;
+      const float scale = gamma_[c] * inv_std_[c];
+      if (!train_) {
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t off = (i * c_n + c) * s_n;
+          for (int64_t k = 0; k < s_n; ++k) dx[off + k] = scale * dy[off + k];
+        }
+        continue;
+      }
+      const float mean_dy = float(sum_dy / m);
+      const float mean_dy_xh = float(sum_dy_xh / m);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t off = (i * c_n + c) * s_n;
+        for (int64_t k = 0; k < s_n; ++k) {
+          dx[off + k] =
+              scale * (dy[off + k] - mean_dy - xh[off + k] * mean_dy_xh);
+        }
+      }
+    }
+  }
+
+  std::vector<Param> Params() override {
+    return {{name() + ".gamma", &gamma_, &gamma_grad_},
+            {name() + ".beta", &beta_, &beta_grad_}};
+  }
+
+  std::vector<std::pair<std::string, Tensor*>> Buffers() override {
+    return {{name() + ".running_mean", &running_mean_},
+            {name() + ".running_var", &running_var_}};
+  }
+
+ private:
+  // Dense features ([N, C], S = 1): the same arithmetic as the per-channel
+  // loops above, in the same order per channel, but walking the batch row
+  // by row with per-channel accumulators, so memory is read contiguously
+  // and the loops vectorise across channels (a column walk of [N, C]
+  // touches a new cache line per element).
+  void ForwardFeatures(const float* x, int64_t n, float* xh, float* y) {
+    const int64_t c_n = channels_;
+    double* sum = acc_a_.data();
+    double* sum2 = acc_b_.data();
+    float* mu = mean_.data();
+    float* inv = inv_std_.data();
+    if (train_) {
+      std::fill(sum, sum + c_n, 0.0);
+      std::fill(sum2, sum2 + c_n, 0.0);
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = x + i * c_n;
+        for (int64_t c = 0; c < c_n; ++c) sum[c] += row[c];
+      }
+      for (int64_t c = 0; c < c_n; ++c) mu[c] = float(sum[c] / double(n));
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = x + i * c_n;
+        for (int64_t c = 0; c < c_n; ++c) {
+          const float d = row[c] - mu[c];
+          sum2[c] += d * d;
+        }
+      }
+    }
+    for (int64_t c = 0; c < c_n; ++c) {
+      double mean, var;
+      if (train_) {
+        mean = sum[c] / double(n);
+        var = sum2[c] / double(n);
+        const double unbiased = n > 1 ? var * double(n) / double(n - 1) : var;
+        running_mean_[c] =
+            float(momentum_ * running_mean_[c] + (1.0 - momentum_) * mean);
+        running_var_[c] =
+            float(momentum_ * running_var_[c] + (1.0 - momentum_) * unbiased);
+      } else {
+        mean = running_mean_[c];
+        var = running_var_[c];
+      }
+      inv[c] = float(1.0 / std::sqrt(var + epsilon_));
+      mu[c] = float(mean);
+    }
+    const float* g = gamma_.data();
+    const float* b = beta_.data();
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = x + i * c_n;
+      float* xh_row = xh + i * c_n;
+      float* y_row = y + i * c_n;
+      for (int64_t c = 0; c < c_n; ++c) {
+        const float v = (row[c] - mu[c]) * inv[c];
+        xh_row[c] = v;
+        y_row[c] = g[c] * v + b[c];
+      }
+    }
+  }
+
+  void BackwardFeatures(const float* dy, const float* xh, int64_t n,
+                        float* dx) {
+    const int64_t c_n = channels_;
+    double* sum_dy = acc_a_.data();
+    double* sum_dy_xh = acc_b_.data();
+    std::fill(sum_dy, sum_dy + c_n, 0.0);
+    std::fill(sum_dy_xh, sum_dy_xh + c_n, 0.0);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* dy_row = dy + i * c_n;
+      const float* xh_row = xh + i * c_n;
+      for (int64_t c = 0; c < c_n; ++c) {
+        sum_dy[c] += dy_row[c];
+        sum_dy_xh[c] += dy_row[c] * xh_row[c];
+      }
+    }
+    float* scale = mean_.data();  // Reused: gamma * inv_std per channel.
+    for (int64_t c = 0; c < c_n; ++c) {
+      gamma_grad_[c] += float(sum_dy_xh[c]);
+      beta_grad_[c] += float(sum_dy[c]);
+      scale[c] = gamma_[c] * inv_std_[c];
+    }
+    if (dx == nullptr) return;
+    if (!train_) {
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t c = 0; c < c_n; ++c) {
+          dx[i * c_n + c] = scale[c] * dy[i * c_n + c];
+        }
+      }
+      return;
+    }
+    const double m = double(n);
+    for (int64_t c = 0; c < c_n; ++c) {
+      // Kept as floats, like the per-channel path.
+      acc_a_[c] = float(sum_dy[c] / m);
+      acc_b_[c] = float(sum_dy_xh[c] / m);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const float* dy_row = dy + i * c_n;
+      const float* xh_row = xh + i * c_n;
+      float* dx_row = dx + i * c_n;
+      for (int64_t c = 0; c < c_n; ++c) {
+        dx_row[c] = scale[c] * (dy_row[c] - float(acc_a_[c]) -
+                                xh_row[c] * float(acc_b_[c]));
+      }
+    }
+  }
+
+  double momentum_;
+  double epsilon_;
+  int64_t channels_ = 0;
+  int64_t spatial_ = 1;
+  Tensor gamma_, gamma_grad_, beta_, beta_grad_;
+  Tensor running_mean_, running_var_;
+  Tensor xhat_;     // Normalised input of the last Forward.
+  Tensor inv_std_;  // 1 / sqrt(var + eps) per channel, last Forward.
+  bool train_ = false;
+  // Per-channel scratch of the dense-feature path, sized at Init.
+  std::vector<double> acc_a_, acc_b_;
+  Tensor mean_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Layer>> NewBatchNorm(const LayerSpec& spec) {
+  if (!(spec.momentum >= 0.0f && spec.momentum < 1.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("momentum must be in [0, 1), got ", spec.momentum));
+  }
+  if (!(spec.epsilon > 0.0f) || !std::isfinite(spec.epsilon)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("epsilon must be positive, got ", spec.epsilon));
+  }
+  return std::unique_ptr<Layer>(new BatchNorm(spec.momentum, spec.epsilon));
+}
+
+}  // namespace nnlab

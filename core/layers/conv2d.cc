@@ -1,0 +1,333 @@
+// 2-D convolution (cross-correlation), NCHW, by im2col + GEMM (Chellapilla
+// et al. 2006): per sample, col [C*K*K, Ho*Wo] holds the receptive fields
+// and y = W col + b with W [F, C*K*K].
+// N = batch, C = input channels, H/W = input size, F = filters, K = kernel,
+// Ho/Wo = output size, P = padding, S = stride.
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/kernels/blas.h"
+#include "core/kernels/parallel.h"
+#include "core/kernels/vec_sum.h"
+#include "core/layers/init.h"
+#include "core/layers/layer_factories.h"
+
+namespace nnlab {
+namespace {
+
+class Conv2D : public Layer {
+ public:
+  Conv2D(int64_t filters, int64_t kernel, int64_t stride, int64_t padding)
+      : f_(filters), k_(kernel), s_(stride), p_(padding) {}
+
+  absl::string_view kind() const override { return "conv2d"; }
+
+  absl::StatusOr<Shape> OutputShape(const Shape& in) const override {
+    if (in.size() != 3) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("expects [channels, height, width] per sample, got ",
+                       ShapeToString(in)));
+    }
+    if (k_ > in[1] + 2 * p_ || k_ > in[2] + 2 * p_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "kernel ", k_, "x", k_, " is larger than the padded input (input ",
+          ShapeToString(in), ", padding ", p_, ")"));
+    }
+    return Shape{f_, (in[1] + 2 * p_ - k_) / s_ + 1,
+                 (in[2] + 2 * p_ - k_) / s_ + 1};
+  }
+
+  void Init(const Shape& in, InitKind init, Rng* rng) override {
+    c_ = in[0];
+    h_ = in[1];
+    w_ = in[2];
+    ho_ = (h_ + 2 * p_ - k_) / s_ + 1;
+    wo_ = (w_ + 2 * p_ - k_) / s_ + 1;
+    ckk_ = c_ * k_ * k_;
+    pointwise_ = k_ == 1 && s_ == 1 && p_ == 0;
+    // "Same" stride-1 convolutions: the input gradient is itself a
+    // same-size convolution of dy with the flipped, transposed kernel, so
+    // it reuses im2col + one GEMM instead of GEMM + col2im.
+    same_ =
+        s_ == 1 && ho_ == h_ && wo_ == w_ && 2 * p_ == k_ - 1 && !pointwise_;
+    weight_ = Tensor({f_, c_, k_, k_});
+    weight_grad_ = Tensor({f_, c_, k_, k_});
+    bias_ = Tensor({f_});
+    bias_grad_ = Tensor({f_});
+    InitWeights(init, ckk_, f_ * k_ * k_, rng, &weight_);
+    if (same_) flipped_ = Tensor({c_, f_, k_, k_});
+  }
+
+  void Forward(const Tensor& in, Tensor* out, Mode mode) override {
+    const int64_t n = in.dim(0);
+    in_ = &in;
+    out->Resize({n, f_, ho_, wo_});
+    const int parts = Prepare(n);
+    RunParts(parts, n, [&](int part, int64_t lo, int64_t hi) {
+      ForwardSamples(part, lo, hi, in.data(), out->data());
+    });
+  }
+
+  // dW += dy col^T, db += sum dy, dcol = W^T dy scattered back by col2im.
+  // Samples are split into parts (one per BLAS thread); each part sums its
+  // dW and db separately and the parts are added in order afterwards.
+  void Backward(const Tensor& grad_out, Tensor* grad_in) override {
+    const int64_t n = grad_out.dim(0);
+    if (grad_in != nullptr) grad_in->Resize(in_->shape());
+    if (same_ && grad_in != nullptr) {
+      // flipped[c, f, i, j] = W[f, c, K-1-i, K-1-j].
+      const int64_t kk = k_ * k_;
+      for (int64_t f = 0; f < f_; ++f) {
+        for (int64_t c = 0; c < c_; ++c) {
+          const float* src = weight_.data() + (f * c_ + c) * kk;
+          float* dst = flipped_.data() + (c * f_ + f) * kk;
+          for (int64_t t = 0; t < kk; ++t) dst[t] = src[kk - 1 - t];
+        }
+      }
+    }
+    const int parts = Prepare(n);
+    float* dx = grad_in != nullptr ? grad_in->data() : nullptr;
+    RunParts(parts, n, [&](int part, int64_t lo, int64_t hi) {
+      BackwardSamples(part, lo, hi, grad_out.data(), dx);
+    });
+    const int64_t wsize = f_ * ckk_;
+    for (int part = 0; part < parts; ++part) {
+      const float* dw = scratch_[part].dw.data();
+      const float* db = scratch_[part].db.data();
+      float* gw = weight_grad_.data();
+      for (int64_t i = 0; i < wsize; ++i) gw[i] += dw[i];
+      for (int64_t f = 0; f < f_; ++f) bias_grad_[f] += db[f];
+    }
+  }
+
+  std::vector<Param> Params() override {
+    return {{name() + ".weight", &weight_, &weight_grad_},
+            {name() + ".bias", &bias_, &bias_grad_}};
+  }
+
+ private:
+  // Per-part buffers, sized on first use and reused every step.
+  struct Scratch {
+    Tensor col;   // im2col of one sample (of dy for the "same" gradient).
+    Tensor dcol;  // Its gradient (col2im path).
+    Tensor dw;    // This part's sum of dW, [F, C*K*K].
+    Tensor db;    // This part's sum of db, [F].
+  };
+
+  // Number of parts for a batch of n (BLAS threads, at most n) and their
+  // scratch.
+  int Prepare(int64_t n) {
+    const int parts = static_cast<int>(
+        std::max<int64_t>(1, std::min<int64_t>(BlasThreads(), n)));
+    if (static_cast<int>(scratch_.size()) < parts) scratch_.resize(parts);
+    const int64_t hw = ho_ * wo_;
+    for (int part = 0; part < parts; ++part) {
+      Scratch& s = scratch_[part];
+      if (!pointwise_) s.col.Resize({std::max(ckk_, f_ * k_ * k_), hw});
+      if (!pointwise_ && !same_) s.dcol.Resize({ckk_, hw});
+      s.dw.Resize({f_, ckk_});
+      s.db.Resize({f_});
+    }
+    return parts;
+  }
+
+  // Runs fn(part, lo, hi) over contiguous sample ranges, in parallel
+  // (each product inside runs single-threaded: it is too small to split).
+  template <typename Fn>
+  void RunParts(int parts, int64_t n, const Fn& fn) {
+    ParallelFor(parts, [&](int part) {
+      fn(part, n * part / parts, n * (part + 1) / parts);
+    });
+  }
+
+  void ForwardSamples(int part, int64_t lo, int64_t hi, const float* x,
+                      float* y_all) {
+    const int64_t hw = ho_ * wo_;
+    float* col_buf = pointwise_ ? nullptr : scratch_[part].col.data();
+    for (int64_t i = lo; i < hi; ++i) {
+      const float* xi = x + i * c_ * h_ * w_;
+      const float* col = pointwise_ ? xi : col_buf;
+      if (!pointwise_) Columns(xi, c_, col_buf);
+      float* y = y_all + i * f_ * hw;
+      for (int64_t f = 0; f < f_; ++f) {
+        std::fill(y + f * hw, y + (f + 1) * hw, bias_[f]);
+      }
+      Gemm(false, false, f_, hw, ckk_, 1.0f, weight_.data(), ckk_, col, hw,
+           1.0f, y, hw);
+    }
+  }
+
+  void BackwardSamples(int part, int64_t lo, int64_t hi, const float* dy_all,
+                       float* dx_all) {
+    const int64_t hw = ho_ * wo_, chw = c_ * h_ * w_;
+    Scratch& s = scratch_[part];
+    float* col_buf = pointwise_ ? nullptr : s.col.data();
+    s.dw.SetZero();
+    s.db.SetZero();
+    for (int64_t i = lo; i < hi; ++i) {
+      const float* dy = dy_all + i * f_ * hw;
+      const float* xi = in_->data() + i * chw;
+      const float* col = pointwise_ ? xi : col_buf;
+      if (!pointwise_) Columns(xi, c_, col_buf);
+      Gemm(false, true, f_, ckk_, hw, 1.0f, dy, hw, col, hw, 1.0f, s.dw.data(),
+           ckk_);
+      for (int64_t f = 0; f < f_; ++f) s.db[f] += VecSum(dy + f * hw, hw);
+      if (dx_all == nullptr) continue;
+      float* dx = dx_all + i * chw;
+      if (pointwise_) {
+        Gemm(true, false, ckk_, hw, f_, 1.0f, weight_.data(), ckk_, dy, hw,
+             0.0f, dx, hw);
+      } else if (same_) {
+        // dx = flipped [C, F*K*K] x im2col(dy) [F*K*K, H*W].
+        Columns(dy, f_, col_buf);
+        Gemm(false, false, c_, hw, f_ * k_ * k_, 1.0f, flipped_.data(),
+             f_ * k_ * k_, col_buf, hw, 0.0f, dx, hw);
+      } else {
+        Gemm(true, false, ckk_, hw, f_, 1.0f, weight_.data(), ckk_, dy, hw,
+             0.0f, s.dcol.data(), hw);
+        Col2Im(s.dcol.data(), dx);
+      }
+    }
+  }
+
+  // Output columns [lo, hi) of kernel column kj whose input column
+  // ow * S - P + kj lies inside [0, W); the rest read zero padding.
+  void ValidColumns(int64_t kj, int64_t* lo, int64_t* hi) const {
+    const int64_t before = p_ - kj;         // Need ow * S >= before.
+    const int64_t last = w_ - 1 + p_ - kj;  // Need ow * S <= last.
+    *lo = before <= 0 ? 0 : (before + s_ - 1) / s_;
+    *hi = last < 0 ? 0 : std::min(wo_, last / s_ + 1);
+    if (*hi < *lo) *hi = *lo;
+  }
+
+  // The im2col matrix [channels*K*K, Ho*Wo] of one sample `x`
+  // [channels, H, W] into `col` (zeros in the padding). Plain loops, not
+  // std::copy/fill: rows are a few dozen floats, where a library call
+  // costs as much as the copy.
+  void Columns(const float* x, int64_t channels, float* col) const {
+    const int64_t hw = ho_ * wo_;
+    if (same_) {
+      // Row (c, ki, kj) is the plane shifted by (ki - P) rows and (kj - P)
+      // columns: one contiguous copy, then zeros where the shift leaves
+      // the plane (top/bottom rows, wrapped-around edge columns).
+      for (int64_t c = 0; c < channels; ++c) {
+        const float* plane = x + c * hw;
+        for (int64_t ki = 0; ki < k_; ++ki) {
+          for (int64_t kj = 0; kj < k_; ++kj) {
+            float* row = col + ((c * k_ + ki) * k_ + kj) * hw;
+            const int64_t shift = (ki - p_) * w_ + (kj - p_);
+            const int64_t first = std::max<int64_t>(0, -shift);
+            const int64_t last = std::min<int64_t>(hw, hw - shift);
+            for (int64_t j = 0; j < first; ++j) row[j] = 0.0f;
+            const float* src = plane + shift;
+            for (int64_t j = first; j < last; ++j) row[j] = src[j];
+            for (int64_t j = last; j < hw; ++j) row[j] = 0.0f;
+            // Columns whose shifted input column falls outside [0, W).
+            // Column-major walk: a strided store per row, where a row-wise
+            // loop would become a memset call for one or two floats.
+            const int64_t dc = kj - p_;
+            for (int64_t ow = 0; ow < -dc; ++ow) {
+              for (int64_t oh = 0; oh < ho_; ++oh) row[oh * wo_ + ow] = 0.0f;
+            }
+            for (int64_t ow = wo_ - dc; ow < wo_; ++ow) {
+              for (int64_t oh = 0; oh < ho_; ++oh) row[oh * wo_ + ow] = 0.0f;
+            }
+          }
+        }
+      }
+      return;
+    }
+    for (int64_t c = 0; c < channels; ++c) {
+      const float* plane = x + c * h_ * w_;
+      for (int64_t ki = 0; ki < k_; ++ki) {
+        for (int64_t kj = 0; kj < k_; ++kj) {
+          float* row = col + ((c * k_ + ki) * k_ + kj) * hw;
+          int64_t lo, hi;
+          ValidColumns(kj, &lo, &hi);
+          for (int64_t oh = 0; oh < ho_; ++oh) {
+            const int64_t ih = oh * s_ - p_ + ki;
+            float* dst = row + oh * wo_;
+            if (ih < 0 || ih >= h_) {
+              for (int64_t j = 0; j < wo_; ++j) dst[j] = 0.0f;
+              continue;
+            }
+            for (int64_t j = 0; j < lo; ++j) dst[j] = 0.0f;
+            for (int64_t j = hi; j < wo_; ++j) dst[j] = 0.0f;
+            const float* src = plane + ih * w_ + lo * s_ - p_ + kj;
+            if (s_ == 1) {
+              for (int64_t j = 0; j < hi - lo; ++j) dst[lo + j] = src[j];
+            } else {
+              for (int64_t j = 0; j < hi - lo; ++j) dst[lo + j] = src[j * s_];
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // dx [C, H, W] = sum over receptive fields of dcol (the adjoint of
+  // Columns).
+  void Col2Im(const float* dcol, float* dx) const {
+    const int64_t hw = ho_ * wo_;
+    std::fill(dx, dx + c_ * h_ * w_, 0.0f);
+    for (int64_t c = 0; c < c_; ++c) {
+      float* plane = dx + c * h_ * w_;
+      for (int64_t ki = 0; ki < k_; ++ki) {
+        for (int64_t kj = 0; kj < k_; ++kj) {
+          const float* row = dcol + ((c * k_ + ki) * k_ + kj) * hw;
+          int64_t lo, hi;
+          ValidColumns(kj, &lo, &hi);
+          for (int64_t oh = 0; oh < ho_; ++oh) {
+            const int64_t ih = oh * s_ - p_ + ki;
+            if (ih < 0 || ih >= h_) continue;
+            const float* src = row + oh * wo_ + lo;
+            float* dst = plane + ih * w_ + lo * s_ - p_ + kj;
+            if (s_ == 1) {
+              for (int64_t j = 0; j < hi - lo; ++j) dst[j] += src[j];
+            } else {
+              for (int64_t j = 0; j < hi - lo; ++j) dst[j * s_] += src[j];
+            }
+          }
+        }
+      }
+    }
+  }
+
+  int64_t f_, k_, s_, p_;
+  int64_t c_ = 0, h_ = 0, w_ = 0, ho_ = 0, wo_ = 0, ckk_ = 0;
+  bool pointwise_ = false;
+  bool same_ = false;
+  Tensor weight_, weight_grad_, bias_, bias_grad_;
+  Tensor flipped_;  // [C, F, K, K] for the "same" input gradient.
+  std::vector<Scratch> scratch_;
+  const Tensor* in_ = nullptr;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Layer>> NewConv2D(const LayerSpec& spec) {
+  if (spec.filters <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("filters must be positive, got ", spec.filters));
+  }
+  if (spec.kernel <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kernel must be positive, got ", spec.kernel));
+  }
+  if (spec.stride <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stride must be positive, got ", spec.stride));
+  }
+  // Padding >= kernel would only add outputs that see nothing but zeros.
+  if (spec.padding < 0 || spec.padding >= spec.kernel) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("padding must be in [0, kernel), got ", spec.padding,
+                     " for kernel ", spec.kernel));
+  }
+  return std::unique_ptr<Layer>(
+      new Conv2D(spec.filters, spec.kernel, spec.stride, spec.padding));
+}
+
+}  // namespace nnlab

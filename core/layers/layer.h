@@ -1,0 +1,91 @@
+// Layer: the unit models are made of.
+//
+// Tensors passed to Forward/Backward carry the batch as their first
+// dimension; shapes in OutputShape() are per sample (no batch dimension).
+// A layer owns its parameters and their gradients, and caches what Backward
+// needs during Forward. Layers are not thread-safe.
+#ifndef NNLAB_CORE_LAYERS_LAYER_H_
+#define NNLAB_CORE_LAYERS_LAYER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/layers/spec.h"
+#include "core/tensor/rng.h"
+#include "core/tensor/tensor.h"
+
+namespace nnlab {
+
+enum class Mode { kTrain, kEval };
+
+// A named parameter and its gradient, both owned by the layer.
+// Optimizers and statistics see only these, never layer types.
+struct Param {
+  std::string name;  // "<layer>.<param>", e.g. "dense0.weight".
+  Tensor* value;
+  Tensor* grad;
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+
+  const std::string& name() const { return name_; }
+  void set_name(std::string name) { name_ = std::move(name); }
+  virtual absl::string_view kind() const = 0;
+
+  // The per-sample output shape for per-sample input `in`, or
+  // InvalidArgument naming the layer and the shapes.
+  virtual absl::StatusOr<Shape> OutputShape(const Shape& in) const = 0;
+
+  // Allocates and initialises parameters for per-sample input `in`.
+  // REQUIRES: OutputShape(in) is OK. Called once, by the model builder.
+  virtual void Init(const Shape& in, InitKind init, Rng* rng) {}
+
+  // out = f(in). `in` must stay alive and unchanged until Backward.
+  // `out` is resized by the layer (its buffer is reused across steps).
+  virtual void Forward(const Tensor& in, Tensor* out, Mode mode) = 0;
+
+  // Given dE/d(out) of the last Forward, adds dE/d(param) into every
+  // parameter gradient and writes dE/d(in) to `grad_in` (resized by the
+  // layer) unless `grad_in` is null (first layer: nothing needs it).
+  virtual void Backward(const Tensor& grad_out, Tensor* grad_in) = 0;
+
+  virtual std::vector<Param> Params() { return {}; }
+
+  // Non-trainable state that must survive a checkpoint (e.g. batch-norm
+  // running statistics), as named tensors owned by the layer.
+  virtual std::vector<std::pair<std::string, Tensor*>> Buffers() { return {}; }
+
+  // For activation layers: fraction of units of `out` (this layer's output)
+  // that are saturated (sigmoid/tanh) or dead (ReLU); -1 for other layers.
+  virtual double SaturatedFraction(const Tensor& out) const { return -1.0; }
+
+  // Layers that draw random numbers while training (dropout) use this one;
+  // the model sets it before the first Forward.
+  virtual void SetRng(Rng* rng) {}
+
+ private:
+  std::string name_;
+};
+
+// Builds one layer from its spec for per-sample input `in`: validates,
+// constructs and initialises it, and reports its output shape.
+// Errors are InvalidArgument and start with the layer's name.
+absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const LayerSpec& spec,
+                                                 const std::string& name,
+                                                 const Shape& in,
+                                                 InitKind default_init,
+                                                 Rng* rng, Shape* out);
+// What MakeLayer checks, without initialising (nothing the size of the
+// layer's parameters is allocated): the output shape, or its error.
+absl::StatusOr<Shape> LayerOutputShape(const LayerSpec& spec,
+                                       const std::string& name,
+                                       const Shape& in);
+
+}  // namespace nnlab
+
+#endif  // NNLAB_CORE_LAYERS_LAYER_H_

@@ -1,0 +1,136 @@
+// LSTM (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al.
+// 2000), as the lecture writes it, z = W_ih x_t + W_hh h_{t-1} + b split
+// into four blocks:
+//   f_t = sigmoid(z_f), i_t = sigmoid(z_i), C~_t = tanh(z_g),
+//   C_t = f_t * C_{t-1} + i_t * C~_t, o_t = sigmoid(z_o), h_t = o_t *
+//   tanh(C_t).
+// Weights are stacked in the order f, i, g (= C~), o: W_ih [4H, F],
+// W_hh [4H, H], b [4H], with the forget block of b initialised to 1
+// (Jozefowicz et al. 2015) so the cell remembers from the start.
+// N = batch, T = steps, F = features, H = units; time-major buffers.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "core/kernels/blas.h"
+#include "core/layers/layer_factories.h"
+#include "core/layers/recurrent.h"
+#include "core/status_macros.h"
+
+namespace nnlab {
+namespace {
+
+class Lstm : public RecurrentLayer {
+ public:
+  Lstm(int64_t units, bool return_sequences, int64_t bptt_window)
+      : RecurrentLayer(units, return_sequences, bptt_window, /*gates=*/4,
+                       /*state_count=*/2) {}
+
+  absl::string_view kind() const override { return "lstm"; }
+
+  void Init(const Shape& in, InitKind init, Rng* rng) override {
+    RecurrentLayer::Init(in, init, rng);
+    std::fill(bias_.data(), bias_.data() + units_, 1.0f);  // Forget gate.
+  }
+
+  void Forward(const Tensor& in, Tensor* out, Mode mode) override {
+    const int64_t n = in.dim(0), t = in.dim(1), h = units_, g4 = 4 * units_;
+    // hs_/cs_[0] hold the initial state, [s + 1] the state after step s.
+    hs_.Resize({t + 1, n, h});
+    cs_.Resize({t + 1, n, h});
+    tc_.Resize({t, n, h});
+    gates_buf_.Resize({t, n, g4});
+    LoadInitialState(n, {hs_.data(), cs_.data()});
+    float* z = gates_buf_.data();
+    ProjectInputs(in, z);
+    for (int64_t s = 0; s < t; ++s) {
+      const float* h_prev = hs_.data() + s * n * h;
+      const float* c_prev = cs_.data() + s * n * h;
+      float* gs = z + s * n * g4;
+      float* c = cs_.data() + (s + 1) * n * h;
+      float* hc = hs_.data() + (s + 1) * n * h;
+      float* tc = tc_.data() + s * n * h;
+      Gemm(false, true, n, g4, h, 1.0f, h_prev, h, w_hh_.data(), h, 1.0f, gs,
+           g4);
+      for (int64_t i = 0; i < n; ++i) {
+        float* row = gs + i * g4;  // Becomes the activated gates f, i, g, o.
+        SigmoidArray(row, row, 2 * h);
+        TanhArray(row + 2 * h, row + 2 * h, h);
+        SigmoidArray(row + 3 * h, row + 3 * h, h);
+        const float* fg = row;
+        const float* ig = row + h;
+        const float* gg = row + 2 * h;
+        const int64_t k = i * h;
+        for (int64_t j = 0; j < h; ++j) {
+          c[k + j] = fg[j] * c_prev[k + j] + ig[j] * gg[j];
+        }
+      }
+      TanhArray(c, tc, n * h);
+      for (int64_t i = 0; i < n; ++i) {
+        const float* og = gs + i * g4 + 3 * h;
+        for (int64_t j = 0; j < h; ++j) hc[i * h + j] = og[j] * tc[i * h + j];
+      }
+    }
+    SaveFinalState(n, {hs_.data() + t * n * h, cs_.data() + t * n * h});
+    WriteOutput(out);
+  }
+
+  void Backward(const Tensor& grad_out, Tensor* grad_in) override {
+    const int64_t n = n_, t = t_, h = units_, g4 = 4 * units_;
+    BeginBackward(grad_out);
+    dc_next_.Resize({n, h});
+    dc_next_.SetZero();
+    for (int64_t s = t - 1; s >= 0; --s) {
+      const float* gates = gates_buf_.data() + s * n * g4;
+      const float* c_prev = cs_.data() + s * n * h;
+      const float* tc = tc_.data() + s * n * h;
+      float* dz = dz_.data() + s * n * g4;
+      const float* g = OutputGrad(grad_out, s);
+      float* dc_next = dc_next_.data();
+      const float* dh_next = dh_next_.data();
+      double norm2 = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const float* a = gates + i * g4;
+        float* d = dz + i * g4;
+        for (int64_t j = 0; j < h; ++j) {
+          const int64_t k = i * h + j;
+          const float fg = a[j], ig = a[h + j], gg = a[2 * h + j],
+                      og = a[3 * h + j];
+          const float dh = (g != nullptr ? g[k] : 0.0f) + dh_next[k];
+          norm2 += double(dh) * dh;
+          // h = o tanh(C): dC gets dh o (1 - tanh^2 C) plus the carry.
+          const float dc = dc_next[k] + dh * og * (1.0f - tc[k] * tc[k]);
+          d[j] = dc * c_prev[k] * fg * (1.0f - fg);
+          d[h + j] = dc * gg * ig * (1.0f - ig);
+          d[2 * h + j] = dc * ig * (1.0f - gg * gg);
+          d[3 * h + j] = dh * tc[k] * og * (1.0f - og);
+          dc_next[k] = dc * fg;
+        }
+      }
+      grad_norms_[s] = std::sqrt(norm2);
+      if (s > 0 && !CutBefore(s)) {
+        Gemm(false, false, n, h, g4, 1.0f, dz, g4, w_hh_.data(), h, 0.0f,
+             dh_next_.data(), h);
+      } else {
+        dh_next_.SetZero();
+        dc_next_.SetZero();
+      }
+    }
+    FinishBackward(grad_in);
+  }
+
+ private:
+  // Cell states [T+1, N, H] (like hs_), tanh(C_t) [T, N, H], activated
+  // gates [T, N, 4H]; in Backward the cell-state carry [N, H].
+  Tensor cs_, tc_, gates_buf_, dc_next_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Layer>> NewLstm(const LayerSpec& spec) {
+  NNLAB_RETURN_IF_ERROR(ValidateRecurrentSpec(spec));
+  return std::unique_ptr<Layer>(
+      new Lstm(spec.units, spec.return_sequences, spec.bptt_window));
+}
+
+}  // namespace nnlab

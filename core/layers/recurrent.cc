@@ -1,0 +1,334 @@
+// Shared machinery of the recurrent layers and the helpers of recurrent.h.
+#include "core/layers/recurrent.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "core/kernels/blas.h"
+#include "core/kernels/vec_math.h"
+#include "core/layers/init.h"
+#include "core/status_macros.h"
+
+namespace nnlab {
+
+RecurrentLayer::RecurrentLayer(int64_t units, bool return_sequences,
+                               int64_t bptt_window, int gates, int state_count)
+    : units_(units),
+      gates_(gates),
+      return_sequences_(return_sequences),
+      bptt_window_(bptt_window),
+      state_(state_count) {}
+
+absl::StatusOr<Shape> RecurrentLayer::OutputShape(const Shape& in) const {
+  if (in.size() != 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expects a sequence [steps, features] per sample, got ",
+                     ShapeToString(in)));
+  }
+  if (in[0] < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sequence length must be >= 1, got ", in[0], " (input ",
+                     ShapeToString(in), ")"));
+  }
+  if (in[1] < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "features per step must be >= 1, got ", ShapeToString(in)));
+  }
+  // Refuse weight matrices over 2^28 floats (1 GiB) before allocating.
+  if (in[1] + units_ > (int64_t{1} << 28) / (gates_ * units_)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "weights for ", in[1], " inputs and ", units_, " units are too large"));
+  }
+  if (return_sequences_) return Shape{in[0], units_};
+  return Shape{units_};
+}
+
+void RecurrentLayer::ResetState() {
+  for (Tensor& s : state_) s = Tensor();
+}
+
+std::vector<Tensor*> RecurrentLayer::State() {
+  std::vector<Tensor*> out;
+  for (Tensor& s : state_) out.push_back(&s);
+  return out;
+}
+
+void RecurrentLayer::LoadInitialState(int64_t n,
+                                      const std::vector<float*>& dst) {
+  for (size_t k = 0; k < dst.size(); ++k) {
+    const Tensor& s = state_[k];
+    const bool usable =
+        stateful_ && s.rank() == 2 && s.dim(0) == n && s.dim(1) == units_;
+    if (usable) {
+      std::copy(s.data(), s.data() + n * units_, dst[k]);
+    } else {
+      std::fill(dst[k], dst[k] + n * units_, 0.0f);
+    }
+  }
+}
+
+void RecurrentLayer::SaveFinalState(int64_t n,
+                                    const std::vector<const float*>& src) {
+  if (!stateful_) return;
+  for (size_t k = 0; k < src.size(); ++k) {
+    state_[k].Resize({n, units_});
+    std::copy(src[k], src[k] + n * units_, state_[k].data());
+  }
+}
+
+void RecurrentLayer::Init(const Shape& in, InitKind init, Rng* rng) {
+  f_ = in[1];
+  const int64_t h = units_, g = gates_ * units_;
+  w_ih_ = Tensor({g, f_});
+  w_ih_grad_ = Tensor({g, f_});
+  w_hh_ = Tensor({g, h});
+  w_hh_grad_ = Tensor({g, h});
+  bias_ = Tensor({g});
+  bias_grad_ = Tensor({g});
+  InitWeights(init, f_, h, rng, &w_ih_);
+  InitWeights(init, h, h, rng, &w_hh_);
+}
+
+std::vector<Param> RecurrentLayer::Params() {
+  return {{name() + ".weight_ih", &w_ih_, &w_ih_grad_},
+          {name() + ".weight_hh", &w_hh_, &w_hh_grad_},
+          {name() + ".bias", &bias_, &bias_grad_}};
+}
+
+void RecurrentLayer::ProjectInputs(const Tensor& in, float* z) {
+  const int64_t n = in.dim(0), t = in.dim(1), g = gates_ * units_;
+  n_ = n;
+  t_ = t;
+  xs_.Resize({t, n, f_});
+  BatchToTimeMajor(in.data(), n, t, f_, xs_.data());
+  for (int64_t r = 0; r < t * n; ++r) {
+    std::copy(bias_.data(), bias_.data() + g, z + r * g);
+  }
+  Gemm(false, true, t * n, g, f_, 1.0f, xs_.data(), f_, w_ih_.data(), f_, 1.0f,
+       z, g);
+}
+
+void RecurrentLayer::WriteOutput(Tensor* out) const {
+  const int64_t n = n_, t = t_, h = units_;
+  if (return_sequences_) {
+    out->Resize({n, t, h});
+    TimeToBatchMajor(hs_.data() + n * h, n, t, h, out->data());
+  } else {
+    out->Resize({n, h});
+    const float* last = hs_.data() + t * n * h;
+    std::copy(last, last + n * h, out->data());
+  }
+}
+
+void RecurrentLayer::BeginBackward(const Tensor& grad_out) {
+  const int64_t n = n_, t = t_, h = units_;
+  if (return_sequences_) {
+    gs_.Resize({t, n, h});
+    BatchToTimeMajor(grad_out.data(), n, t, h, gs_.data());
+  }
+  dz_.Resize({t, n, gates_ * h});
+  dh_next_.Resize({n, h});
+  dh_next_.SetZero();
+  grad_norms_.assign(t, 0.0);
+}
+
+const float* RecurrentLayer::OutputGrad(const Tensor& grad_out,
+                                        int64_t s) const {
+  if (return_sequences_) return gs_.data() + s * n_ * units_;
+  return s == t_ - 1 ? grad_out.data() : nullptr;
+}
+
+void RecurrentLayer::FinishBackward(Tensor* grad_in) {
+  const int64_t n = n_, t = t_, h = units_, g = gates_ * units_;
+  // dW_ih += dZ^T X, dW_hh += dZ^T H_prev, db += sum dZ, over all steps.
+  Gemm(true, false, g, f_, t * n, 1.0f, dz_.data(), g, xs_.data(), f_, 1.0f,
+       w_ih_grad_.data(), f_);
+  Gemm(true, false, g, h, t * n, 1.0f, dz_.data(), g, hs_.data(), h, 1.0f,
+       w_hh_grad_.data(), h);
+  float* db = bias_grad_.data();
+  for (int64_t r = 0; r < t * n; ++r) {
+    const float* row = dz_.data() + r * g;
+    for (int64_t j = 0; j < g; ++j) db[j] += row[j];
+  }
+  if (grad_in == nullptr) return;
+  dxs_.Resize({t, n, f_});
+  Gemm(false, false, t * n, f_, g, 1.0f, dz_.data(), g, w_ih_.data(), f_, 0.0f,
+       dxs_.data(), f_);
+  grad_in->Resize({n, t, f_});
+  TimeToBatchMajor(dxs_.data(), n, t, f_, grad_in->data());
+}
+
+absl::Status ValidateRecurrentSpec(const LayerSpec& spec) {
+  if (spec.units <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("units (hidden size) must be positive, got ", spec.units));
+  }
+  if (spec.bptt_window < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bptt_window must be >= 0 (0 = full BPTT), got ", spec.bptt_window));
+  }
+  return absl::OkStatus();
+}
+
+void SigmoidArray(const float* in, float* out, int64_t n) {
+  VecSigmoid(in, out, n);
+}
+void TanhArray(const float* in, float* out, int64_t n) { VecTanh(in, out, n); }
+float RecurrentExp(float x) {
+  VecExp(&x, &x, 1);
+  return x;
+}
+float RecurrentSigmoid(float x) {
+  VecSigmoid(&x, &x, 1);
+  return x;
+}
+float RecurrentTanh(float x) {
+  VecTanh(&x, &x, 1);
+  return x;
+}
+
+void BatchToTimeMajor(const float* src, int64_t n, int64_t t, int64_t f,
+                      float* dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t s = 0; s < t; ++s) {
+      std::copy(src + (i * t + s) * f, src + (i * t + s + 1) * f,
+                dst + (s * n + i) * f);
+    }
+  }
+}
+
+void TimeToBatchMajor(const float* src, int64_t n, int64_t t, int64_t f,
+                      float* dst) {
+  for (int64_t s = 0; s < t; ++s) {
+    for (int64_t i = 0; i < n; ++i) {
+      std::copy(src + (s * n + i) * f, src + (s * n + i + 1) * f,
+                dst + (i * t + s) * f);
+    }
+  }
+}
+
+std::vector<RecurrentLayer*> RecurrentLayers(LayerStack* stack) {
+  std::vector<RecurrentLayer*> out;
+  for (int i = 0; i < stack->size(); ++i) {
+    if (auto* r = dynamic_cast<RecurrentLayer*>(stack->layer(i))) {
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+void SetStateful(LayerStack* stack, bool on) {
+  for (RecurrentLayer* r : RecurrentLayers(stack)) {
+    r->set_stateful(on);
+    r->ResetState();
+  }
+}
+
+absl::Status GenerateSequence(
+    Model* model, const Tensor& prime, int64_t steps,
+    const std::function<void(const Tensor& last_output, Tensor* next_input)>&
+        next_input) {
+  const Shape& in = model->input_shape();
+  if (in.size() != 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "generation needs a sequence model ([steps, features] input), got ",
+        ShapeToString(in)));
+  }
+  if (prime.rank() != 3 || prime.dim(0) < 1 || prime.dim(1) < 1 ||
+      prime.dim(2) != in[1]) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prime must be [N, S >= 1, ", in[1], "], got ",
+                     ShapeToString(prime.shape())));
+  }
+  if (!prime.AllFinite()) {
+    return absl::InvalidArgumentError("prime contains NaN or infinity");
+  }
+  if (steps < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("steps must be >= 0, got ", steps));
+  }
+  LayerStack& stack = model->layers();
+  SetStateful(&stack, true);
+  const int64_t n = prime.dim(0);
+  const bool per_step = model->output_shape().size() == 2;
+  Tensor last, x({n, 1, in[1]});
+  const Tensor* input = &prime;
+  for (int64_t s = 0; s < steps; ++s) {
+    const Tensor& out = stack.Forward(*input, Mode::kEval);
+    // Last step's row of [N, S, O] outputs, or the [N, O] output itself.
+    if (per_step) {
+      const int64_t t = out.dim(1), o = out.dim(2);
+      last.Resize({n, o});
+      for (int64_t i = 0; i < n; ++i) {
+        std::copy(out.data() + (i * t + t - 1) * o,
+                  out.data() + (i * t + t) * o, last.data() + i * o);
+      }
+    } else {
+      last.CopyFrom(out);
+    }
+    x.Resize({n, 1, in[1]});
+    next_input(last, &x);
+    input = &x;
+  }
+  SetStateful(&stack, false);
+  return absl::OkStatus();
+}
+
+float SequenceSoftmaxCrossEntropy::Compute(const Tensor& pred,
+                                           const Tensor& target, Tensor* grad) {
+  const int64_t rows = pred.dim(0) * pred.dim(1), c = pred.dim(2);
+  // Views as [N*T, C] rows: the per-row softmax is the library's.
+  Tensor logits = Tensor::View(const_cast<float*>(pred.data()), {rows, c});
+  Softmax(logits, grad);
+  grad->Resize(pred.shape());
+  float* g = grad->data();
+  const float inv = 1.0f / static_cast<float>(rows);
+  double total = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = g + r * c;
+    const int64_t y = static_cast<int64_t>(target[r]);
+    total -= std::log(std::max(row[y], 1e-30f));
+    row[y] -= 1.0f;
+    for (int64_t k = 0; k < c; ++k) row[k] *= inv;
+  }
+  return static_cast<float>(total / rows);
+}
+
+int64_t SequenceSoftmaxCrossEntropy::CountCorrect(const Tensor& pred,
+                                                  const Tensor& target) const {
+  const int64_t rows = pred.dim(0) * pred.dim(1), c = pred.dim(2);
+  int64_t correct = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = pred.data() + r * c;
+    correct += (std::max_element(row, row + c) - row) == int64_t(target[r]);
+  }
+  return correct;
+}
+
+absl::Status SequenceSoftmaxCrossEntropy::ValidateTarget(
+    const Shape& pred_shape, const Tensor& target) const {
+  if (pred_shape.size() != 3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sequence cross-entropy needs outputs [N, T, classes], "
+                     "got ",
+                     ShapeToString(pred_shape)));
+  }
+  if (target.rank() != 2 || target.dim(0) != pred_shape[0] ||
+      target.dim(1) != pred_shape[1]) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("targets must be class indices [", pred_shape[0], ", ",
+                     pred_shape[1], "], got ", ShapeToString(target.shape())));
+  }
+  for (int64_t i = 0; i < target.size(); ++i) {
+    const float t = target[i];
+    if (!(t >= 0 && t < pred_shape[2]) || t != std::floor(t)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("target ", i, " is ", t, ": not a class index in [0, ",
+                       pred_shape[2], ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace nnlab

@@ -1,0 +1,77 @@
+// Elman RNN (Elman 1990), the lecture's h_t = tanh(W_hh h_{t-1} + W_hx x_t
+// + b), trained by backprop through time (Werbos 1990), optionally
+// truncated (recurrent.h). The output y_t = W_s h_t is a following
+// "time_dense" (many-to-many) or "dense" (many-to-one) layer.
+// N = batch, T = steps, F = features, H = units; time-major buffers.
+#include <cmath>
+#include <memory>
+
+#include "core/kernels/blas.h"
+#include "core/layers/layer_factories.h"
+#include "core/layers/recurrent.h"
+#include "core/status_macros.h"
+
+namespace nnlab {
+namespace {
+
+class Rnn : public RecurrentLayer {
+ public:
+  Rnn(int64_t units, bool return_sequences, int64_t bptt_window)
+      : RecurrentLayer(units, return_sequences, bptt_window, /*gates=*/1,
+                       /*state_count=*/1) {}
+
+  absl::string_view kind() const override { return "rnn"; }
+
+  void Forward(const Tensor& in, Tensor* out, Mode mode) override {
+    const int64_t n = in.dim(0), t = in.dim(1), h = units_;
+    // hs_[0] is the initial state, hs_[s + 1] = h_s; the input terms of
+    // every step go straight into hs_[1..T].
+    hs_.Resize({t + 1, n, h});
+    LoadInitialState(n, {hs_.data()});
+    ProjectInputs(in, hs_.data() + n * h);
+    for (int64_t s = 0; s < t; ++s) {
+      const float* prev = hs_.data() + s * n * h;
+      float* cur = hs_.data() + (s + 1) * n * h;
+      Gemm(false, true, n, h, h, 1.0f, prev, h, w_hh_.data(), h, 1.0f, cur, h);
+      TanhArray(cur, cur, n * h);
+    }
+    SaveFinalState(n, {hs_.data() + t * n * h});
+    WriteOutput(out);
+  }
+
+  void Backward(const Tensor& grad_out, Tensor* grad_in) override {
+    const int64_t n = n_, t = t_, h = units_;
+    BeginBackward(grad_out);
+    for (int64_t s = t - 1; s >= 0; --s) {
+      float* dz = dz_.data() + s * n * h;
+      const float* hcur = hs_.data() + (s + 1) * n * h;
+      const float* dh_next = dh_next_.data();
+      // dE/dh_s = output gradient at s + gradient from step s+1.
+      const float* g = OutputGrad(grad_out, s);
+      double norm2 = 0;
+      for (int64_t i = 0; i < n * h; ++i) {
+        const float dh = (g != nullptr ? g[i] : 0.0f) + dh_next[i];
+        norm2 += double(dh) * dh;
+        dz[i] = dh * (1.0f - hcur[i] * hcur[i]);  // tanh' = 1 - h^2.
+      }
+      grad_norms_[s] = std::sqrt(norm2);
+      if (s > 0 && !CutBefore(s)) {
+        Gemm(false, false, n, h, h, 1.0f, dz, h, w_hh_.data(), h, 0.0f,
+             dh_next_.data(), h);
+      } else {
+        dh_next_.SetZero();
+      }
+    }
+    FinishBackward(grad_in);
+  }
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Layer>> NewRnn(const LayerSpec& spec) {
+  NNLAB_RETURN_IF_ERROR(ValidateRecurrentSpec(spec));
+  return std::unique_ptr<Layer>(
+      new Rnn(spec.units, spec.return_sequences, spec.bptt_window));
+}
+
+}  // namespace nnlab

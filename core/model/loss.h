@@ -1,0 +1,45 @@
+// Losses: the scalar cost of a batch of predictions and its gradient.
+#ifndef NNLAB_CORE_MODEL_LOSS_H_
+#define NNLAB_CORE_MODEL_LOSS_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "core/layers/spec.h"
+#include "core/tensor/tensor.h"
+
+namespace nnlab {
+
+class Loss {
+ public:
+  virtual ~Loss() = default;
+
+  // Returns the mean loss over the batch of `pred` [N, ...] against
+  // `target` and writes dLoss/dpred to `grad` (resized; same shape as pred).
+  // Targets: softmax cross-entropy takes class indices [N] stored as floats;
+  // MSE and sigmoid cross-entropy take a tensor shaped like `pred`.
+  // REQUIRES: ValidateTarget(pred.shape(), target) is OK.
+  virtual float Compute(const Tensor& pred, const Tensor& target,
+                        Tensor* grad) = 0;
+
+  // Number of rows of `pred` whose argmax equals the target class, for
+  // classification losses; -1 when accuracy has no meaning.
+  virtual int64_t CountCorrect(const Tensor& pred, const Tensor& target) const;
+
+  // InvalidArgument if `target` does not fit predictions of `pred_shape`
+  // (batch first) or holds out-of-range class indices.
+  virtual absl::Status ValidateTarget(const Shape& pred_shape,
+                                      const Tensor& target) const = 0;
+
+  // True if the loss treats outputs as class scores (softmax CE).
+  virtual bool is_classifier() const { return false; }
+};
+
+std::unique_ptr<Loss> MakeLoss(LossKind kind);
+
+// Row-wise softmax of `logits` [N, C] into `probs` (resized).
+void Softmax(const Tensor& logits, Tensor* probs);
+
+}  // namespace nnlab
+
+#endif  // NNLAB_CORE_MODEL_LOSS_H_

@@ -1,0 +1,190 @@
+#include "core/train/trainer.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace nnlab {
+
+absl::Status ValidateTrainOptions(const TrainOptions& options) {
+  NNLAB_RETURN_IF_ERROR(ValidateOptimizerConfig(options.optimizer));
+  if (options.epochs < 1 || options.epochs > 100000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("epochs must be in [1, 100000], got ", options.epochs));
+  }
+  if (options.batch_size < 1 || options.batch_size > 65536) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "batch_size must be in [1, 65536], got ", options.batch_size));
+  }
+  if (options.stats_every < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stats_every must be >= 0, got ", options.stats_every));
+  }
+  if (options.eval_every_steps < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "eval_every_steps must be >= 0, got ", options.eval_every_steps));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EvalResult> Evaluate(Model* model, const Dataset& data,
+                                    int64_t batch_size) {
+  if (data.size() == 0) {
+    return absl::InvalidArgumentError("evaluation data set is empty");
+  }
+  Rng unused;
+  BatchIterator it(&data, batch_size, /*shuffle=*/false, &unused);
+  it.StartEpoch();
+  Tensor x, y, grad;
+  EvalResult result;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  while (it.Next(&x, &y)) {
+    NNLAB_RETURN_IF_ERROR(model->CheckInput(x));
+    const Tensor& out = model->Forward(x, Mode::kEval);
+    NNLAB_RETURN_IF_ERROR(model->loss()->ValidateTarget(out.shape(), y));
+    loss_sum += double(model->loss()->Compute(out, y, &grad)) * x.dim(0);
+    correct += model->loss()->CountCorrect(out, y);
+    result.samples += x.dim(0);
+  }
+  result.loss = loss_sum / result.samples;
+  result.accuracy =
+      model->loss()->is_classifier() ? double(correct) / result.samples : -1;
+  return result;
+}
+
+Trainer::Trainer(Model* model, const TrainOptions& options)
+    : model_(model),
+      options_(options),
+      optimizer_(MakeOptimizer(options.optimizer, model->Params())),
+      params_(model->Params()) {}
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
+    Model* model, const TrainOptions& options) {
+  NNLAB_RETURN_IF_ERROR(ValidateTrainOptions(options));
+  return std::unique_ptr<Trainer>(new Trainer(model, options));
+}
+
+absl::Status Trainer::SetState(const TrainerState& state) {
+  if (state.step < 0 || state.epoch < 0 || state.batch_in_epoch < 0) {
+    return absl::InvalidArgumentError("trainer state has negative counters");
+  }
+  NNLAB_RETURN_IF_ERROR(optimizer_->RestoreStep(state.step));
+  state_ = state;
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::TrainStep(const Tensor& x, const Tensor& y,
+                                bool layer_stats, StepStats* stats) {
+  NNLAB_RETURN_IF_ERROR(model_->CheckInput(x));
+  const int64_t step = state_.step + 1;  // 1-based number of this step.
+  model_->ZeroGrad();
+  const Tensor& out = model_->Forward(x, Mode::kTrain);
+  Loss* loss = model_->loss();
+  NNLAB_RETURN_IF_ERROR(loss->ValidateTarget(out.shape(), y));
+  const float loss_value = loss->Compute(out, y, &grad_out_);
+  if (!std::isfinite(loss_value)) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "step ", step, ": loss is ", loss_value,
+        " (the outputs overflowed); lower the learning rate or clip "
+        "gradients"));
+  }
+  model_->Backward(grad_out_);
+  if (options_.optimizer.weight_decay > 0) {
+    ApplyWeightDecay(params_, options_.optimizer.weight_decay);
+  }
+  const double grad_norm = GlobalGradNorm(params_);
+  if (!std::isfinite(grad_norm)) {
+    // Name the first parameter whose gradient blew up.
+    std::string culprit = "?";
+    for (const Param& p : params_) {
+      if (!p.grad->AllFinite()) {
+        culprit = p.name;
+        break;
+      }
+    }
+    return absl::OutOfRangeError(absl::StrCat(
+        "step ", step, ": gradient of ", culprit,
+        " is not finite (exploding gradient); lower the learning rate or "
+        "clip gradients"));
+  }
+  if (options_.optimizer.clip_norm > 0) {
+    ClipGradNorm(params_, options_.optimizer.clip_norm);
+  }
+  if (layer_stats) {
+    weights_before_.resize(params_.size());
+    for (size_t i = 0; i < params_.size(); ++i) {
+      weights_before_[i].CopyFrom(*params_[i].value);
+    }
+  }
+  const float lr = LearningRateAt(options_.optimizer, state_.step);
+  optimizer_->Step(lr);
+  state_.step = step;
+
+  stats->step = step;
+  stats->epoch = state_.epoch;
+  stats->loss = loss_value;
+  const int64_t correct = loss->CountCorrect(out, y);
+  stats->accuracy = correct < 0 ? -1.0 : double(correct) / x.dim(0);
+  stats->learning_rate = lr;
+  stats->grad_norm = grad_norm;
+  stats->layers.clear();
+  if (layer_stats) stats->layers = model_->CollectLayerStats(&weights_before_);
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::Run(const Dataset& train, const Dataset* test,
+                          const Callbacks& callbacks) {
+  if (train.size() == 0) {
+    return absl::InvalidArgumentError("training data set is empty");
+  }
+  Rng shuffle_rng(options_.shuffle_seed);
+  if (!state_.shuffle_rng.empty()) {
+    NNLAB_RETURN_IF_ERROR(shuffle_rng.Restore(state_.shuffle_rng));
+  }
+  BatchIterator it(&train, options_.batch_size, options_.shuffle, &shuffle_rng);
+  Tensor x, y;
+  StepStats stats;
+  auto evaluate = [&]() -> absl::Status {
+    if (test == nullptr) return absl::OkStatus();
+    NNLAB_ASSIGN_OR_RETURN(EvalResult r,
+                           Evaluate(model_, *test, options_.batch_size));
+    if (callbacks.on_eval) callbacks.on_eval(stats, r);
+    return absl::OkStatus();
+  };
+  while (state_.epoch < options_.epochs) {
+    // The epoch's shuffle is a function of this state, so a resumed run
+    // replays the same order and skips the batches already done.
+    state_.shuffle_rng = shuffle_rng.Save();
+    it.StartEpoch();
+    it.SkipTo(state_.batch_in_epoch);
+    while (true) {
+      if (callbacks.should_stop && callbacks.should_stop()) {
+        return absl::CancelledError(
+            absl::StrCat("stopped at step ", state_.step));
+      }
+      if (!it.Next(&x, &y)) break;
+      const bool layer_stats =
+          options_.stats_every > 0 && state_.step % options_.stats_every == 0;
+      NNLAB_RETURN_IF_ERROR(TrainStep(x, y, layer_stats, &stats));
+      ++state_.batch_in_epoch;
+      if (callbacks.on_step) NNLAB_RETURN_IF_ERROR(callbacks.on_step(stats));
+      if (options_.eval_every_steps > 0 &&
+          state_.step % options_.eval_every_steps == 0) {
+        NNLAB_RETURN_IF_ERROR(evaluate());
+      }
+    }
+    ++state_.epoch;
+    state_.batch_in_epoch = 0;
+    // The next epoch's order continues from the RNG as it is now.
+    state_.shuffle_rng = shuffle_rng.Save();
+    if (options_.eval_every_steps == 0 ||
+        state_.step % options_.eval_every_steps != 0) {
+      NNLAB_RETURN_IF_ERROR(evaluate());
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace nnlab
