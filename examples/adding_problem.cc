@@ -23,6 +23,7 @@
 #include "core/data/sequence_data.h"
 #include "core/layers/recurrent.h"
 #include "core/model/model.h"
+#include "core/model/sequence_model.h"
 #include "core/model/zoo.h"
 #include "core/train/trainer.h"
 #include "examples/example_flags.h"

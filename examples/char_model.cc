@@ -20,6 +20,7 @@
 #include "core/data/sequence_data.h"
 #include "core/layers/recurrent.h"
 #include "core/model/model.h"
+#include "core/model/sequence_model.h"
 #include "core/optim/optimizer.h"
 #include "examples/example_flags.h"
 
@@ -132,8 +133,8 @@ int main(int argc, char** argv) {
       train_sum = 0;
     }
   }
-  auto text =
-      corpus->Generate(model.get(), seed_text, generate, temperature, &rng);
+  auto text = GenerateText(*corpus, model.get(), seed_text, generate,
+                           temperature, &rng);
   if (!text.ok()) {
     std::fprintf(stderr, "%s\n", text.status().ToString().c_str());
     return 1;

@@ -6,7 +6,6 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "core/layers/recurrent.h"
 #include "core/status_macros.h"
 
 namespace nnlab {
@@ -361,70 +360,6 @@ double CharCorpus::UnigramCrossEntropy(int64_t train_begin, int64_t train_end,
     ce -= std::log(counts[Index(text_[i])] / total);
   }
   return eval_end > eval_begin ? ce / double(eval_end - eval_begin) : 0.0;
-}
-
-absl::StatusOr<std::string> CharCorpus::Generate(Model* model,
-                                                 absl::string_view seed,
-                                                 int64_t length,
-                                                 float temperature,
-                                                 Rng* rng) const {
-  const int64_t v = vocab_size();
-  if (seed.empty()) {
-    return absl::InvalidArgumentError("seed: must not be empty");
-  }
-  for (char c : seed) {
-    if (Index(c) < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("seed: character code ",
-                       static_cast<int>(static_cast<unsigned char>(c)),
-                       " is not in the vocabulary"));
-    }
-  }
-  if (!(temperature > 0) || !std::isfinite(temperature)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("temperature: must be > 0, got ", temperature));
-  }
-  if (length < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("length: must be >= 0, got ", length));
-  }
-  const Shape& in = model->input_shape();
-  const Shape& out = model->output_shape();
-  if (in.size() != 2 || in[1] != v || out.empty() || out.back() != v) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model: needs [T, ", v, "] inputs and ", v,
-                     " logits per step, has input ", ShapeToString(in),
-                     " and output ", ShapeToString(out)));
-  }
-  const int64_t s = static_cast<int64_t>(seed.size());
-  Tensor prime({1, s, v});
-  for (int64_t i = 0; i < s; ++i) prime[i * v + Index(seed[i])] = 1.0f;
-  std::string generated;
-  std::vector<double> p(v);
-  auto next = [&](const Tensor& logits, Tensor* x) {
-    // Sample from softmax(logits / temperature), shifted for stability.
-    const float* z = logits.data();
-    const float m = *std::max_element(z, z + v);
-    double sum = 0;
-    for (int64_t k = 0; k < v; ++k) {
-      p[k] = std::exp((z[k] - m) / temperature);
-      sum += p[k];
-    }
-    double u = rng->Uniform() * sum;
-    int64_t pick = v - 1;
-    for (int64_t k = 0; k < v; ++k) {
-      u -= p[k];
-      if (u < 0) {
-        pick = k;
-        break;
-      }
-    }
-    generated.push_back(Char(static_cast<int>(pick)));
-    x->SetZero();
-    (*x)[pick] = 1.0f;
-  };
-  NNLAB_RETURN_IF_ERROR(GenerateSequence(model, prime, length, next));
-  return generated;
 }
 
 }  // namespace nnlab

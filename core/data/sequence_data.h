@@ -20,7 +20,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/data/dataset.h"
-#include "core/model/model.h"
 #include "core/tensor/rng.h"
 #include "core/tensor/tensor.h"
 
@@ -163,7 +162,8 @@ absl::StatusOr<Tensor> PackSequences(
 
 // A text file as a character-level corpus: a vocabulary of the distinct
 // bytes of the text (sorted), windows for next-character training, the
-// unigram baseline, and generation from a trained model. Immutable.
+// unigram baseline (GenerateText in core/model/sequence_model.h samples
+// text from a model trained on it). Immutable.
 class CharCorpus {
  public:
   // InvalidArgument if the text has fewer than 2 characters.
@@ -202,17 +202,6 @@ class CharCorpus {
   // (add-one smoothed): the baseline a sequence model must beat.
   double UnigramCrossEntropy(int64_t train_begin, int64_t train_end,
                              int64_t eval_begin, int64_t eval_end) const;
-
-  // One-to-many generation: primes a character model (input [T, V],
-  // output [T, V] logits per step, e.g. lstm + time_dense) with `seed`,
-  // then samples `length` characters from softmax(logits / temperature),
-  // each fed back as the next input. Returns the generated characters
-  // (without the seed). InvalidArgument for an empty seed or one with
-  // characters outside the vocabulary, temperature <= 0, length < 0, or a
-  // model whose input or output does not have V features per step.
-  absl::StatusOr<std::string> Generate(Model* model, absl::string_view seed,
-                                       int64_t length, float temperature,
-                                       Rng* rng) const;
 
  private:
   CharCorpus() = default;

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "core/kernels/blas.h"
+#include "core/kernels/vec_math.h"
 #include "core/layers/layer_factories.h"
 #include "core/layers/recurrent.h"
 #include "core/status_macros.h"
@@ -54,9 +55,9 @@ class Lstm : public RecurrentLayer {
            g4);
       for (int64_t i = 0; i < n; ++i) {
         float* row = gs + i * g4;  // Becomes the activated gates f, i, g, o.
-        SigmoidArray(row, row, 2 * h);
-        TanhArray(row + 2 * h, row + 2 * h, h);
-        SigmoidArray(row + 3 * h, row + 3 * h, h);
+        VecSigmoid(row, row, 2 * h);
+        VecTanh(row + 2 * h, row + 2 * h, h);
+        VecSigmoid(row + 3 * h, row + 3 * h, h);
         const float* fg = row;
         const float* ig = row + h;
         const float* gg = row + 2 * h;
@@ -65,7 +66,7 @@ class Lstm : public RecurrentLayer {
           c[k + j] = fg[j] * c_prev[k + j] + ig[j] * gg[j];
         }
       }
-      TanhArray(c, tc, n * h);
+      VecTanh(c, tc, n * h);
       for (int64_t i = 0; i < n; ++i) {
         const float* og = gs + i * g4 + 3 * h;
         for (int64_t j = 0; j < h; ++j) hc[i * h + j] = og[j] * tc[i * h + j];

@@ -1,4 +1,4 @@
-// Shared machinery of the recurrent layers and the helpers of recurrent.h.
+// Shared machinery of the recurrent layers.
 #include "core/layers/recurrent.h"
 
 #include <algorithm>
@@ -171,23 +171,6 @@ absl::Status ValidateRecurrentSpec(const LayerSpec& spec) {
   return absl::OkStatus();
 }
 
-void SigmoidArray(const float* in, float* out, int64_t n) {
-  VecSigmoid(in, out, n);
-}
-void TanhArray(const float* in, float* out, int64_t n) { VecTanh(in, out, n); }
-float RecurrentExp(float x) {
-  VecExp(&x, &x, 1);
-  return x;
-}
-float RecurrentSigmoid(float x) {
-  VecSigmoid(&x, &x, 1);
-  return x;
-}
-float RecurrentTanh(float x) {
-  VecTanh(&x, &x, 1);
-  return x;
-}
-
 void BatchToTimeMajor(const float* src, int64_t n, int64_t t, int64_t f,
                       float* dst) {
   for (int64_t i = 0; i < n; ++i) {
@@ -206,129 +189,6 @@ void TimeToBatchMajor(const float* src, int64_t n, int64_t t, int64_t f,
                 dst + (i * t + s) * f);
     }
   }
-}
-
-std::vector<RecurrentLayer*> RecurrentLayers(LayerStack* stack) {
-  std::vector<RecurrentLayer*> out;
-  for (int i = 0; i < stack->size(); ++i) {
-    if (auto* r = dynamic_cast<RecurrentLayer*>(stack->layer(i))) {
-      out.push_back(r);
-    }
-  }
-  return out;
-}
-
-void SetStateful(LayerStack* stack, bool on) {
-  for (RecurrentLayer* r : RecurrentLayers(stack)) {
-    r->set_stateful(on);
-    r->ResetState();
-  }
-}
-
-absl::Status GenerateSequence(
-    Model* model, const Tensor& prime, int64_t steps,
-    const std::function<void(const Tensor& last_output, Tensor* next_input)>&
-        next_input) {
-  const Shape& in = model->input_shape();
-  if (in.size() != 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "generation needs a sequence model ([steps, features] input), got ",
-        ShapeToString(in)));
-  }
-  if (prime.rank() != 3 || prime.dim(0) < 1 || prime.dim(1) < 1 ||
-      prime.dim(2) != in[1]) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("prime must be [N, S >= 1, ", in[1], "], got ",
-                     ShapeToString(prime.shape())));
-  }
-  if (!prime.AllFinite()) {
-    return absl::InvalidArgumentError("prime contains NaN or infinity");
-  }
-  if (steps < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("steps must be >= 0, got ", steps));
-  }
-  LayerStack& stack = model->layers();
-  SetStateful(&stack, true);
-  const int64_t n = prime.dim(0);
-  const bool per_step = model->output_shape().size() == 2;
-  Tensor last, x({n, 1, in[1]});
-  const Tensor* input = &prime;
-  for (int64_t s = 0; s < steps; ++s) {
-    const Tensor& out = stack.Forward(*input, Mode::kEval);
-    // Last step's row of [N, S, O] outputs, or the [N, O] output itself.
-    if (per_step) {
-      const int64_t t = out.dim(1), o = out.dim(2);
-      last.Resize({n, o});
-      for (int64_t i = 0; i < n; ++i) {
-        std::copy(out.data() + (i * t + t - 1) * o,
-                  out.data() + (i * t + t) * o, last.data() + i * o);
-      }
-    } else {
-      last.CopyFrom(out);
-    }
-    x.Resize({n, 1, in[1]});
-    next_input(last, &x);
-    input = &x;
-  }
-  SetStateful(&stack, false);
-  return absl::OkStatus();
-}
-
-float SequenceSoftmaxCrossEntropy::Compute(const Tensor& pred,
-                                           const Tensor& target, Tensor* grad) {
-  const int64_t rows = pred.dim(0) * pred.dim(1), c = pred.dim(2);
-  // Views as [N*T, C] rows: the per-row softmax is the library's.
-  Tensor logits = Tensor::View(const_cast<float*>(pred.data()), {rows, c});
-  Softmax(logits, grad);
-  grad->Resize(pred.shape());
-  float* g = grad->data();
-  const float inv = 1.0f / static_cast<float>(rows);
-  double total = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = g + r * c;
-    const int64_t y = static_cast<int64_t>(target[r]);
-    total -= std::log(std::max(row[y], 1e-30f));
-    row[y] -= 1.0f;
-    for (int64_t k = 0; k < c; ++k) row[k] *= inv;
-  }
-  return static_cast<float>(total / rows);
-}
-
-int64_t SequenceSoftmaxCrossEntropy::CountCorrect(const Tensor& pred,
-                                                  const Tensor& target) const {
-  const int64_t rows = pred.dim(0) * pred.dim(1), c = pred.dim(2);
-  int64_t correct = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = pred.data() + r * c;
-    correct += (std::max_element(row, row + c) - row) == int64_t(target[r]);
-  }
-  return correct;
-}
-
-absl::Status SequenceSoftmaxCrossEntropy::ValidateTarget(
-    const Shape& pred_shape, const Tensor& target) const {
-  if (pred_shape.size() != 3) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sequence cross-entropy needs outputs [N, T, classes], "
-                     "got ",
-                     ShapeToString(pred_shape)));
-  }
-  if (target.rank() != 2 || target.dim(0) != pred_shape[0] ||
-      target.dim(1) != pred_shape[1]) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("targets must be class indices [", pred_shape[0], ", ",
-                     pred_shape[1], "], got ", ShapeToString(target.shape())));
-  }
-  for (int64_t i = 0; i < target.size(); ++i) {
-    const float t = target[i];
-    if (!(t >= 0 && t < pred_shape[2]) || t != std::floor(t)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("target ", i, " is ", t, ": not a class index in [0, ",
-                       pred_shape[2], ")"));
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace nnlab

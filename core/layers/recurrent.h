@@ -1,7 +1,7 @@
-// Recurrent layers (rnn.cc, lstm.cc) and the helpers that train and run
-// them: backprop through time, truncated BPTT, per-timestep gradient norms,
-// stateful stepping for one-to-many generation, and the per-timestep
-// softmax cross-entropy of many-to-many models.
+// Recurrent layers (rnn.cc, lstm.cc) and their shared machinery: backprop
+// through time, truncated BPTT, per-timestep gradient norms and stateful
+// stepping. Operations on whole sequence models (generation) live in
+// core/model/sequence_model.h, the per-timestep loss in core/model/loss.h.
 //
 // Shapes (per batch): input [N, T, F]; output [N, T, H] when
 // return_sequences (many-to-many, or a stack of recurrent layers), else
@@ -13,13 +13,10 @@
 #define NNLAB_CORE_LAYERS_RECURRENT_H_
 
 #include <cstdint>
-#include <functional>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/layers/layer.h"
-#include "core/model/loss.h"
-#include "core/model/model.h"
 #include "core/tensor/tensor.h"
 
 namespace nnlab {
@@ -110,16 +107,6 @@ class RecurrentLayer : public Layer {
   std::vector<Tensor> state_;
 };
 
-// Elementwise math of the recurrent kernels over arrays (in == out is
-// allowed): VecSigmoid / VecTanh / VecExp of core/kernels/vec_math.h (glibc's
-// scalar tanhf, via expm1f, was half of an LSTM step). NaN in, NaN out.
-void SigmoidArray(const float* in, float* out, int64_t n);
-void TanhArray(const float* in, float* out, int64_t n);
-// Single values, for tests and scalar code.
-float RecurrentExp(float x);
-float RecurrentSigmoid(float x);
-float RecurrentTanh(float x);
-
 // [N, T, F] -> [T, N, F] and back; `dst` must not alias `src`.
 void BatchToTimeMajor(const float* src, int64_t n, int64_t t, int64_t f,
                       float* dst);
@@ -128,37 +115,6 @@ void TimeToBatchMajor(const float* src, int64_t n, int64_t t, int64_t f,
 
 // InvalidArgument unless spec.units > 0 and spec.bptt_window >= 0.
 absl::Status ValidateRecurrentSpec(const LayerSpec& spec);
-
-// The recurrent layers among the top-level layers of `stack`.
-std::vector<RecurrentLayer*> RecurrentLayers(LayerStack* stack);
-// Sets stateful mode on all of them and resets their state.
-void SetStateful(LayerStack* stack, bool on);
-
-// One-to-many generation. With the model's recurrent layers stateful,
-// runs `steps` times: feed the input (first `prime` [N, S, F], S >= 1, then
-// the fed-back step); pass the output at the last step [N, O] to
-// `next_input`, which writes the next input [N, 1, F]. Eval mode; restores
-// stateless mode afterwards. InvalidArgument if `prime` does not fit the
-// model. REQUIRES: the model's input is [T, F] per sample.
-absl::Status GenerateSequence(
-    Model* model, const Tensor& prime, int64_t steps,
-    const std::function<void(const Tensor& last_output, Tensor* next_input)>&
-        next_input);
-
-// Softmax cross-entropy per time step: logits [N, T, C] against class
-// indices [N, T] (stored as floats); the mean over all N*T steps.
-// dC/dz = (p - onehot(y)) / (N T). The loss of many-to-many models (the
-// character model); Model::Build's softmax loss takes [N, C] only.
-class SequenceSoftmaxCrossEntropy : public Loss {
- public:
-  float Compute(const Tensor& pred, const Tensor& target,
-                Tensor* grad) override;
-  // Number of (sample, step) pairs whose argmax is the target.
-  int64_t CountCorrect(const Tensor& pred, const Tensor& target) const override;
-  absl::Status ValidateTarget(const Shape& pred_shape,
-                              const Tensor& target) const override;
-  bool is_classifier() const override { return true; }
-};
 
 }  // namespace nnlab
 

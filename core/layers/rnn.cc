@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "core/kernels/blas.h"
+#include "core/kernels/vec_math.h"
 #include "core/layers/layer_factories.h"
 #include "core/layers/recurrent.h"
 #include "core/status_macros.h"
@@ -33,7 +34,7 @@ class Rnn : public RecurrentLayer {
       const float* prev = hs_.data() + s * n * h;
       float* cur = hs_.data() + (s + 1) * n * h;
       Gemm(false, true, n, h, h, 1.0f, prev, h, w_hh_.data(), h, 1.0f, cur, h);
-      TanhArray(cur, cur, n * h);
+      VecTanh(cur, cur, n * h);
     }
     SaveFinalState(n, {hs_.data() + t * n * h});
     WriteOutput(out);

@@ -169,4 +169,60 @@ std::unique_ptr<Loss> MakeLoss(LossKind kind) {
   return nullptr;
 }
 
+float SequenceSoftmaxCrossEntropy::Compute(const Tensor& pred,
+                                           const Tensor& target, Tensor* grad) {
+  const int64_t rows = pred.dim(0) * pred.dim(1), c = pred.dim(2);
+  // Views as [N*T, C] rows: the per-row softmax is the library's.
+  Tensor logits = Tensor::View(const_cast<float*>(pred.data()), {rows, c});
+  Softmax(logits, grad);
+  grad->Resize(pred.shape());
+  float* g = grad->data();
+  const float inv = 1.0f / static_cast<float>(rows);
+  double total = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = g + r * c;
+    const int64_t y = static_cast<int64_t>(target[r]);
+    total -= std::log(std::max(row[y], 1e-30f));
+    row[y] -= 1.0f;
+    for (int64_t k = 0; k < c; ++k) row[k] *= inv;
+  }
+  return static_cast<float>(total / rows);
+}
+
+int64_t SequenceSoftmaxCrossEntropy::CountCorrect(const Tensor& pred,
+                                                  const Tensor& target) const {
+  const int64_t rows = pred.dim(0) * pred.dim(1), c = pred.dim(2);
+  int64_t correct = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = pred.data() + r * c;
+    correct += (std::max_element(row, row + c) - row) == int64_t(target[r]);
+  }
+  return correct;
+}
+
+absl::Status SequenceSoftmaxCrossEntropy::ValidateTarget(
+    const Shape& pred_shape, const Tensor& target) const {
+  if (pred_shape.size() != 3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sequence cross-entropy needs outputs [N, T, classes], "
+                     "got ",
+                     ShapeToString(pred_shape)));
+  }
+  if (target.rank() != 2 || target.dim(0) != pred_shape[0] ||
+      target.dim(1) != pred_shape[1]) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("targets must be class indices [", pred_shape[0], ", ",
+                     pred_shape[1], "], got ", ShapeToString(target.shape())));
+  }
+  for (int64_t i = 0; i < target.size(); ++i) {
+    const float t = target[i];
+    if (!(t >= 0 && t < pred_shape[2]) || t != std::floor(t)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("target ", i, " is ", t, ": not a class index in [0, ",
+                       pred_shape[2], ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace nnlab

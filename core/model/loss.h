@@ -37,6 +37,21 @@ class Loss {
 
 std::unique_ptr<Loss> MakeLoss(LossKind kind);
 
+// Softmax cross-entropy per time step: logits [N, T, C] against class
+// indices [N, T] (stored as floats); the mean over all N*T steps.
+// dC/dz = (p - onehot(y)) / (N T). The loss of many-to-many models (the
+// character model); Model::Build's softmax loss takes [N, C] only.
+class SequenceSoftmaxCrossEntropy : public Loss {
+ public:
+  float Compute(const Tensor& pred, const Tensor& target,
+                Tensor* grad) override;
+  // Number of (sample, step) pairs whose argmax is the target.
+  int64_t CountCorrect(const Tensor& pred, const Tensor& target) const override;
+  absl::Status ValidateTarget(const Shape& pred_shape,
+                              const Tensor& target) const override;
+  bool is_classifier() const override { return true; }
+};
+
 // Row-wise softmax of `logits` [N, C] into `probs` (resized).
 void Softmax(const Tensor& logits, Tensor* probs);
 

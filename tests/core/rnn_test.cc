@@ -11,6 +11,7 @@
 #include "core/layers/layer.h"
 #include "core/layers/recurrent.h"
 #include "core/model/model.h"
+#include "core/model/sequence_model.h"
 #include "core/optim/optimizer.h"
 #include "core/train/gan_trainer.h"
 #include "gtest/gtest.h"
@@ -294,29 +295,6 @@ TEST_P(RecurrentTest, StatefulStepsReproduceTheWholeSequence) {
 
 INSTANTIATE_TEST_SUITE_P(Kinds, RecurrentTest,
                          ::testing::Values("rnn", "lstm"));
-
-TEST(RnnTest, RecurrentMathMatchesLibm) {
-  double tanh_err = 0, sig_err = 0, exp_err = 0;
-  for (int i = -200000; i <= 200000; ++i) {
-    const float x = i * 1e-4f;  // [-20, 20].
-    const double t = std::tanh(double(x));
-    tanh_err = std::max(tanh_err, std::abs(RecurrentTanh(x) - t) /
-                                      std::max(std::abs(t), 1e-30));
-    const double sg = 1.0 / (1.0 + std::exp(-double(x)));
-    sig_err = std::max(sig_err, std::abs(RecurrentSigmoid(x) - sg) / sg);
-    const double e = std::exp(double(x) * 4);  // [-80, 80].
-    exp_err = std::max(exp_err, std::abs(RecurrentExp(x * 4) - e) / e);
-  }
-  EXPECT_LT(tanh_err, 2e-6);
-  EXPECT_LT(sig_err, 1e-6);
-  EXPECT_LT(exp_err, 1e-6);
-  EXPECT_EQ(RecurrentTanh(0.0f), 0.0f);
-  EXPECT_EQ(RecurrentTanh(50.0f), 1.0f);
-  EXPECT_EQ(RecurrentTanh(-50.0f), -1.0f);
-  EXPECT_EQ(RecurrentSigmoid(-200.0f), 0.0f);
-  EXPECT_EQ(RecurrentSigmoid(200.0f), 1.0f);
-  EXPECT_TRUE(std::isnan(RecurrentTanh(std::nanf(""))));
-}
 
 TEST(RnnTest, HandComputedForward) {
   auto layer = MakeRecurrent("rnn", 1, true, 0, {2, 1});

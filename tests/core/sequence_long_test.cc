@@ -17,6 +17,7 @@
 #include "core/data/sequence_data.h"
 #include "core/layers/recurrent.h"
 #include "core/model/model.h"
+#include "core/model/sequence_model.h"
 #include "core/model/zoo.h"
 #include "core/optim/optimizer.h"
 #include "core/train/gan_trainer.h"
@@ -312,7 +313,8 @@ TEST(CharModelTest, BeatsUnigramBaselineAndGeneratesText) {
   EXPECT_LT(val, kCharBar * unigram);
 
   // Generation continues with the training RNG.
-  auto text = corpus->Generate(model.get(), "This License", 300, 0.8f, &rng);
+  auto text =
+      GenerateText(*corpus, model.get(), "This License", 300, 0.8f, &rng);
   ASSERT_TRUE(text.ok()) << text.status();
   ASSERT_EQ(text->size(), 300u);
   std::printf("generated: This License%s\n", text->c_str());
