@@ -30,12 +30,12 @@ v1::DatasetInfo BuiltinInfo(const std::string& id) {
   info.set_num_classes(10);
   if (id == "mnist") {
     info.set_name("MNIST digits");
-    info.set_train_samples(8000);
-    info.set_test_samples(2000);
+    info.set_train_samples(kMnistTrainSamples);
+    info.set_test_samples(kMnistTestSamples);
   } else {
     info.set_name("Fashion-MNIST");
-    info.set_train_samples(60000);
-    info.set_test_samples(10000);
+    info.set_train_samples(kFashionMnistTrainSamples);
+    info.set_test_samples(kFashionMnistTestSamples);
   }
   return info;
 }

@@ -340,10 +340,12 @@ absl::StatusOr<TrainTest> LoadMnist(const std::string& dir) {
   NNLAB_ASSIGN_OR_RETURN(
       std::unique_ptr<ImageDataset> all,
       LoadImages28(dir + "/mnist/digits-images-idx3-ubyte",
-                   dir + "/mnist/digits-labels-idx1-ubyte", 10000));
+                   dir + "/mnist/digits-labels-idx1-ubyte",
+                   kMnistTrainSamples + kMnistTestSamples));
   TrainTest split;
-  split.train = all->Slice(0, 8000);
-  split.test = all->Slice(8000, 10000);
+  split.train = all->Slice(0, kMnistTrainSamples);
+  split.test =
+      all->Slice(kMnistTrainSamples, kMnistTrainSamples + kMnistTestSamples);
   return split;
 }
 
@@ -352,10 +354,12 @@ absl::StatusOr<TrainTest> LoadFashionMnist(const std::string& dir) {
   TrainTest sets;
   NNLAB_ASSIGN_OR_RETURN(sets.train,
                          LoadImages28(d + "train-images-idx3-ubyte",
-                                      d + "train-labels-idx1-ubyte", 60000));
+                                      d + "train-labels-idx1-ubyte",
+                                      kFashionMnistTrainSamples));
   NNLAB_ASSIGN_OR_RETURN(sets.test,
                          LoadImages28(d + "t10k-images-idx3-ubyte",
-                                      d + "t10k-labels-idx1-ubyte", 10000));
+                                      d + "t10k-labels-idx1-ubyte",
+                                      kFashionMnistTestSamples));
   return sets;
 }
 

@@ -101,6 +101,16 @@ absl::StatusOr<std::unique_ptr<ImageDataset>> LoadIdx(
 // else the build's default (the repository's data/ folder).
 std::string DefaultDatasetsDir();
 
+// The splits of the built-in data sets (jobs train on the first, evaluate
+// on the second).
+inline constexpr int64_t kMnistTrainSamples = 8000;
+inline constexpr int64_t kMnistTestSamples = 2000;
+inline constexpr int64_t kFashionMnistTrainSamples = 60000;
+inline constexpr int64_t kFashionMnistTestSamples = 10000;
+
+// The largest mini-batch a run accepts: it bounds every per-batch buffer.
+inline constexpr int64_t kMaxBatchSize = 65536;
+
 struct TrainTest {
   std::unique_ptr<ImageDataset> train;
   std::unique_ptr<ImageDataset> test;

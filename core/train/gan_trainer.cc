@@ -22,9 +22,10 @@ absl::StatusOr<std::unique_ptr<GanTrainer>> GanTrainer::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("d_steps: must be in [1, 1000], got ", options.d_steps));
   }
-  if (options.batch_size < 1 || options.batch_size > 65536) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "batch_size: must be in [1, 65536], got ", options.batch_size));
+  if (options.batch_size < 1 || options.batch_size > kMaxBatchSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch_size: must be in [1, ", kMaxBatchSize, "], got ",
+                     options.batch_size));
   }
   if (options.generator.input_shape.size() != 1) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -13,9 +13,10 @@ absl::Status ValidateTrainOptions(const TrainOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("epochs must be in [1, 100000], got ", options.epochs));
   }
-  if (options.batch_size < 1 || options.batch_size > 65536) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "batch_size must be in [1, 65536], got ", options.batch_size));
+  if (options.batch_size < 1 || options.batch_size > kMaxBatchSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch_size must be in [1, ", kMaxBatchSize, "], got ",
+                     options.batch_size));
   }
   if (options.stats_every < 0) {
     return absl::InvalidArgumentError(
