@@ -13,36 +13,60 @@ int64_t ArgMax(const float* row, int64_t c) {
   return std::max_element(row, row + c) - row;
 }
 
-// Softmax + cross-entropy (Bishop 2006, 4.3.4): C = -1/N sum log p_{y_n};
-// dC/dz = (p - onehot(y)) / N.
+// Softmax + cross-entropy over the rows of `logits` [R, C] (Bishop 2006,
+// 4.3.4): returns -1/R sum log p_{y_r} and writes dC/dz = (p - onehot(y))
+// / R to `grad` (resized to [R, C]). `target` holds R class indices.
+float RowSoftmaxCrossEntropy(const Tensor& logits, const Tensor& target,
+                             Tensor* grad) {
+  const int64_t rows = logits.rows(), c = logits.cols();
+  Softmax(logits, grad);
+  float* g = grad->data();
+  double total = 0;
+  const float inv = 1.0f / static_cast<float>(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = g + r * c;
+    const int64_t y = static_cast<int64_t>(target[r]);
+    // Clamp so a confident wrong answer gives a large, finite cost.
+    total -= std::log(std::max(row[y], 1e-30f));
+    row[y] -= 1.0f;
+    for (int64_t k = 0; k < c; ++k) row[k] *= inv;
+  }
+  return static_cast<float>(total / rows);
+}
+
+// Rows of `pred` [rows, c] whose argmax is the class in `target`.
+int64_t CountCorrectRows(const float* pred, int64_t rows, int64_t c,
+                         const Tensor& target) {
+  int64_t correct = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    correct += ArgMax(pred + r * c, c) == int64_t(target[r]);
+  }
+  return correct;
+}
+
+// InvalidArgument unless every target is a class index in [0, classes).
+absl::Status CheckClassIndices(const Tensor& target, int64_t classes) {
+  for (int64_t i = 0; i < target.size(); ++i) {
+    const float t = target[i];
+    if (!(t >= 0 && t < classes) || t != std::floor(t)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("target ", i, " is ", t, ": not a class index in [0, ",
+                       classes, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 class SoftmaxCrossEntropy : public Loss {
  public:
   float Compute(const Tensor& pred, const Tensor& target,
                 Tensor* grad) override {
-    const int64_t n = pred.rows(), c = pred.cols();
-    Softmax(pred, grad);
-    float* g = grad->data();
-    double total = 0;
-    const float inv_n = 1.0f / static_cast<float>(n);
-    for (int64_t r = 0; r < n; ++r) {
-      float* row = g + r * c;
-      const int64_t y = static_cast<int64_t>(target[r]);
-      // Clamp so a confident wrong answer gives a large, finite cost.
-      total -= std::log(std::max(row[y], 1e-30f));
-      row[y] -= 1.0f;
-      for (int64_t k = 0; k < c; ++k) row[k] *= inv_n;
-    }
-    return static_cast<float>(total / n);
+    return RowSoftmaxCrossEntropy(pred, target, grad);
   }
 
   int64_t CountCorrect(const Tensor& pred,
                        const Tensor& target) const override {
-    const int64_t n = pred.rows(), c = pred.cols();
-    int64_t correct = 0;
-    for (int64_t r = 0; r < n; ++r) {
-      correct += ArgMax(pred.data() + r * c, c) == int64_t(target[r]);
-    }
-    return correct;
+    return CountCorrectRows(pred.data(), pred.rows(), pred.cols(), target);
   }
 
   absl::Status ValidateTarget(const Shape& pred_shape,
@@ -57,15 +81,7 @@ class SoftmaxCrossEntropy : public Loss {
           absl::StrCat("targets must be class indices [", pred_shape[0],
                        "], got ", ShapeToString(target.shape())));
     }
-    for (int64_t i = 0; i < target.size(); ++i) {
-      const float t = target[i];
-      if (!(t >= 0 && t < pred_shape[1]) || t != std::floor(t)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("target ", i, " is ", t, ": not a class index in [0, ",
-                         pred_shape[1], ")"));
-      }
-    }
-    return absl::OkStatus();
+    return CheckClassIndices(target, pred_shape[1]);
   }
 
   bool is_classifier() const override { return true; }
@@ -169,35 +185,21 @@ std::unique_ptr<Loss> MakeLoss(LossKind kind) {
   return nullptr;
 }
 
+// The per-step loss is the row loss over [N*T, C]: its mean over all N*T
+// steps is exactly the sequence loss.
 float SequenceSoftmaxCrossEntropy::Compute(const Tensor& pred,
                                            const Tensor& target, Tensor* grad) {
   const int64_t rows = pred.dim(0) * pred.dim(1), c = pred.dim(2);
-  // Views as [N*T, C] rows: the per-row softmax is the library's.
   Tensor logits = Tensor::View(const_cast<float*>(pred.data()), {rows, c});
-  Softmax(logits, grad);
+  const float loss = RowSoftmaxCrossEntropy(logits, target, grad);
   grad->Resize(pred.shape());
-  float* g = grad->data();
-  const float inv = 1.0f / static_cast<float>(rows);
-  double total = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = g + r * c;
-    const int64_t y = static_cast<int64_t>(target[r]);
-    total -= std::log(std::max(row[y], 1e-30f));
-    row[y] -= 1.0f;
-    for (int64_t k = 0; k < c; ++k) row[k] *= inv;
-  }
-  return static_cast<float>(total / rows);
+  return loss;
 }
 
 int64_t SequenceSoftmaxCrossEntropy::CountCorrect(const Tensor& pred,
                                                   const Tensor& target) const {
-  const int64_t rows = pred.dim(0) * pred.dim(1), c = pred.dim(2);
-  int64_t correct = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = pred.data() + r * c;
-    correct += (std::max_element(row, row + c) - row) == int64_t(target[r]);
-  }
-  return correct;
+  return CountCorrectRows(pred.data(), pred.dim(0) * pred.dim(1), pred.dim(2),
+                          target);
 }
 
 absl::Status SequenceSoftmaxCrossEntropy::ValidateTarget(
@@ -214,15 +216,7 @@ absl::Status SequenceSoftmaxCrossEntropy::ValidateTarget(
         absl::StrCat("targets must be class indices [", pred_shape[0], ", ",
                      pred_shape[1], "], got ", ShapeToString(target.shape())));
   }
-  for (int64_t i = 0; i < target.size(); ++i) {
-    const float t = target[i];
-    if (!(t >= 0 && t < pred_shape[2]) || t != std::floor(t)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("target ", i, " is ", t, ": not a class index in [0, ",
-                       pred_shape[2], ")"));
-    }
-  }
-  return absl::OkStatus();
+  return CheckClassIndices(target, pred_shape[2]);
 }
 
 }  // namespace nnlab
