@@ -26,6 +26,20 @@ void Write(absl::string_view level, absl::string_view message) {
 
 }  // namespace
 
+std::string Printable(absl::string_view s, size_t max) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < max; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  if (s.size() > max) absl::StrAppend(&out, "...(", s.size(), " bytes)");
+  return out;
+}
+
 void LogInfo(absl::string_view message) {
   if (!quiet.load(std::memory_order_relaxed)) Write("INFO", message);
 }

@@ -108,6 +108,12 @@ grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext* ctx,
   const size_t limit =
       req->page_size() == 0 ? SIZE_MAX : size_t(req->page_size());
   for (const auto& e : c_->models->List()) {
+  // Tokens are the last id of the previous page: anything that could not
+  // be a model id was not issued here.
+  if (!req->page_token().empty()) {
+    absl::Status s = CheckId("page_token", req->page_token());
+    if (!s.ok()) return ToGrpcStatus(s, "ListModels");
+  }
     if (!req->page_token().empty() && e->id() <= req->page_token()) continue;
     if (size_t(resp->models_size()) == limit) {
       resp->set_next_page_token(
@@ -597,8 +603,9 @@ grpc::Status TrainingServiceImpl::TrainStream(
     if (model_id.empty()) model_id = req.model_id();
     if (!req.model_id().empty() && req.model_id() != model_id) {
       s = absl::InvalidArgumentError(
-          absl::StrCat("model_id changed from \"", model_id, "\" to \"",
-                       req.model_id(), "\" within one stream"));
+          absl::StrCat("model_id changed from \"", Printable(model_id),
+                       "\" to \"", Printable(req.model_id()),
+                       "\" within one stream"));
       break;
     }
     v1::TrainStepResponse resp;

@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/log.h"
 
 namespace nnlab::server {
 namespace {
@@ -87,7 +88,7 @@ absl::Status CheckId(absl::string_view field, absl::string_view id) {
     return absl::InvalidArgumentError(absl::StrCat(field, " is empty"));
   return absl::InvalidArgumentError(absl::StrCat(
       field, " must be 1 to 64 characters of [A-Za-z0-9_-], got \"",
-      id.substr(0, 80), "\""));
+      Printable(id), "\""));
 }
 
 absl::Status MakeDirs(const std::string& dir) {

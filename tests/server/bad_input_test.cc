@@ -642,11 +642,31 @@ std::vector<Case> BadInputTest::Cases() {
           &v1::ModelService::Stub::ListModels,
           [](v1::ListModelsRequest* r) { r->set_page_size(-1); }),
       kIA);
-  // A page token is only compared with ids, never used as a path.
-  add("ListModels: page_token ../x (harmless)",
+  // Page tokens are ids the server issued: anything else is refused.
+  add("ListModels: page_token ../x",
       Unary<v1::ListModelsRequest, v1::ListModelsResponse>(
           &v1::ModelService::Stub::ListModels,
           [](v1::ListModelsRequest* r) { r->set_page_token("../x"); }),
+      kIA);
+  add("ListModels: page_token of 5 MiB",
+      Unary<v1::ListModelsRequest, v1::ListModelsResponse>(
+          &v1::ModelService::Stub::ListModels,
+          [](v1::ListModelsRequest* r) {
+            r->set_page_token(std::string(5 << 20, 'a'));
+          }),
+      kIA);
+  add("ListModels: page_token with NUL",
+      Unary<v1::ListModelsRequest, v1::ListModelsResponse>(
+          &v1::ModelService::Stub::ListModels,
+          [](v1::ListModelsRequest* r) {
+            r->set_page_token(std::string("ok\0", 3));
+          }),
+      kIA);
+  // An id the server could have issued (a model since deleted) still pages.
+  add("ListModels: page_token of a deleted model",
+      Unary<v1::ListModelsRequest, v1::ListModelsResponse>(
+          &v1::ModelService::Stub::ListModels,
+          [](v1::ListModelsRequest* r) { r->set_page_token("gone"); }),
       StatusCode::OK);
 
   // --- ModelService.ImportModel ---
@@ -1312,6 +1332,49 @@ TEST_F(BadInputTest, MessagesNameTheField) {
     grpc::Status s = n.call();
     EXPECT_NE(s.error_message().find(n.field), std::string::npos)
         << n.field << " not in \"" << s.error_message() << "\"";
+  }
+}
+
+// Ids echoed in messages are escaped: no raw control byte goes back to the
+// client, and a huge id comes back cut short.
+TEST_F(BadInputTest, MessagesEscapeIds) {
+  const std::string nul_id("a\0b\n", 4);
+  const std::vector<std::function<grpc::Status(const std::string&)>> calls = {
+      [this](const std::string& id) {
+        v1::GetModelRequest req;
+        req.set_model_id(id);
+        v1::Model resp;
+        auto ctx = Ctx();
+        return c_->models->GetModel(ctx.get(), req, &resp);
+      },
+      [this](const std::string& id) {
+        v1::GetJobRequest req;
+        req.set_job_id(id);
+        v1::Job resp;
+        auto ctx = Ctx();
+        return c_->training->GetJob(ctx.get(), req, &resp);
+      },
+      [this](const std::string& id) {
+        v1::ListModelsRequest req;
+        req.set_page_token(id);
+        v1::ListModelsResponse resp;
+        auto ctx = Ctx();
+        return c_->models->ListModels(ctx.get(), req, &resp);
+      },
+  };
+  for (const auto& call : calls) {
+    grpc::Status s = call(nul_id);
+    ASSERT_EQ(s.error_code(), StatusCode::INVALID_ARGUMENT)
+        << s.error_message();
+    EXPECT_EQ(s.error_message().find('\0'), std::string::npos);
+    EXPECT_EQ(s.error_message().find('\n'), std::string::npos);
+    EXPECT_NE(s.error_message().find("\"a\\x00b\\x0a\""), std::string::npos)
+        << s.error_message();
+    grpc::Status big = call(std::string(5 << 20, 'z'));
+    ASSERT_EQ(big.error_code(), StatusCode::INVALID_ARGUMENT);
+    EXPECT_LT(big.error_message().size(), 300u);
+    EXPECT_NE(big.error_message().find("(5242880 bytes)"), std::string::npos)
+        << big.error_message();
   }
 }
 
