@@ -78,81 +78,75 @@ grpc::Status ServiceContext::CheckAuth(grpc::ServerContextBase* ctx,
 grpc::Status ModelServiceImpl::CreateModel(grpc::ServerContext* ctx,
                                            const v1::CreateModelRequest* req,
                                            v1::Model* resp) {
-  NNLAB_AUTH("CreateModel");
-  auto entry = c_->models->Create(*req);
-  if (!entry.ok())
-    return ToGrpcStatus(entry.status(), "CreateModel", req->model_id());
-  *resp = (*entry)->Info();
-  return grpc::Status::OK;
+  return c_->Serve(ctx, "CreateModel", req->model_id(), [&]() -> absl::Status {
+    NNLAB_ASSIGN_OR_RETURN(auto entry, c_->models->Create(*req));
+    *resp = entry->Info();
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ModelServiceImpl::GetModel(grpc::ServerContext* ctx,
                                         const v1::GetModelRequest* req,
                                         v1::Model* resp) {
-  NNLAB_AUTH("GetModel");
-  auto entry = c_->models->Get(req->model_id());
-  if (!entry.ok())
-    return ToGrpcStatus(entry.status(), "GetModel", req->model_id());
-  *resp = (*entry)->Info();
-  return grpc::Status::OK;
+  return c_->Serve(ctx, "GetModel", req->model_id(), [&]() -> absl::Status {
+    NNLAB_ASSIGN_OR_RETURN(auto entry, c_->models->Get(req->model_id()));
+    *resp = entry->Info();
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext* ctx,
                                           const v1::ListModelsRequest* req,
                                           v1::ListModelsResponse* resp) {
-  NNLAB_AUTH("ListModels");
-  if (req->page_size() < 0) {
-    return ToGrpcStatus(absl::InvalidArgumentError("page_size must be >= 0"),
-                        "ListModels");
-  }
-  const size_t limit =
-      req->page_size() == 0 ? SIZE_MAX : size_t(req->page_size());
-  for (const auto& e : c_->models->List()) {
-  // Tokens are the last id of the previous page: anything that could not
-  // be a model id was not issued here.
-  if (!req->page_token().empty()) {
-    absl::Status s = CheckId("page_token", req->page_token());
-    if (!s.ok()) return ToGrpcStatus(s, "ListModels");
-  }
-    if (!req->page_token().empty() && e->id() <= req->page_token()) continue;
-    if (size_t(resp->models_size()) == limit) {
-      resp->set_next_page_token(
-          resp->models(resp->models_size() - 1).model_id());
-      break;
+  return c_->Serve(ctx, "ListModels", "", [&]() -> absl::Status {
+    if (req->page_size() < 0) {
+      return absl::InvalidArgumentError("page_size must be >= 0");
     }
-    *resp->add_models() = e->Info();
-  }
-  return grpc::Status::OK;
+    // Tokens are the last id of the previous page: anything that could not
+    // be a model id was not issued here.
+    if (!req->page_token().empty()) {
+      NNLAB_RETURN_IF_ERROR(CheckId("page_token", req->page_token()));
+    }
+    const size_t limit =
+        req->page_size() == 0 ? SIZE_MAX : size_t(req->page_size());
+    for (const auto& e : c_->models->List()) {
+      if (!req->page_token().empty() && e->id() <= req->page_token()) continue;
+      if (size_t(resp->models_size()) == limit) {
+        resp->set_next_page_token(
+            resp->models(resp->models_size() - 1).model_id());
+        break;
+      }
+      *resp->add_models() = e->Info();
+    }
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ModelServiceImpl::DeleteModel(grpc::ServerContext* ctx,
                                            const v1::DeleteModelRequest* req,
                                            v1::DeleteModelResponse* resp) {
-  NNLAB_AUTH("DeleteModel");
-  return ToGrpcStatus(c_->models->Delete(req->model_id()), "DeleteModel",
-                      req->model_id());
+  return c_->Serve(ctx, "DeleteModel", req->model_id(),
+                   [&] { return c_->models->Delete(req->model_id()); });
 }
 
 grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext* ctx,
                                            const v1::ExportModelRequest* req,
                                            v1::ExportModelResponse* resp) {
-  NNLAB_AUTH("ExportModel");
-  auto entry = c_->models->Get(req->model_id());
-  if (!entry.ok())
-    return ToGrpcStatus(entry.status(), "ExportModel", req->model_id());
-  *resp->mutable_file() = (*entry)->File(/*raw=*/false);
-  return grpc::Status::OK;
+  return c_->Serve(ctx, "ExportModel", req->model_id(), [&]() -> absl::Status {
+    NNLAB_ASSIGN_OR_RETURN(auto entry, c_->models->Get(req->model_id()));
+    *resp->mutable_file() = entry->File(/*raw=*/false);
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ModelServiceImpl::ImportModel(grpc::ServerContext* ctx,
                                            const v1::ImportModelRequest* req,
                                            v1::Model* resp) {
-  NNLAB_AUTH("ImportModel");
-  auto entry = c_->models->Import(*req);
-  if (!entry.ok())
-    return ToGrpcStatus(entry.status(), "ImportModel", req->model_id());
-  *resp = (*entry)->Info();
-  return grpc::Status::OK;
+  return c_->Serve(ctx, "ImportModel", req->model_id(), [&]() -> absl::Status {
+    NNLAB_ASSIGN_OR_RETURN(auto entry, c_->models->Import(*req));
+    *resp = entry->Info();
+    return absl::OkStatus();
+  });
 }
 
 // --- TrainingService ------------------------------------------------------
@@ -452,59 +446,54 @@ int TrainingServiceImpl::open_streams() const {
 grpc::Status TrainingServiceImpl::GetJob(grpc::ServerContext* ctx,
                                          const v1::GetJobRequest* req,
                                          v1::Job* resp) {
-  NNLAB_AUTH("GetJob");
-  auto job = c_->jobs->Get(req->job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status(), "GetJob", req->job_id());
-  *resp = *job;
-  return grpc::Status::OK;
+  return c_->Serve(ctx, "GetJob", req->job_id(), [&]() -> absl::Status {
+    NNLAB_ASSIGN_OR_RETURN(*resp, c_->jobs->Get(req->job_id()));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status TrainingServiceImpl::ListJobs(grpc::ServerContext* ctx,
                                            const v1::ListJobsRequest* req,
                                            v1::ListJobsResponse* resp) {
-  NNLAB_AUTH("ListJobs");
-  if (!v1::JobState_IsValid(req->state())) {
-    return ToGrpcStatus(
-        absl::InvalidArgumentError("state has an unknown value"), "ListJobs");
-  }
-  if (!req->model_id().empty()) {
-    absl::Status s = CheckId("model_id", req->model_id());
-    if (!s.ok()) return ToGrpcStatus(s, "ListJobs");
-  }
-  for (v1::Job& j : c_->jobs->List(req->model_id(), req->state())) {
-    *resp->add_jobs() = std::move(j);
-  }
-  return grpc::Status::OK;
+  return c_->Serve(ctx, "ListJobs", "", [&]() -> absl::Status {
+    if (!v1::JobState_IsValid(req->state())) {
+      return absl::InvalidArgumentError("state has an unknown value");
+    }
+    if (!req->model_id().empty()) {
+      NNLAB_RETURN_IF_ERROR(CheckId("model_id", req->model_id()));
+    }
+    for (v1::Job& j : c_->jobs->List(req->model_id(), req->state())) {
+      *resp->add_jobs() = std::move(j);
+    }
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status TrainingServiceImpl::CancelJob(grpc::ServerContext* ctx,
                                             const v1::CancelJobRequest* req,
                                             v1::Job* resp) {
-  NNLAB_AUTH("CancelJob");
-  auto job = c_->jobs->Cancel(req->job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status(), "CancelJob", req->job_id());
-  *resp = *job;
-  return grpc::Status::OK;
+  return c_->Serve(ctx, "CancelJob", req->job_id(), [&]() -> absl::Status {
+    NNLAB_ASSIGN_OR_RETURN(*resp, c_->jobs->Cancel(req->job_id()));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status TrainingServiceImpl::PauseJob(grpc::ServerContext* ctx,
                                            const v1::PauseJobRequest* req,
                                            v1::Job* resp) {
-  NNLAB_AUTH("PauseJob");
-  auto job = c_->jobs->Pause(req->job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status(), "PauseJob", req->job_id());
-  *resp = *job;
-  return grpc::Status::OK;
+  return c_->Serve(ctx, "PauseJob", req->job_id(), [&]() -> absl::Status {
+    NNLAB_ASSIGN_OR_RETURN(*resp, c_->jobs->Pause(req->job_id()));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status TrainingServiceImpl::ResumeJob(grpc::ServerContext* ctx,
                                             const v1::ResumeJobRequest* req,
                                             v1::Job* resp) {
-  NNLAB_AUTH("ResumeJob");
-  auto job = c_->jobs->Resume(req->job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status(), "ResumeJob", req->job_id());
-  *resp = *job;
-  return grpc::Status::OK;
+  return c_->Serve(ctx, "ResumeJob", req->job_id(), [&]() -> absl::Status {
+    NNLAB_ASSIGN_OR_RETURN(*resp, c_->jobs->Resume(req->job_id()));
+    return absl::OkStatus();
+  });
 }
 
 absl::Status TrainingServiceImpl::DoTrainStep(grpc::ServerContext* ctx,
@@ -577,121 +566,113 @@ absl::Status TrainingServiceImpl::DoTrainStep(grpc::ServerContext* ctx,
 grpc::Status TrainingServiceImpl::TrainStep(grpc::ServerContext* ctx,
                                             const v1::TrainStepRequest* req,
                                             v1::TrainStepResponse* resp) {
-  NNLAB_AUTH("TrainStep");
-  absl::Status s = DoTrainStep(ctx, req->model_id(), *req, resp);
-  if (s.ok()) {
+  return c_->Serve(ctx, "TrainStep", req->model_id(), [&]() -> absl::Status {
+    NNLAB_RETURN_IF_ERROR(DoTrainStep(ctx, req->model_id(), *req, resp));
     auto e = c_->models->Get(req->model_id());
-    if (e.ok()) s = c_->models->Flush(e->get());
-  }
-  return ToGrpcStatus(s, "TrainStep", req->model_id());
+    if (e.ok()) return c_->models->Flush(e->get());
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status TrainingServiceImpl::TrainStream(
     grpc::ServerContext* ctx,
     grpc::ServerReaderWriter<v1::TrainStepResponse, v1::TrainStepRequest>*
         stream) {
-  NNLAB_AUTH("TrainStream");
-  v1::TrainStepRequest req;
-  std::string model_id;
-  absl::Status s;
-  int64_t steps = 0;
-  while (stream->Read(&req)) {
-    if (c_->shutting_down.load()) {
-      s = absl::UnavailableError("the server is shutting down");
-      break;
+  std::string model_id;  // Named in the log once known.
+  return c_->Serve(ctx, "TrainStream", model_id, [&]() -> absl::Status {
+    v1::TrainStepRequest req;
+    absl::Status s;
+    int64_t steps = 0;
+    while (stream->Read(&req)) {
+      if (c_->shutting_down.load()) {
+        s = absl::UnavailableError("the server is shutting down");
+        break;
+      }
+      if (model_id.empty()) model_id = req.model_id();
+      if (!req.model_id().empty() && req.model_id() != model_id) {
+        s = absl::InvalidArgumentError(absl::StrCat(
+            "model_id changed from \"", Printable(model_id), "\" to \"",
+            Printable(req.model_id()), "\" within one stream"));
+        break;
+      }
+      v1::TrainStepResponse resp;
+      s = DoTrainStep(ctx, model_id, req, &resp);
+      if (!s.ok()) break;
+      ++steps;
+      if (!stream->Write(resp)) {
+        s = absl::CancelledError("client went away");
+        break;
+      }
     }
-    if (model_id.empty()) model_id = req.model_id();
-    if (!req.model_id().empty() && req.model_id() != model_id) {
-      s = absl::InvalidArgumentError(
-          absl::StrCat("model_id changed from \"", Printable(model_id),
-                       "\" to \"", Printable(req.model_id()),
-                       "\" within one stream"));
-      break;
+    if (!model_id.empty()) {
+      auto e = c_->models->Get(model_id);
+      if (e.ok()) {
+        absl::Status f = c_->models->Flush(e->get());
+        if (s.ok()) s = f;
+      }
     }
-    v1::TrainStepResponse resp;
-    s = DoTrainStep(ctx, model_id, req, &resp);
-    if (!s.ok()) break;
-    ++steps;
-    if (!stream->Write(resp)) {
-      s = absl::CancelledError("client went away");
-      break;
-    }
-  }
-  if (!model_id.empty()) {
-    auto e = c_->models->Get(model_id);
-    if (e.ok()) {
-      absl::Status f = c_->models->Flush(e->get());
-      if (s.ok()) s = f;
-    }
-  }
-  return ToGrpcStatus(s, "TrainStream", model_id);
+    return s;
+  });
 }
 
 grpc::Status TrainingServiceImpl::UploadDataset(
     grpc::ServerContext* ctx,
     grpc::ServerReader<v1::UploadDatasetRequest>* reader,
     v1::DatasetInfo* resp) {
-  NNLAB_AUTH("UploadDataset");
-  v1::UploadDatasetRequest msg;
-  if (!reader->Read(&msg)) {
-    return ToGrpcStatus(
-        absl::InvalidArgumentError("empty upload: send a header first"),
-        "UploadDataset");
-  }
-  if (!msg.has_header()) {
-    return ToGrpcStatus(
-        absl::InvalidArgumentError("the first message must be the header"),
-        "UploadDataset");
-  }
-  const v1::DatasetHeader header = msg.header();
-  absl::StatusOr<int64_t> expected = c_->datasets->CheckHeader(header);
-  if (!expected.ok()) return ToGrpcStatus(expected.status(), "UploadDataset");
-  std::string payload;
-  // The header is only a claim: memory grows with the bytes that arrive,
-  // not with the size announced.
-  payload.reserve(static_cast<size_t>(std::min<int64_t>(*expected, 1 << 20)));
-  while (reader->Read(&msg)) {
-    if (msg.has_header()) {
-      return ToGrpcStatus(absl::InvalidArgumentError("a second header arrived"),
-                          "UploadDataset");
+  std::string name;  // Named in the log once the header arrived.
+  return c_->Serve(ctx, "UploadDataset", name, [&]() -> absl::Status {
+    v1::UploadDatasetRequest msg;
+    if (!reader->Read(&msg)) {
+      return absl::InvalidArgumentError("empty upload: send a header first");
     }
-    if (int64_t(payload.size() + msg.chunk().size()) > *expected) {
-      return ToGrpcStatus(
-          absl::InvalidArgumentError(absl::StrCat(
-              "payload exceeds the ", *expected, " bytes the header implies")),
-          "UploadDataset");
+    if (!msg.has_header()) {
+      return absl::InvalidArgumentError("the first message must be the header");
     }
-    payload += msg.chunk();
-  }
-  if (ctx->IsCancelled()) {
-    return ToGrpcStatus(absl::CancelledError("upload cancelled"),
-                        "UploadDataset");
-  }
-  auto info = c_->datasets->AddUpload(header, std::move(payload));
-  if (!info.ok())
-    return ToGrpcStatus(info.status(), "UploadDataset", header.name());
-  *resp = *info;
-  LogInfo(absl::StrCat("dataset ", info->dataset_id(), " uploaded (",
-                       info->size_bytes(), " bytes)"));
-  return grpc::Status::OK;
+    const v1::DatasetHeader header = msg.header();
+    name = header.name();
+    absl::StatusOr<int64_t> expected = c_->datasets->CheckHeader(header);
+    if (!expected.ok()) return expected.status();
+    std::string payload;
+    // The header is only a claim: memory grows with the bytes that arrive,
+    // not with the size announced.
+    payload.reserve(static_cast<size_t>(std::min<int64_t>(*expected, 1 << 20)));
+    while (reader->Read(&msg)) {
+      if (msg.has_header()) {
+        return absl::InvalidArgumentError("a second header arrived");
+      }
+      if (int64_t(payload.size() + msg.chunk().size()) > *expected) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "payload exceeds the ", *expected, " bytes the header implies"));
+      }
+      payload += msg.chunk();
+    }
+    if (ctx->IsCancelled()) {
+      return absl::CancelledError("upload cancelled");
+    }
+    NNLAB_ASSIGN_OR_RETURN(*resp,
+                           c_->datasets->AddUpload(header, std::move(payload)));
+    LogInfo(absl::StrCat("dataset ", resp->dataset_id(), " uploaded (",
+                         resp->size_bytes(), " bytes)"));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status TrainingServiceImpl::ListDatasets(
     grpc::ServerContext* ctx, const v1::ListDatasetsRequest* req,
     v1::ListDatasetsResponse* resp) {
-  NNLAB_AUTH("ListDatasets");
-  for (v1::DatasetInfo& d : c_->datasets->List()) {
-    *resp->add_datasets() = std::move(d);
-  }
-  return grpc::Status::OK;
+  return c_->Serve(ctx, "ListDatasets", "", [&] {
+    for (v1::DatasetInfo& d : c_->datasets->List()) {
+      *resp->add_datasets() = std::move(d);
+    }
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status TrainingServiceImpl::DeleteDataset(
     grpc::ServerContext* ctx, const v1::DeleteDatasetRequest* req,
     v1::DeleteDatasetResponse* resp) {
-  NNLAB_AUTH("DeleteDataset");
-  return ToGrpcStatus(c_->datasets->Delete(req->dataset_id()), "DeleteDataset",
-                      req->dataset_id());
+  return c_->Serve(ctx, "DeleteDataset", req->dataset_id(),
+                   [&] { return c_->datasets->Delete(req->dataset_id()); });
 }
 
 // --- InferenceService -----------------------------------------------------
@@ -699,8 +680,7 @@ grpc::Status TrainingServiceImpl::DeleteDataset(
 grpc::Status InferenceServiceImpl::Infer(grpc::ServerContext* ctx,
                                          const v1::InferRequest* req,
                                          v1::InferResponse* resp) {
-  NNLAB_AUTH("Infer");
-  auto run = [&]() -> absl::Status {
+  return c_->Serve(ctx, "Infer", req->model_id(), [&]() -> absl::Status {
     NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> e,
                            c_->models->Get(req->model_id()));
     if (req->top_k() < 0 || req->top_k() > 1000) {
@@ -747,15 +727,13 @@ grpc::Status InferenceServiceImpl::Infer(grpc::ServerContext* ctx,
       }
       return absl::OkStatus();
     });
-  };
-  return ToGrpcStatus(run(), "Infer", req->model_id());
+  });
 }
 
 grpc::Status InferenceServiceImpl::Sample(grpc::ServerContext* ctx,
                                           const v1::SampleRequest* req,
                                           v1::SampleResponse* resp) {
-  NNLAB_AUTH("Sample");
-  auto run = [&]() -> absl::Status {
+  return c_->Serve(ctx, "Sample", req->model_id(), [&]() -> absl::Status {
     NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> e,
                            c_->models->Get(req->model_id()));
     if (req->count() < 1 || req->count() > 1024) {
@@ -877,8 +855,7 @@ grpc::Status InferenceServiceImpl::Sample(grpc::ServerContext* ctx,
       resp->set_weights_step(wstep);
       return absl::OkStatus();
     });
-  };
-  return ToGrpcStatus(run(), "Sample", req->model_id());
+  });
 }
 
 }  // namespace nnlab::server

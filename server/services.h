@@ -1,7 +1,8 @@
 // The gRPC services of nnlabd on top of the registries and the job
 // manager. Every handler checks the bearer token first (ServiceContext::
 // CheckAuth), converts client input through convert.h, and returns its
-// status through ToGrpcStatus (rpc_status.h). Thread-safe.
+// status through ToGrpcStatus (rpc_status.h); ServiceContext::Serve is that
+// frame, written once. Thread-safe.
 //
 // Every RPC is synchronous (one gRPC handler thread per call in flight)
 // except StreamMetrics, which uses the callback API: a watcher holds no
@@ -17,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
@@ -28,6 +30,7 @@
 #include "server/datasets.h"
 #include "server/jobs.h"
 #include "server/models.h"
+#include "server/rpc_status.h"
 
 namespace nnlab::server {
 
@@ -49,6 +52,19 @@ struct ServiceContext {
   // time). The grpc health service is not behind it.
   grpc::Status CheckAuth(grpc::ServerContextBase* ctx,
                          absl::string_view rpc) const;
+
+  // The frame of every synchronous handler: CheckAuth, then `body` (any
+  // callable returning absl::Status), whose status ToGrpcStatus converts and
+  // logs with `rpc` and `context`. `context` (usually the id the call names)
+  // is read after `body` ran, so a body may fill it in as it learns it.
+  template <typename Body>
+  grpc::Status Serve(grpc::ServerContextBase* ctx, absl::string_view rpc,
+                     const std::string& context, Body&& body) const {
+    grpc::Status auth = CheckAuth(ctx, rpc);
+    if (!auth.ok()) return auth;
+    const absl::Status status = std::forward<Body>(body)();
+    return ToGrpcStatus(status, rpc, context);
+  }
 };
 
 class ModelServiceImpl final : public v1::ModelService::Service {
