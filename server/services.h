@@ -12,12 +12,9 @@
 #define NNLAB_SERVER_SERVICES_H_
 
 #include <atomic>
-#include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -29,6 +26,7 @@
 #include "nnlab/v1/training.grpc.pb.h"
 #include "server/datasets.h"
 #include "server/jobs.h"
+#include "server/metric_stream.h"
 #include "server/models.h"
 #include "server/rpc_status.h"
 
@@ -93,29 +91,6 @@ class ModelServiceImpl final : public v1::ModelService::Service {
   ServiceContext* c_;
 };
 
-class MetricStream;
-
-// One thread running queued tasks in order. Metric streams use it for work
-// that must not run where it is triggered: a job's wake-up (Watcher::
-// SetWakeup) fires under the job's lock, where a stream cannot read its
-// watcher; opening a watcher may read a finished job's event log from disk,
-// which must not hold up a gRPC callback thread.
-class TaskThread {
- public:
-  TaskThread();
-  ~TaskThread();  // Joins the thread; tasks not yet started are dropped.
-  // Queues `task`. Never blocks beyond a short critical section; callable
-  // under a job's lock.
-  void Run(std::function<void()> task);
-
- private:
-  void Loop();
-  absl::Mutex mu_;
-  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
-};
-
 // StreamMetrics is served by the callback API (see the file comment); every
 // other method is synchronous. It takes raw bytes and parses them itself:
 // gRPC's typed callback handler would answer a request that does not parse
@@ -126,16 +101,10 @@ using TrainingServiceBase =
 
 class TrainingServiceImpl final : public TrainingServiceBase {
  public:
-  explicit TrainingServiceImpl(ServiceContext* c) : c_(c) {}
+  explicit TrainingServiceImpl(ServiceContext* c) : c_(c), streams_(c) {}
   grpc::Status StartJob(grpc::ServerContext* ctx,
                         const v1::StartJobRequest* req, v1::Job* resp) override;
-  // Replays history from req->from_step, then follows the job live, one
-  // write in flight at a time; a slow reader lags in its watcher (bounded
-  // by JobManagerOptions::watcher_buffer, gaps reported in dropped_events).
-  // Ends OK when the job ends, UNAVAILABLE at shutdown (EndStreams),
-  // CANCELLED when the client goes away.
-  // `request` is a serialized v1::StreamMetricsRequest; each message
-  // written is a serialized v1::MetricEvent.
+  // MetricStreams::Open (metric_stream.h) serves it.
   grpc::ServerWriteReactor<grpc::ByteBuffer>* StreamMetrics(
       grpc::CallbackServerContext* ctx,
       const grpc::ByteBuffer* request) override;
@@ -177,22 +146,12 @@ class TrainingServiceImpl final : public TrainingServiceBase {
   int open_streams() const;
 
  private:
-  friend class MetricStream;
-  // Owns a new stream from its start until its OnDone (TakeStream).
-  void AddStream(std::shared_ptr<MetricStream> s);
-  std::shared_ptr<MetricStream> TakeStream(MetricStream* s);
-
   absl::Status DoTrainStep(grpc::ServerContext* ctx,
                            const std::string& model_id,
                            const v1::TrainStepRequest& req,
                            v1::TrainStepResponse* resp);
   ServiceContext* c_;
-  TaskThread pump_;    // Pulls and writes the next event of woken streams.
-  TaskThread opener_;  // Opens watchers (Watch may read from disk).
-  mutable absl::Mutex streams_mu_;
-  // Open streams (owned here from start to OnDone), to end them at shutdown.
-  std::map<MetricStream*, std::shared_ptr<MetricStream>> streams_
-      ABSL_GUARDED_BY(streams_mu_);
+  MetricStreams streams_;
 };
 
 class InferenceServiceImpl final : public v1::InferenceService::Service {
