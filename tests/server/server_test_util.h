@@ -309,6 +309,49 @@ inline v1::Job WaitForJob(Client& c, const std::string& id,
   return job;
 }
 
+// Polls GetJob until `reached(job)` holds and returns that job. Fails the
+// test if the job stops first (paused or ended) or after the timeout. Tests
+// that pause or cancel a job mid-run give it far more steps than they let
+// it take, so it is still running whenever the pause or cancel lands.
+template <typename Pred>
+v1::Job WaitUntil(Client& c, const std::string& id, Pred reached,
+                  int timeout_seconds = 120) {
+  v1::Job job;
+  const auto end = Deadline(timeout_seconds);
+  while (std::chrono::system_clock::now() < end) {
+    job = GetJob(c, id);
+    if (reached(job)) return job;
+    if (job.state() != v1::JOB_STATE_QUEUED &&
+        job.state() != v1::JOB_STATE_RUNNING) {
+      ADD_FAILURE() << "job " << id << " stopped before the test expected: "
+                    << job.DebugString();
+      return job;
+    }
+    usleep(1000);
+  }
+  ADD_FAILURE() << "job " << id << " timed out: " << job.DebugString();
+  return job;
+}
+
+// Waits until job `id` has trained past `step`.
+inline v1::Job WaitForStep(Client& c, const std::string& id, int64_t step) {
+  return WaitUntil(c, id,
+                   [step](const v1::Job& j) { return j.step() >= step; });
+}
+
+// CancelJob, then waits for the job to end; expects it CANCELLED.
+inline v1::Job Cancel(Client& c, const std::string& id) {
+  v1::CancelJobRequest req;
+  req.set_job_id(id);
+  v1::Job job;
+  auto ctx = Ctx();
+  grpc::Status s = c.training->CancelJob(ctx.get(), req, &job);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  job = WaitForJob(c, id);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_CANCELLED) << job.DebugString();
+  return job;
+}
+
 // Reads a job's whole metric stream.
 inline std::vector<v1::MetricEvent> ReadStream(
     Client& c, const v1::StreamMetricsRequest& req, grpc::Status* status,

@@ -297,19 +297,12 @@ TEST(ServiceTest, MnistJobRuns) {
   EXPECT_GT(done.last_eval().accuracy(), 0.8);
 }
 
-// Pausing and resuming from the checkpoint gives the loss curve of an
-// uninterrupted run, step for step.
 // Pauses job `id` once it has passed `step` (mid-run, mid-epoch) and
 // waits until it is paused, with its checkpoint at the step it reached.
+// REQUIRES: the job has far more steps than `step` (the pause must land
+// while it runs).
 v1::Job PauseAfter(Client& c, const std::string& id, int64_t step) {
-  for (v1::Job j = GetJob(c, id); j.step() < step; j = GetJob(c, id)) {
-    if (j.state() != v1::JOB_STATE_QUEUED &&
-        j.state() != v1::JOB_STATE_RUNNING) {
-      ADD_FAILURE() << "job " << id << " ended before step " << step;
-      break;
-    }
-    usleep(1000);
-  }
+  WaitForStep(c, id, step);
   Pause(c, id);
   v1::Job paused = WaitForJob(c, id);
   EXPECT_EQ(paused.state(), v1::JOB_STATE_PAUSED);
@@ -333,22 +326,22 @@ std::map<int64_t, double> Losses(Client& c, const std::string& id,
   return out;
 }
 
+// Pausing and resuming from the checkpoint gives the loss curve of an
+// uninterrupted run, step for step. Both runs are far longer than the test
+// lets them go (it cancels them), so the pause always lands mid-run.
 TEST(ServiceTest, PauseResumeContinuesTheSameRun) {
   TestServer server;
   Client c = server.MakeClient();
-  const std::string ds = UploadBlobs(c, 512, 0);
+  const std::string ds = UploadBlobs(c, 512, 0);  // 16 steps per epoch.
   CreateModel(c, MlpSpec(2, 16, 2, 3), "straight");
   CreateModel(c, MlpSpec(2, 16, 2, 3), "paused");
-  v1::JobSpec spec = BlobJob("straight", ds);
-  spec.set_epochs(40);
+  v1::JobSpec spec = BlobJob("paused", ds);
+  spec.set_epochs(10000);
   spec.mutable_optimizer()->set_kind(v1::OPTIMIZER_ADAM);
   spec.mutable_optimizer()->set_learning_rate(0.01f);
   spec.set_stats_every(-1);
-  v1::Job a = StartJob(c, spec);
-  ASSERT_EQ(WaitForJob(c, a.job_id()).state(), v1::JOB_STATE_COMPLETED);
-  spec.set_model_id("paused");
-  v1::Job b = StartJob(c, spec);
-  PauseAfter(c, b.job_id(), 50);
+  const v1::Job b = StartJob(c, spec);
+  const v1::Job paused = PauseAfter(c, b.job_id(), 50);
   {  // A paused model cannot be claimed by another job.
     v1::JobSpec other = spec;
     v1::StartJobRequest req;
@@ -359,10 +352,22 @@ TEST(ServiceTest, PauseResumeContinuesTheSameRun) {
               StatusCode::FAILED_PRECONDITION);
   }
   EXPECT_EQ(Resume(c, b.job_id()).resume_count(), 1);
-  ASSERT_EQ(WaitForJob(c, b.job_id()).state(), v1::JOB_STATE_COMPLETED);
-  const auto la = Losses(c, a.job_id(), v1::PHASE_TRAIN);
-  ASSERT_EQ(la.size(), size_t(a.total_steps()));
-  EXPECT_EQ(Losses(c, b.job_id(), v1::PHASE_TRAIN), la);
+  // On past the pause by more than two epochs, then stopped.
+  WaitForStep(c, b.job_id(), paused.step() + 40);
+  const int64_t end = Cancel(c, b.job_id()).step();
+  const auto lb = Losses(c, b.job_id(), v1::PHASE_TRAIN);
+  ASSERT_EQ(lb.size(), size_t(end));  // Steps 1..end, each once.
+  ASSERT_EQ(lb.rbegin()->first, end);
+
+  // The uninterrupted run, as far as the paused one went.
+  spec.set_model_id("straight");
+  const v1::Job a = StartJob(c, spec);
+  WaitForStep(c, a.job_id(), end);
+  Cancel(c, a.job_id());
+  auto la = Losses(c, a.job_id(), v1::PHASE_TRAIN);
+  ASSERT_GE(la.size(), size_t(end));
+  la.erase(la.upper_bound(end), la.end());
+  EXPECT_EQ(lb, la);
 }
 
 TEST(ServiceTest, CancelAndWrongStates) {
@@ -426,15 +431,12 @@ TEST(ServiceTest, QueueLimitIsResourceExhausted) {
   spec.set_epochs(10000);
   v1::Job running = StartJob(c, spec);
   // Wait until it leaves the queue.
-  for (int i = 0; i < 500; ++i) {
-    v1::GetJobRequest g;
-    g.set_job_id(running.job_id());
-    v1::Job now;
-    auto ctx = Ctx();
-    ASSERT_TRUE(c.training->GetJob(ctx.get(), g, &now).ok());
-    if (now.state() == v1::JOB_STATE_RUNNING) break;
-    usleep(10000);
-  }
+  ASSERT_EQ(WaitUntil(c, running.job_id(),
+                      [](const v1::Job& j) {
+                        return j.state() == v1::JOB_STATE_RUNNING;
+                      })
+                .state(),
+            v1::JOB_STATE_RUNNING);
   spec.set_model_id("q2");
   v1::Job queued = StartJob(c, spec);
   EXPECT_EQ(queued.state(), v1::JOB_STATE_QUEUED);
@@ -692,20 +694,27 @@ TEST(ServiceTest, GanJobTrainsTheGenerator) {
 TEST(ServiceTest, GanPauseResumeContinuesTheSameRun) {
   TestServer server;
   Client c = server.MakeClient();
-  const std::string ds = UploadNormal1D(c, 2000);
+  const std::string ds = UploadNormal1D(c, 2000);  // 32 steps per epoch.
   CreateGan1D(c, "straight", /*dropout=*/true);
   CreateGan1D(c, "paused", /*dropout=*/true);
-  const v1::Job a = StartJob(c, GanJob("straight", ds, 5));  // 160 steps.
-  ASSERT_EQ(WaitForJob(c, a.job_id()).state(), v1::JOB_STATE_COMPLETED);
-  const v1::Job b = StartJob(c, GanJob("paused", ds, 5));
-  PauseAfter(c, b.job_id(), 40);
+  // Far longer than the test lets either run go: it cancels them.
+  const v1::Job b = StartJob(c, GanJob("paused", ds, 10000));
+  const v1::Job paused = PauseAfter(c, b.job_id(), 40);
   EXPECT_EQ(Resume(c, b.job_id()).resume_count(), 1);
-  ASSERT_EQ(WaitForJob(c, b.job_id()).state(), v1::JOB_STATE_COMPLETED);
+  WaitForStep(c, b.job_id(), paused.step() + 80);
+  const int64_t end = Cancel(c, b.job_id()).step();
+  const v1::Job a = StartJob(c, GanJob("straight", ds, 10000));
+  WaitForStep(c, a.job_id(), end);
+  Cancel(c, a.job_id());
   for (v1::Phase phase : {v1::PHASE_GAN_D, v1::PHASE_GAN_G}) {
     SCOPED_TRACE(v1::Phase_Name(phase));
-    const auto la = Losses(c, a.job_id(), phase);
-    ASSERT_EQ(la.size(), 160u);
-    EXPECT_EQ(Losses(c, b.job_id(), phase), la);
+    const auto lb = Losses(c, b.job_id(), phase);
+    ASSERT_EQ(lb.size(), size_t(end));  // Steps 1..end, each once.
+    ASSERT_EQ(lb.rbegin()->first, end);
+    auto la = Losses(c, a.job_id(), phase);
+    ASSERT_GE(la.size(), size_t(end));
+    la.erase(la.upper_bound(end), la.end());
+    EXPECT_EQ(lb, la);
   }
 }
 
@@ -1169,7 +1178,14 @@ TEST(ServiceTest, ShutdownEndsStreamsAndCheckpointsJobs) {
     sreq.set_job_id(job_id);
     grpc::Status st;
     std::thread watcher([&] { ReadStream(c, sreq, &st); });
-    usleep(300000);
+    // Shut down while the job trains (it has steps to checkpoint) and the
+    // stream is open.
+    WaitForStep(c, job_id, 1);
+    for (int i = 0; i < 1000 && server.server()->open_metric_streams() < 1;
+         ++i) {
+      usleep(5000);
+    }
+    EXPECT_EQ(server.server()->open_metric_streams(), 1);
     const absl::Time t0 = absl::Now();
     server.server()->Shutdown(absl::Seconds(5));
     EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
