@@ -1,13 +1,9 @@
 #include "server/convert.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
-#include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "core/status_macros.h"
 
 namespace nnlab::server {
@@ -231,111 +227,6 @@ absl::Status LayersFromProto(
   return absl::OkStatus();
 }
 
-// Walks the layers with an upper bound on each shape; see
-// EstimateParameters. `shape` is the per-sample shape going in; `peak`
-// grows to the largest per-sample buffer a layer allocates (its output,
-// a convolution's im2col matrix, a recurrent layer's per-step caches).
-double EstimateLayers(const std::vector<LayerSpec>& layers, Shape* shape,
-                      double* peak);
-
-double Elements(const Shape& s) {
-  double n = 1;
-  for (int64_t d : s) n *= double(d);
-  return n;
-}
-
-double EstimateLayer(const LayerSpec& l, Shape* shape, double* peak);
-
-// EstimateLayer, then the layer's output counted into `peak`.
-double EstimateLayerAndPeak(const LayerSpec& l, Shape* shape, double* peak) {
-  const double params = EstimateLayer(l, shape, peak);
-  *peak = std::max(*peak, Elements(*shape));
-  return params;
-}
-
-double EstimateLayer(const LayerSpec& l, Shape* shape, double* peak) {
-  const double in = Elements(*shape);
-  const std::string& k = l.kind;
-  if (k == "dense") {
-    *shape = {l.units};
-    return in * l.units + l.units;
-  }
-  if (k == "time_dense") {
-    const double f = shape->empty() ? in : double(shape->back());
-    if (!shape->empty()) shape->back() = l.units;
-    return f * l.units + l.units;
-  }
-  if (k == "batch_norm") {
-    return 2 * (shape->size() == 3 ? double((*shape)[0]) : in);
-  }
-  if (k == "conv2d") {
-    const double c = shape->size() == 3 ? double((*shape)[0]) : in;
-    const double params = c * l.kernel * l.kernel * l.filters + l.filters;
-    if (shape->size() == 3) {
-      auto out = [&](int64_t d) {
-        return std::max<int64_t>(1,
-                                 (d + 2 * l.padding - l.kernel) / l.stride + 1);
-      };
-      const double ho = double(out((*shape)[1])), wo = double(out((*shape)[2]));
-      // im2col: [c * k * k, ho * wo].
-      *peak = std::max(*peak, c * l.kernel * l.kernel * ho * wo);
-      *shape = {l.filters, out((*shape)[1]), out((*shape)[2])};
-    }
-    return params;
-  }
-  if (k == "max_pool2d" || k == "avg_pool2d") {
-    if (shape->size() == 3) {
-      auto out = [&](int64_t d) {
-        return std::max<int64_t>(1, (d - l.kernel) / l.stride + 1);
-      };
-      *shape = {(*shape)[0], out((*shape)[1]), out((*shape)[2])};
-    }
-    return 0;
-  }
-  if (k == "global_avg_pool") {
-    if (!shape->empty()) *shape = {(*shape)[0]};
-    return 0;
-  }
-  if (k == "flatten") {
-    *shape = {static_cast<int64_t>(std::min(in, 9e18))};
-    return 0;
-  }
-  if (k == "rnn" || k == "lstm") {
-    const double gates = k == "rnn" ? 1 : 4;
-    const double f = shape->size() == 2 ? double((*shape)[1]) : in;
-    const int64_t t = shape->size() == 2 ? (*shape)[0] : 1;
-    *shape = l.return_sequences ? Shape{t, l.units} : Shape{l.units};
-    // Per-step caches of inputs, gates, states and cells.
-    *peak = std::max(*peak, double(t) * (f + (gates + 2) * l.units));
-    return gates * l.units * (f + l.units + 1);
-  }
-  if (k == "residual") {
-    Shape body_shape = *shape;
-    const double body = EstimateLayers(l.body, &body_shape, peak);
-    // The shortcut when F changes the shape (core/layers/residual.cc): a 1x1
-    // convolution between [C, H, W] maps, else a dense layer.
-    double projection = 0;
-    if (body_shape != *shape) {
-      const bool maps = shape->size() == 3 && body_shape.size() == 3;
-      const double c_in = maps ? double((*shape)[0]) : in;
-      const double c_out = maps ? double(body_shape[0]) : Elements(body_shape);
-      projection = c_in * c_out + c_out;
-    }
-    *shape = body_shape;
-    return body + projection;
-  }
-  return 0;  // Activations, dropout: no parameters, same shape.
-}
-
-double EstimateLayers(const std::vector<LayerSpec>& layers, Shape* shape,
-                      double* peak) {
-  double total = 0;
-  for (const LayerSpec& l : layers) {
-    total += EstimateLayerAndPeak(l, shape, peak);
-  }
-  return total;
-}
-
 }  // namespace
 
 absl::StatusOr<Shape> ShapeFromProto(
@@ -406,16 +297,11 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& proto,
 }
 
 double EstimateParameters(const ModelSpec& spec) {
-  Shape shape = spec.input_shape;
-  double peak = 0;
-  return EstimateLayers(spec.layers, &shape, &peak);
+  return double(EstimateModel(spec).params);
 }
 
 double EstimateSampleElements(const ModelSpec& spec) {
-  Shape shape = spec.input_shape;
-  double peak = Elements(shape);
-  EstimateLayers(spec.layers, &shape, &peak);
-  return peak;
+  return double(EstimateModel(spec).buffer_floats);
 }
 
 absl::Status CheckBatchSize(const ModelSpec& spec, int64_t batch,
@@ -433,29 +319,34 @@ absl::Status CheckBatchSize(const ModelSpec& spec, int64_t batch,
 absl::StatusOr<std::unique_ptr<Model>> BuildModelChecked(
     const ModelSpec& spec, absl::string_view field, const Limits& limits) {
   // Decided before anything is allocated: a spec over the limit costs the
-  // server no memory, however large it asks.
-  const double estimate = EstimateParameters(spec);
-  if (estimate > double(limits.max_params)) {
+  // server no memory, however large it asks. The limits come first, so a
+  // spec both over them and invalid is refused for its size.
+  const ModelCost cost = EstimateModel(spec);
+  if (cost.params > limits.max_params) {
     return absl::ResourceExhaustedError(
-        absl::StrCat(field, " has ", absl::StrFormat("%.0f", estimate),
+        absl::StrCat(field, " has ", cost.params,
                      " parameters; the server's limit is ", limits.max_params));
   }
   // Layers allocate their per-sample buffers at build time (a convolution
   // its im2col matrix), so a few parameters can ask for terabytes.
-  const double elements = EstimateSampleElements(spec);
-  if (elements > double(limits.max_tensor_elements)) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(field, " needs a buffer of about ", elements,
-                     " elements per sample; the server's limit is ",
-                     limits.max_tensor_elements));
+  if (cost.buffer_floats > limits.max_tensor_elements) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        field, " needs a buffer of about ", double(cost.buffer_floats),
+        " elements per sample; the server's limit is ",
+        limits.max_tensor_elements));
+  }
+  // Build's own error, without building the layers before it.
+  if (!cost.status.ok()) {
+    return absl::Status(cost.status.code(),
+                        absl::StrCat(field, ": ", cost.status.message()));
   }
   absl::StatusOr<std::unique_ptr<Model>> model = Model::Build(spec);
   if (!model.ok()) {
     return absl::Status(model.status().code(),
                         absl::StrCat(field, ": ", model.status().message()));
   }
-  // The estimate is exact for every spec that builds (a test holds it to
-  // the core's count); this keeps the limit should the two drift apart.
+  // The core's estimate is exact for every spec that builds (tests hold it
+  // to the built count); this keeps the limit should the two drift apart.
   const int64_t n = (*model)->ParameterCount();
   if (n > limits.max_params) {
     return absl::ResourceExhaustedError(

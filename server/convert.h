@@ -50,12 +50,13 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& proto,
                                              absl::string_view field,
                                              const Limits& limits);
 
+// The core's EstimateModel (core/model/model.h) as the limits read it.
 // The parameters `spec` builds, computed without allocating: exact for
 // every spec Model::Build accepts, and for any other at least what Build
-// allocates before it fails. +inf-safe (double).
+// allocates before it fails.
 double EstimateParameters(const ModelSpec& spec);
-// Upper bound on the largest per-sample buffer (layer output, im2col
-// matrix, recurrent caches) `spec` allocates, in elements.
+// Upper bound on the largest per-sample buffer (the input, a layer output,
+// an im2col matrix, recurrent caches) `spec` allocates, in elements.
 double EstimateSampleElements(const ModelSpec& spec);
 
 // ResourceExhausted when a batch of `batch` samples through `spec` would
@@ -64,8 +65,10 @@ double EstimateSampleElements(const ModelSpec& spec);
 absl::Status CheckBatchSize(const ModelSpec& spec, int64_t batch,
                             const Limits& limits);
 
-// Builds `spec` after checking its size against limits.max_params:
-// ResourceExhausted naming the count and the limit.
+// Builds `spec` after checking its size against limits.max_params and its
+// per-sample buffers against limits.max_tensor_elements, before anything
+// is allocated: ResourceExhausted naming the count and the limit. Errors of
+// an invalid spec are Model::Build's, prefixed with `field`.
 absl::StatusOr<std::unique_ptr<Model>> BuildModelChecked(
     const ModelSpec& spec, absl::string_view field, const Limits& limits);
 

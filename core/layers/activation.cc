@@ -131,15 +131,16 @@ class Activation : public Layer {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Layer>> NewActivation(absl::string_view kind) {
-  if (kind == "sigmoid")
-    return std::unique_ptr<Layer>(new Activation(Fn::kSigmoid, 0));
-  if (kind == "tanh")
-    return std::unique_ptr<Layer>(new Activation(Fn::kTanh, 0));
-  if (kind == "relu")
-    return std::unique_ptr<Layer>(new Activation(Fn::kRelu, 0));
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown activation \"", std::string(kind), "\""));
+absl::StatusOr<std::unique_ptr<Layer>> NewSigmoid(const LayerSpec&) {
+  return std::unique_ptr<Layer>(new Activation(Fn::kSigmoid, 0));
+}
+
+absl::StatusOr<std::unique_ptr<Layer>> NewTanh(const LayerSpec&) {
+  return std::unique_ptr<Layer>(new Activation(Fn::kTanh, 0));
+}
+
+absl::StatusOr<std::unique_ptr<Layer>> NewRelu(const LayerSpec&) {
+  return std::unique_ptr<Layer>(new Activation(Fn::kRelu, 0));
 }
 
 absl::StatusOr<std::unique_ptr<Layer>> NewLeakyRelu(const LayerSpec& spec) {

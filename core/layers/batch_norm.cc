@@ -31,6 +31,15 @@ class BatchNorm : public Layer {
     return in;
   }
 
+  // gamma and beta, one each per channel (the running statistics are
+  // Buffers, not parameters).
+  LayerCost Cost(const Shape& in) const override {
+    LayerCost cost = Layer::Cost(in);
+    const int64_t channels = in.size() == 3 ? in[0] : CostElements(in);
+    cost.params = CostMul(2, channels);
+    return cost;
+  }
+
   void Init(const Shape& in, InitKind init, Rng* rng) override {
     channels_ = in[0];
     spatial_ = in.size() == 3 ? in[1] * in[2] : 1;

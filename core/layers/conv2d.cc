@@ -25,6 +25,13 @@ class Conv2D : public Layer {
   absl::string_view kind() const override { return "conv2d"; }
 
   absl::StatusOr<Shape> OutputShape(const Shape& in) const override {
+    // Padding >= kernel would only add outputs that see nothing but zeros.
+    // Checked here rather than by the factory, so that Cost still knows
+    // what such a spec asks for.
+    if (p_ >= k_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "padding must be in [0, kernel), got ", p_, " for kernel ", k_));
+    }
     if (in.size() != 3) {
       return absl::InvalidArgumentError(
           absl::StrCat("expects [channels, height, width] per sample, got ",
@@ -37,6 +44,24 @@ class Conv2D : public Layer {
     }
     return Shape{f_, (in[1] + 2 * p_ - k_) / s_ + 1,
                  (in[2] + 2 * p_ - k_) / s_ + 1};
+  }
+
+  // W [F, C, K, K] and b [F]; the buffers are the output [F, Ho, Wo] and
+  // one sample's im2col matrix [C*K*K, Ho*Wo]. Sizes follow the formula
+  // even where OutputShape refuses the padding or the kernel (at least 1).
+  LayerCost Cost(const Shape& in) const override {
+    LayerCost cost;
+    const int64_t c = in.size() == 3 ? in[0] : CostElements(in);
+    const int64_t ckk = CostMul(c, CostMul(k_, k_));
+    cost.params = CostAdd(CostMul(f_, ckk), f_);
+    if (in.size() == 3) {
+      auto size = [&](int64_t d) {
+        return std::max<int64_t>(1, (CostAdd(d, CostMul(2, p_)) - k_) / s_ + 1);
+      };
+      const int64_t hw = CostMul(size(in[1]), size(in[2]));
+      cost.buffer_floats = std::max(CostMul(f_, hw), CostMul(ckk, hw));
+    }
+    return cost;
   }
 
   void Init(const Shape& in, InitKind init, Rng* rng) override {
@@ -320,8 +345,8 @@ absl::StatusOr<std::unique_ptr<Layer>> NewConv2D(const LayerSpec& spec) {
     return absl::InvalidArgumentError(
         absl::StrCat("stride must be positive, got ", spec.stride));
   }
-  // Padding >= kernel would only add outputs that see nothing but zeros.
-  if (spec.padding < 0 || spec.padding >= spec.kernel) {
+  // padding < kernel is checked with the shapes (Conv2D::OutputShape).
+  if (spec.padding < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("padding must be in [0, kernel), got ", spec.padding,
                      " for kernel ", spec.kernel));

@@ -40,6 +40,15 @@ class Dense : public Layer {
     return Shape{units_};
   }
 
+  // W [O, I] and b [O].
+  LayerCost Cost(const Shape& in) const override {
+    LayerCost cost = Layer::Cost(in);
+    const int64_t inputs =
+        per_step_ ? (in.empty() ? 0 : in.back()) : CostElements(in);
+    cost.params = CostAdd(CostMul(units_, inputs), units_);
+    return cost;
+  }
+
   void Init(const Shape& in, InitKind init, Rng* rng) override {
     inputs_ = in.back();
     weight_ = Tensor({units_, inputs_});

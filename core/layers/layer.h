@@ -7,6 +7,8 @@
 #ifndef NNLAB_CORE_LAYERS_LAYER_H_
 #define NNLAB_CORE_LAYERS_LAYER_H_
 
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/layers/spec.h"
+#include "core/tensor/param.h"
 #include "core/tensor/rng.h"
 #include "core/tensor/tensor.h"
 
@@ -21,13 +24,40 @@ namespace nnlab {
 
 enum class Mode { kTrain, kEval };
 
-// A named parameter and its gradient, both owned by the layer.
-// Optimizers and statistics see only these, never layer types.
-struct Param {
-  std::string name;  // "<layer>.<param>", e.g. "dense0.weight".
-  Tensor* value;
-  Tensor* grad;
+// What a layer costs at one per-sample input shape, known from its spec
+// before anything is allocated (a server refuses specs over its limits by
+// it). Counts saturate at INT64_MAX: a spec may ask for more than int64
+// counts, and must still compare above every limit.
+struct LayerCost {
+  // Trainable floats Init allocates: the sum of the Params() sizes.
+  int64_t params = 0;
+  // The largest single buffer the layer allocates per sample of a batch,
+  // in floats: its output, a convolution's im2col matrix, a recurrent
+  // layer's per-step caches (an upper bound; a batch of N needs N times it).
+  int64_t buffer_floats = 0;
 };
+
+// Saturating cost arithmetic: arguments below 0 count as 0, results stop
+// at INT64_MAX.
+inline int64_t CostAdd(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a < 0 ? 0 : a, b < 0 ? 0 : b, &r)) {
+    return std::numeric_limits<int64_t>::max();
+  }
+  return r;
+}
+inline int64_t CostMul(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a < 0 ? 0 : a, b < 0 ? 0 : b, &r)) {
+    return std::numeric_limits<int64_t>::max();
+  }
+  return r;
+}
+inline int64_t CostElements(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n = CostMul(n, d);
+  return n;
+}
 
 class Layer {
  public:
@@ -40,6 +70,14 @@ class Layer {
   // The per-sample output shape for per-sample input `in`, or
   // InvalidArgument naming the layer and the shapes.
   virtual absl::StatusOr<Shape> OutputShape(const Shape& in) const = 0;
+
+  // What Init(in) and a Forward/Backward at input `in` allocate, computed
+  // from the spec alone (nothing is allocated). Exact when OutputShape(in)
+  // is OK. Defined for every `in`: for one OutputShape refuses it is what
+  // the layer would allocate had it accepted it, so a spec far over a limit
+  // can be refused as such whatever else is wrong with it. The default: no
+  // parameters, the output as the only buffer.
+  virtual LayerCost Cost(const Shape& in) const;
 
   // Allocates and initialises parameters for per-sample input `in`.
   // REQUIRES: OutputShape(in) is OK. Called once, by the model builder.
@@ -85,6 +123,12 @@ absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const LayerSpec& spec,
 absl::StatusOr<Shape> LayerOutputShape(const LayerSpec& spec,
                                        const std::string& name,
                                        const Shape& in);
+// LayerOutputShape, and the layer's Cost(in) in `cost`: set whenever the
+// spec's own fields are valid, even if the shapes are not (see
+// Layer::Cost), else zero.
+absl::StatusOr<Shape> EstimateLayer(const LayerSpec& spec,
+                                    const std::string& name, const Shape& in,
+                                    LayerCost* cost);
 
 }  // namespace nnlab
 

@@ -1,4 +1,5 @@
-// Factories of the concrete layers, used by MakeLayer (layer_factory.cc).
+// Factories of the concrete layers, registered by kind in the layer
+// registry (registry.h, layer_factory.cc).
 // Each returns InvalidArgument for a spec field out of range (the message
 // names the field; MakeLayer prefixes the layer name). Shape checks happen
 // later, in Layer::OutputShape.
@@ -18,8 +19,10 @@ namespace nnlab {
 // sample; flatten first for images).
 absl::StatusOr<std::unique_ptr<Layer>> NewDense(const LayerSpec& spec);
 
-// activation.cc: elementwise "sigmoid", "tanh", "relu".
-absl::StatusOr<std::unique_ptr<Layer>> NewActivation(absl::string_view kind);
+// activation.cc: elementwise sigmoid, tanh and ReLU (no spec fields).
+absl::StatusOr<std::unique_ptr<Layer>> NewSigmoid(const LayerSpec& spec);
+absl::StatusOr<std::unique_ptr<Layer>> NewTanh(const LayerSpec& spec);
+absl::StatusOr<std::unique_ptr<Layer>> NewRelu(const LayerSpec& spec);
 // activation.cc: max(x, alpha x), 0 <= alpha < 1.
 absl::StatusOr<std::unique_ptr<Layer>> NewLeakyRelu(const LayerSpec& spec);
 
@@ -31,7 +34,8 @@ absl::StatusOr<std::unique_ptr<Layer>> NewDropout(const LayerSpec& spec);
 absl::StatusOr<std::unique_ptr<Layer>> NewBatchNorm(const LayerSpec& spec);
 
 // conv2d.cc: [C, H, W] -> [filters, Ho, Wo], square kernel, stride, zero
-// padding; W [filters, C, kernel, kernel], b [filters].
+// padding; W [filters, C, kernel, kernel], b [filters]. padding < kernel is
+// checked by OutputShape, so Cost knows what a spec breaking it asks for.
 absl::StatusOr<std::unique_ptr<Layer>> NewConv2D(const LayerSpec& spec);
 
 // max_pool2d.cc / avg_pool2d.cc: [C, H, W] -> [C, Ho, Wo], no padding; the

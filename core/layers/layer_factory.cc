@@ -1,80 +1,103 @@
-// MakeLayer: spec -> validated, initialised layer. Each kind's factory lives
-// with its layer; this file only dispatches on the kind string.
-#include <functional>
-#include <map>
+// The layer registry and MakeLayer: spec -> validated, initialised layer.
+// Each kind's factory lives with its layer; this file only looks the kind
+// up, and holds the checks every layer gets.
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "core/layers/layer.h"
 #include "core/layers/layer_factories.h"
+#include "core/layers/registry.h"
 #include "core/status_macros.h"
 
 namespace nnlab {
-namespace {
 
-using Factory =
-    std::function<absl::StatusOr<std::unique_ptr<Layer>>(const LayerSpec&)>;
-
-const std::map<std::string, Factory>& Factories() {
-  static const auto* factories = new std::map<std::string, Factory>{
-      {"dense", NewDense},
-      {"sigmoid", [](const LayerSpec&) { return NewActivation("sigmoid"); }},
-      {"tanh", [](const LayerSpec&) { return NewActivation("tanh"); }},
-      {"relu", [](const LayerSpec&) { return NewActivation("relu"); }},
-      {"leaky_relu", NewLeakyRelu},
-      {"dropout", NewDropout},
-      {"batch_norm", NewBatchNorm},
-      {"conv2d", NewConv2D},
-      {"max_pool2d", NewMaxPool2D},
-      {"avg_pool2d", NewAvgPool2D},
-      {"global_avg_pool", NewGlobalAvgPool},
-      {"flatten", NewFlatten},
-      {"residual", NewResidual},
-      {"rnn", NewRnn},
-      {"lstm", NewLstm},
-      {"time_dense", NewTimeDense},
-      // Layers of the regularisation/CNN and sequence families register
-      // here as they land (see layers.h).
-  };
-  return *factories;
+const std::vector<RegisteredLayer>& RegisteredLayers() {
+  static const auto* layers = [] {
+    LayerTraits plain, params, activation, stochastic, composite, recurrent;
+    params.has_params = true;
+    activation.activation = true;
+    stochastic.stochastic = true;
+    composite.composite = true;
+    recurrent.has_params = recurrent.recurrent = true;
+    return new std::vector<RegisteredLayer>{
+        {"dense", NewDense, params},
+        {"sigmoid", NewSigmoid, activation},
+        {"tanh", NewTanh, activation},
+        {"relu", NewRelu, activation},
+        {"leaky_relu", NewLeakyRelu, activation},
+        {"dropout", NewDropout, stochastic},
+        {"batch_norm", NewBatchNorm, params},
+        {"conv2d", NewConv2D, params},
+        {"max_pool2d", NewMaxPool2D, plain},
+        {"avg_pool2d", NewAvgPool2D, plain},
+        {"global_avg_pool", NewGlobalAvgPool, plain},
+        {"flatten", NewFlatten, plain},
+        {"residual", NewResidual, composite},
+        {"rnn", NewRnn, recurrent},
+        {"lstm", NewLstm, recurrent},
+        {"time_dense", NewTimeDense, params},
+    };
+  }();
+  return *layers;
 }
 
-}  // namespace
+const RegisteredLayer* FindLayerKind(absl::string_view kind) {
+  const std::vector<RegisteredLayer>& layers = RegisteredLayers();
+  auto it =
+      std::find_if(layers.begin(), layers.end(),
+                   [kind](const RegisteredLayer& l) { return l.kind == kind; });
+  return it == layers.end() ? nullptr : &*it;
+}
+
+LayerTraits LayerTraitsOf(absl::string_view kind) {
+  const RegisteredLayer* l = FindLayerKind(kind);
+  return l == nullptr ? LayerTraits{} : l->traits;
+}
+
+LayerCost Layer::Cost(const Shape& in) const {
+  absl::StatusOr<Shape> out = OutputShape(in);
+  return {0, out.ok() ? CostElements(*out) : 0};
+}
 
 namespace {
 
-// Constructs the layer and checks it against `in`, without Init.
-absl::StatusOr<std::unique_ptr<Layer>> NewCheckedLayer(const LayerSpec& spec,
-                                                       const std::string& name,
-                                                       const Shape& in,
-                                                       Shape* out) {
-  const auto& factories = Factories();
-  auto it = factories.find(spec.kind);
-  if (it == factories.end()) {
+// Constructs the layer from its spec, named, without checking shapes.
+absl::StatusOr<std::unique_ptr<Layer>> NewNamedLayer(const LayerSpec& spec,
+                                                     const std::string& name) {
+  const RegisteredLayer* kind = FindLayerKind(spec.kind);
+  if (kind == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("layer ", name, ": unknown kind \"", spec.kind, "\""));
   }
-  auto layer_or = it->second(spec);
+  auto layer_or = kind->factory(spec);
   if (!layer_or.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("layer ", name, ": ", layer_or.status().message()));
   }
   std::unique_ptr<Layer> layer = std::move(layer_or).value();
   layer->set_name(name);
-  auto shape_or = layer->OutputShape(in);
+  return layer;
+}
+
+// The layer's output shape for `in`, which must not be empty.
+absl::StatusOr<Shape> CheckedOutputShape(const Layer& layer,
+                                         const LayerSpec& spec,
+                                         const Shape& in) {
+  auto shape_or = layer.OutputShape(in);
   if (!shape_or.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "layer ", name, " (", spec.kind, "): ", shape_or.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer ", layer.name(), " (", spec.kind,
+                     "): ", shape_or.status().message()));
   }
   for (int64_t d : *shape_or) {
     if (d <= 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("layer ", name, " (", spec.kind, "): output shape ",
-                       ShapeToString(*shape_or), " for input ",
-                       ShapeToString(in), " is empty"));
+          absl::StrCat("layer ", layer.name(), " (", spec.kind,
+                       "): output shape ", ShapeToString(*shape_or),
+                       " for input ", ShapeToString(in), " is empty"));
     }
   }
-  *out = *shape_or;
-  return layer;
+  return shape_or;
 }
 
 }  // namespace
@@ -85,7 +108,8 @@ absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const LayerSpec& spec,
                                                  InitKind default_init,
                                                  Rng* rng, Shape* out) {
   NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Layer> layer,
-                         NewCheckedLayer(spec, name, in, out));
+                         NewNamedLayer(spec, name));
+  NNLAB_ASSIGN_OR_RETURN(*out, CheckedOutputShape(*layer, spec, in));
   layer->Init(in, spec.has_init ? spec.init : default_init, rng);
   return layer;
 }
@@ -93,9 +117,19 @@ absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const LayerSpec& spec,
 absl::StatusOr<Shape> LayerOutputShape(const LayerSpec& spec,
                                        const std::string& name,
                                        const Shape& in) {
-  Shape out;
-  NNLAB_RETURN_IF_ERROR(NewCheckedLayer(spec, name, in, &out).status());
-  return out;
+  NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Layer> layer,
+                         NewNamedLayer(spec, name));
+  return CheckedOutputShape(*layer, spec, in);
+}
+
+absl::StatusOr<Shape> EstimateLayer(const LayerSpec& spec,
+                                    const std::string& name, const Shape& in,
+                                    LayerCost* cost) {
+  *cost = LayerCost{};
+  NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Layer> layer,
+                         NewNamedLayer(spec, name));
+  *cost = layer->Cost(in);
+  return CheckedOutputShape(*layer, spec, in);
 }
 
 }  // namespace nnlab

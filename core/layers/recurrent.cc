@@ -44,6 +44,17 @@ absl::StatusOr<Shape> RecurrentLayer::OutputShape(const Shape& in) const {
   return Shape{units_};
 }
 
+LayerCost RecurrentLayer::Cost(const Shape& in) const {
+  const int64_t t = in.size() == 2 ? in[0] : 1;
+  const int64_t f = in.size() == 2 ? in[1] : CostElements(in);
+  const int64_t gh = CostMul(gates_, units_);
+  LayerCost cost = Layer::Cost(in);
+  cost.params = CostMul(gh, CostAdd(CostAdd(f, units_), 1));
+  const int64_t caches = CostMul(t, CostAdd(f, CostMul(gates_ + 2, units_)));
+  cost.buffer_floats = std::max(cost.buffer_floats, caches);
+  return cost;
+}
+
 void RecurrentLayer::ResetState() {
   for (Tensor& s : state_) s = Tensor();
 }

@@ -30,6 +30,9 @@ class RecurrentLayer : public Layer {
 
   // InvalidArgument unless `in` is [T, F] with T >= 1 and F >= 1.
   absl::StatusOr<Shape> OutputShape(const Shape& in) const override;
+  // The weights below; buffers: the per-step caches of inputs, gates,
+  // states and cells, counted together, T (F + (G + 2) H) per sample.
+  LayerCost Cost(const Shape& in) const override;
   // W_ih [G H, F], W_hh [G H, H] drawn with fan-out H (each gate block is
   // one H-unit transform), b [G H] zero; G = gates.
   void Init(const Shape& in, InitKind init, Rng* rng) override;

@@ -3,6 +3,7 @@
 // shape, else a 1x1 convolution (strided when F downsamples) for [C, H, W]
 // features or a dense layer for [F] features. Stacking blocks gives
 // x^L = x^l + sum_{i=l}^{L-1} F(x^i), so dE/dx^l keeps a direct path.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,35 @@ absl::StatusOr<ShortcutPlan> PlanShortcut(const Shape& in, const Shape& out) {
       "strided 1x1 convolution can match)"));
 }
 
+// The shortcut's projection for `plan` onto the body output `out`, named
+// `name` and not initialised; null for the identity.
+std::unique_ptr<Layer> NewProjection(const ShortcutPlan& plan, const Shape& out,
+                                     const std::string& name) {
+  LayerSpec proj;
+  absl::StatusOr<std::unique_ptr<Layer>> layer_or;
+  switch (plan.kind) {
+    case ShortcutPlan::kIdentity:
+      return nullptr;
+    case ShortcutPlan::kConv:
+      proj.kind = "conv2d";
+      proj.filters = out[0];
+      proj.kernel = 1;
+      proj.stride = plan.stride;
+      proj.padding = 0;
+      layer_or = NewConv2D(proj);
+      break;
+    case ShortcutPlan::kDense:
+      proj.kind = "dense";
+      proj.units = out[0];
+      layer_or = NewDense(proj);
+      break;
+  }
+  NNLAB_CHECK(layer_or.ok());  // out[0] >= 1: the body's shapes were checked.
+  std::unique_ptr<Layer> layer = std::move(layer_or).value();
+  layer->set_name(name);
+  return layer;
+}
+
 class Residual : public Layer {
  public:
   explicit Residual(std::vector<LayerSpec> body)
@@ -59,36 +89,31 @@ class Residual : public Layer {
     return out;
   }
 
+  // F's layers and the projection, each at its own input.
+  LayerCost Cost(const Shape& in) const override {
+    const ModelCost body = LayerStack::Estimate(body_specs_, in, name() + ".");
+    LayerCost cost{body.params, body.buffer_floats};
+    if (!body.status.ok()) return cost;  // What F claims up to its error.
+    absl::StatusOr<ShortcutPlan> plan = PlanShortcut(in, body.output_shape);
+    if (!plan.ok()) return cost;
+    std::unique_ptr<Layer> proj =
+        NewProjection(*plan, body.output_shape, name() + ".proj");
+    if (proj != nullptr) {
+      const LayerCost p = proj->Cost(in);
+      cost.params = CostAdd(cost.params, p.params);
+      cost.buffer_floats = std::max(cost.buffer_floats, p.buffer_floats);
+    }
+    return cost;
+  }
+
   void Init(const Shape& in, InitKind init, Rng* rng) override {
     auto body_or = LayerStack::Build(body_specs_, in, init, rng, name() + ".");
     NNLAB_CHECK(body_or.ok());  // OutputShape validated the same build.
     body_ = std::move(body_or).value();
     auto plan_or = PlanShortcut(in, body_.final_shape());
     NNLAB_CHECK(plan_or.ok());
-    const Shape& out = body_.final_shape();
-    LayerSpec proj;
-    absl::StatusOr<std::unique_ptr<Layer>> layer_or;
-    switch (plan_or->kind) {
-      case ShortcutPlan::kIdentity:
-        break;
-      case ShortcutPlan::kConv:
-        proj.kind = "conv2d";
-        proj.filters = out[0];
-        proj.kernel = 1;
-        proj.stride = plan_or->stride;
-        proj.padding = 0;
-        layer_or = NewConv2D(proj);
-        break;
-      case ShortcutPlan::kDense:
-        proj.kind = "dense";
-        proj.units = out[0];
-        layer_or = NewDense(proj);
-        break;
-    }
-    if (plan_or->kind != ShortcutPlan::kIdentity) {
-      NNLAB_CHECK(layer_or.ok());
-      proj_ = std::move(layer_or).value();
-      proj_->set_name(name() + ".proj");
+    proj_ = NewProjection(*plan_or, body_.final_shape(), name() + ".proj");
+    if (proj_ != nullptr) {
       NNLAB_CHECK(proj_->OutputShape(in).ok());
       proj_->Init(in, init, rng);
     }

@@ -1,9 +1,11 @@
 #include "core/model/model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/layers/registry.h"
 #include "core/status_macros.h"
 
 namespace nnlab {
@@ -14,6 +16,38 @@ std::string LayerName(const LayerSpec& spec, size_t i,
                       const std::string& prefix) {
   return spec.name.empty() ? absl::StrCat(prefix, spec.kind, i)
                            : absl::StrCat(prefix, spec.name);
+}
+
+// What Model::Build checks before its layers.
+absl::Status CheckModelInput(const ModelSpec& spec) {
+  if (spec.input_shape.empty()) {
+    return absl::InvalidArgumentError("model: input_shape is empty");
+  }
+  for (int64_t d : spec.input_shape) {
+    if (d <= 0 || d > (int64_t{1} << 24)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model: input_shape ", ShapeToString(spec.input_shape),
+                       " has a dimension out of range [1, 2^24]"));
+    }
+  }
+  if (spec.layers.empty()) {
+    return absl::InvalidArgumentError("model: no layers");
+  }
+  return absl::OkStatus();
+}
+
+// What Model::Build checks after its layers: the loss fits the output.
+absl::Status CheckModelLoss(const Loss* loss, const Shape& out) {
+  if (loss == nullptr) {
+    return absl::InvalidArgumentError("model: unknown loss");
+  }
+  if (loss->is_classifier() && (out.size() != 1 || out[0] < 2)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model: softmax cross-entropy needs a last layer with >= 2 outputs "
+        "per sample, got ",
+        ShapeToString(out)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -49,6 +83,38 @@ absl::StatusOr<Shape> LayerStack::OutputShape(
         LayerOutputShape(specs[i], LayerName(specs[i], i, prefix), shape));
   }
   return shape;
+}
+
+ModelCost LayerStack::Estimate(const std::vector<LayerSpec>& specs,
+                               const Shape& in, const std::string& prefix) {
+  ModelCost cost;
+  cost.output_shape = in;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    LayerCost layer;
+    absl::StatusOr<Shape> out = EstimateLayer(
+        specs[i], LayerName(specs[i], i, prefix), cost.output_shape, &layer);
+    cost.params = CostAdd(cost.params, layer.params);
+    cost.buffer_floats = std::max(cost.buffer_floats, layer.buffer_floats);
+    if (!out.ok()) {
+      cost.status = out.status();
+      break;
+    }
+    cost.output_shape = *std::move(out);
+  }
+  return cost;
+}
+
+ModelCost EstimateModel(const ModelSpec& spec) {
+  ModelCost cost;
+  cost.status = CheckModelInput(spec);
+  if (!cost.status.ok()) return cost;
+  cost = LayerStack::Estimate(spec.layers, spec.input_shape, "");
+  cost.buffer_floats =
+      std::max(cost.buffer_floats, CostElements(spec.input_shape));
+  if (cost.status.ok()) {
+    cost.status = CheckModelLoss(MakeLoss(spec.loss).get(), cost.output_shape);
+  }
+  return cost;
 }
 
 const Tensor& LayerStack::Forward(const Tensor& x, Mode mode) {
@@ -96,19 +162,7 @@ void LayerStack::SetRng(Rng* rng) {
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Build(const ModelSpec& spec) {
-  if (spec.input_shape.empty()) {
-    return absl::InvalidArgumentError("model: input_shape is empty");
-  }
-  for (int64_t d : spec.input_shape) {
-    if (d <= 0 || d > (int64_t{1} << 24)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("model: input_shape ", ShapeToString(spec.input_shape),
-                       " has a dimension out of range [1, 2^24]"));
-    }
-  }
-  if (spec.layers.empty()) {
-    return absl::InvalidArgumentError("model: no layers");
-  }
+  NNLAB_RETURN_IF_ERROR(CheckModelInput(spec));
   std::unique_ptr<Model> model(new Model());
   model->spec_ = spec;
   model->rng_.Seed(spec.seed);
@@ -118,16 +172,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Build(const ModelSpec& spec) {
   model->stack_.SetRng(&model->rng_);
   model->params_ = model->stack_.Params();
   model->loss_ = MakeLoss(spec.loss);
-  if (model->loss_ == nullptr) {
-    return absl::InvalidArgumentError("model: unknown loss");
-  }
-  const Shape& out = model->stack_.final_shape();
-  if (model->loss_->is_classifier() && (out.size() != 1 || out[0] < 2)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model: softmax cross-entropy needs a last layer with >= 2 outputs "
-        "per sample, got ",
-        ShapeToString(out)));
-  }
+  NNLAB_RETURN_IF_ERROR(
+      CheckModelLoss(model->loss_.get(), model->stack_.final_shape()));
   return model;
 }
 
@@ -225,7 +271,7 @@ std::vector<LayerStats> Model::CollectLayerStats(
     // Describe the activation that follows the layer, if there is one.
     int act = i;
     if (i + 1 < stack_.size() &&
-        stack_.layer(i + 1)->SaturatedFraction(stack_.output(i + 1)) >= 0) {
+        LayerTraitsOf(stack_.layer(i + 1)->kind()).activation) {
       act = i + 1;
     }
     MeanStd(stack_.output(act), &s.activation_mean, &s.activation_std);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/layers/layer.h"
 #include "core/layers/spec.h"
@@ -23,6 +24,23 @@
 #include "core/train/stats.h"
 
 namespace nnlab {
+
+// What building a list of layers, or a model, costs, known before anything
+// is allocated (see EstimateModel). Counts saturate at INT64_MAX.
+struct ModelCost {
+  // OK exactly when the build would succeed; else the build's error, word
+  // for word.
+  absl::Status status;
+  // The per-sample output shape; meaningful when `status` is OK.
+  Shape output_shape;
+  // Trainable parameters: the built ParameterCount() when `status` is OK;
+  // on an error, what the layers up to and including the failing one claim
+  // (Layer::Cost), at least what the build allocates before it fails.
+  int64_t params = 0;
+  // The largest single buffer per sample (see LayerCost), over the same
+  // layers; for a model, its input too.
+  int64_t buffer_floats = 0;
+};
 
 class LayerStack {
  public:
@@ -41,6 +59,10 @@ class LayerStack {
   static absl::StatusOr<Shape> OutputShape(const std::vector<LayerSpec>& specs,
                                            const Shape& in,
                                            const std::string& prefix);
+  // What Build(specs, in, ..., prefix) would cost, and its error, without
+  // building. The walk stops at the first layer that fails.
+  static ModelCost Estimate(const std::vector<LayerSpec>& specs,
+                            const Shape& in, const std::string& prefix);
 
   // Runs every layer; returns the last output (owned by the stack), or `x`
   // itself when the stack is empty.
@@ -71,6 +93,13 @@ class LayerStack {
   Shape input_shape_;
   Tensor grad_a_, grad_b_;  // Ping-pong buffers for Backward.
 };
+
+// What Model::Build(spec) would cost, and whether it would succeed (the
+// same checks, the same errors), computed without allocating any layer's
+// parameters or buffers: a server can refuse a spec over its limits before
+// it costs memory. A spec that is both over a limit and invalid still
+// reports its claimed size (ModelCost::params).
+ModelCost EstimateModel(const ModelSpec& spec);
 
 class Model {
  public:

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/layers/layer.h"
+#include "core/tensor/param.h"
 #include "core/tensor/tensor.h"
 
 namespace nnlab {

@@ -13,7 +13,6 @@
 #include <utility>
 #include <vector>
 
-#include "core/layers/layer.h"
 #include "core/optim/optimizer.h"
 #include "core/tensor/tensor.h"
 

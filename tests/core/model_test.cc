@@ -1,10 +1,16 @@
-// Model building and validation, training steps, statistics, and the
-// non-finite guard.
+// Model building and validation, the estimate of a spec's cost, the layer
+// registry, training steps, statistics, and the non-finite guard.
 #include "core/model/model.h"
 
 #include <cmath>
+#include <limits>
 #include <memory>
+#include <set>
+#include <string>
+#include <vector>
 
+#include "core/layers/registry.h"
+#include "core/model/zoo.h"
 #include "core/train/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -98,6 +104,231 @@ TEST(ModelTest, CheckInputRejectsWrongShapesAndNaN) {
             absl::StatusCode::kInvalidArgument);
   ok[3] = std::nanf("");
   EXPECT_EQ(model->CheckInput(ok).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// One layer of every kind at an input it accepts. Residual and recurrent
+// kinds come in the variants whose arithmetic differs.
+struct KindCase {
+  LayerSpec spec;
+  Shape in;
+};
+
+std::vector<KindCase> EveryKind() {
+  auto with = [](const char* kind, auto set) {
+    LayerSpec s = L(kind);
+    set(&s);
+    return s;
+  };
+  auto none = [](LayerSpec*) {};
+  LayerSpec conv = with("conv2d", [](LayerSpec* s) {
+    s->filters = 5;
+    s->kernel = 3;
+    s->stride = 2;
+    s->padding = 1;
+  });
+  LayerSpec conv_same = with("conv2d", [](LayerSpec* s) {
+    s->filters = 3;
+    s->padding = 1;
+  });
+  return {
+      {L("dense", 7), {5}},
+      {L("sigmoid"), {2, 3}},
+      {L("tanh"), {4}},
+      {L("relu"), {3, 4, 4}},
+      {L("leaky_relu"), {6}},
+      {L("dropout"), {2, 5}},
+      {L("batch_norm"), {6}},
+      {L("batch_norm"), {3, 4, 4}},
+      {conv, {3, 9, 9}},
+      {with("max_pool2d", [](LayerSpec* s) { s->kernel = s->stride = 2; }),
+       {3, 8, 8}},
+      {with("avg_pool2d", [](LayerSpec* s) { s->kernel = s->stride = 2; }),
+       {3, 8, 8}},
+      {with("global_avg_pool", none), {4, 3, 3}},
+      {with("flatten", none), {2, 3, 4}},
+      // Identity shortcut; dense projection; strided 1x1 conv projection.
+      {with("residual", [](LayerSpec* s) { s->body = {L("dense", 6)}; }), {6}},
+      {with("residual",
+            [](LayerSpec* s) {
+              s->body = {L("dense", 4), L("relu"), L("dense", 9)};
+            }),
+       {6}},
+      {with("residual",
+            [=](LayerSpec* s) {
+              s->body = {conv, L("batch_norm"), conv_same};
+            }),
+       {2, 9, 9}},
+      {L("rnn", 4), {5, 3}},
+      {with("rnn",
+            [](LayerSpec* s) {
+              s->units = 6;
+              s->return_sequences = true;
+            }),
+       {7, 2}},
+      {L("lstm", 4), {5, 3}},
+      {with("lstm",
+            [](LayerSpec* s) {
+              s->units = 3;
+              s->return_sequences = true;
+              s->bptt_window = 2;
+            }),
+       {6, 5}},
+      {L("time_dense", 3), {6, 5}},
+  };
+}
+
+// The layer's estimate is what the built layer holds: its output shape and
+// the sum of its Params() sizes, for every registered kind.
+TEST(EstimateTest, EveryLayerKindCountsWhatItBuilds) {
+  std::set<std::string> seen;
+  for (const KindCase& c : EveryKind()) {
+    SCOPED_TRACE(c.spec.kind + " on " + ShapeToString(c.in));
+    seen.insert(c.spec.kind);
+    LayerCost cost;
+    absl::StatusOr<Shape> estimated = EstimateLayer(c.spec, "x", c.in, &cost);
+    ASSERT_TRUE(estimated.ok()) << estimated.status();
+    Rng rng(3);
+    Shape out;
+    absl::StatusOr<std::unique_ptr<Layer>> layer =
+        MakeLayer(c.spec, "x", c.in, InitKind::kGlorot, &rng, &out);
+    ASSERT_TRUE(layer.ok()) << layer.status();
+    EXPECT_EQ(*estimated, out);
+    int64_t built = 0;
+    for (const Param& p : (*layer)->Params()) built += p.value->size();
+    EXPECT_EQ(cost.params, built);
+    EXPECT_GE(cost.buffer_floats, NumElements(out));
+    const bool has_params = LayerTraitsOf(c.spec.kind).has_params;
+    if (has_params) {
+      EXPECT_GT(built, 0);
+    }
+    if (!has_params && !LayerTraitsOf(c.spec.kind).composite) {
+      EXPECT_EQ(built, 0);
+    }
+  }
+  for (const RegisteredLayer& r : RegisteredLayers()) {
+    EXPECT_EQ(seen.count(std::string(r.kind)), 1u)
+        << r.kind << " has no case here";
+  }
+}
+
+TEST(EstimateTest, BuffersAreTheLargestPerSampleTensor) {
+  LayerCost cost;
+  // Dense 10 -> 100: the output.
+  ASSERT_TRUE(EstimateLayer(L("dense", 100), "d", {10}, &cost).ok());
+  EXPECT_EQ(cost.buffer_floats, 100);
+  // Conv 3x3, 2 -> 4 channels, "same" on 8x8: im2col [2*9, 64] beats the
+  // output [4, 8, 8].
+  LayerSpec conv = L("conv2d");
+  conv.filters = 4;
+  conv.padding = 1;
+  ASSERT_TRUE(EstimateLayer(conv, "c", {2, 8, 8}, &cost).ok());
+  EXPECT_EQ(cost.params, 4 * 2 * 9 + 4);
+  EXPECT_EQ(cost.buffer_floats, 2 * 9 * 64);
+  // LSTM of 4 units over [5, 3]: caches T (F + 6 H).
+  ASSERT_TRUE(EstimateLayer(L("lstm", 4), "l", {5, 3}, &cost).ok());
+  EXPECT_EQ(cost.params, 4 * 4 * (3 + 4 + 1));
+  EXPECT_EQ(cost.buffer_floats, 5 * (3 + 6 * 4));
+  // A model counts its input too.
+  ModelSpec spec = Mlp({1000, 10}, "relu");
+  EXPECT_EQ(EstimateModel(spec).buffer_floats, 1000);
+}
+
+TEST(EstimateTest, ModelEstimateIsTheBuiltCount) {
+  ModelSpec seq;
+  seq.input_shape = {12, 7};
+  seq.layers = {L("lstm", 9), L("rnn", 5), L("time_dense", 7)};
+  seq.layers[0].return_sequences = seq.layers[1].return_sequences = true;
+  seq.loss = LossKind::kMse;
+  for (const ModelSpec& spec :
+       {FashionResidualCnn(), FashionResidualCnn(/*shortcuts=*/false),
+        AddingProblemModel("rnn", 20), AddingProblemModel("lstm", 20), seq,
+        Mlp({784, 30, 10}, "sigmoid")}) {
+    SCOPED_TRACE(ShapeToString(spec.input_shape));
+    const ModelCost cost = EstimateModel(spec);
+    ASSERT_TRUE(cost.status.ok()) << cost.status;
+    auto model = Model::Build(spec);
+    ASSERT_TRUE(model.ok()) << model.status();
+    EXPECT_EQ(cost.params, (*model)->ParameterCount());
+    EXPECT_EQ(cost.output_shape, (*model)->output_shape());
+  }
+}
+
+// The estimate fails exactly when Build does, with Build's words, and
+// still reports what the spec claims.
+TEST(EstimateTest, ErrsAsBuildDoesAndKeepsTheClaim) {
+  std::vector<ModelSpec> bad;
+  bad.push_back(Mlp({784, 30, 10}, "relu"));
+  bad.back().layers[2].units = 0;
+  bad.push_back(Mlp({4, 3}, "relu"));
+  bad.back().layers.push_back(L("softsign"));
+  bad.push_back(Mlp({4, 3}, "relu"));
+  bad.back().input_shape = {1, 28, 28};
+  bad.push_back(Mlp({4, 3}, "relu"));
+  bad.back().input_shape = {};
+  bad.push_back(Mlp({4, 1}, "relu"));  // Softmax over one output.
+  bad.push_back(Mlp({4, 3}, "relu"));
+  bad.back().layers.clear();
+  ModelSpec body = Mlp({6, 3}, "relu");  // A residual body that fails.
+  LayerSpec block = L("residual");
+  block.body = {L("dense", 4), L("conv2d")};
+  body.layers.insert(body.layers.begin(), block);
+  bad.push_back(body);
+  for (const ModelSpec& spec : bad) {
+    const absl::Status built = Model::Build(spec).status();
+    ASSERT_FALSE(built.ok());
+    EXPECT_EQ(EstimateModel(spec).status, built);
+  }
+  // Dense 2^20 x 2^20 is refused by the layer, yet claims its 2^40 weights.
+  const ModelCost huge = EstimateModel(Mlp({1 << 20, 1 << 20, 10}, "relu"));
+  EXPECT_EQ(huge.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(huge.params, (int64_t{1} << 40) + (1 << 20));
+  // A 1024x1024 kernel padded by 1024 (padding must stay below the kernel)
+  // still claims its im2col matrix [1024^2, 2049^2].
+  ModelSpec padded;
+  padded.input_shape = {1, 1024, 1024};
+  padded.layers = {L("conv2d")};
+  padded.layers[0].filters = 1;
+  padded.layers[0].kernel = padded.layers[0].padding = 1024;
+  const ModelCost wide = EstimateModel(padded);
+  EXPECT_EQ(wide.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(wide.status.message()), HasSubstr("padding"));
+  EXPECT_EQ(wide.params, 1024 * 1024 + 1);
+  EXPECT_EQ(wide.buffer_floats, int64_t{1024 * 1024} * 2049 * 2049);
+  // Counts beyond int64 saturate: flatten [2^24, 2^24] -> dense 2^40.
+  ModelSpec overflow;
+  overflow.input_shape = {1 << 24, 1 << 24};
+  overflow.layers = {L("flatten"), L("dense", int64_t{1} << 40)};
+  EXPECT_EQ(EstimateModel(overflow).params,
+            std::numeric_limits<int64_t>::max());
+}
+
+TEST(RegistryTest, KindsAndTraits) {
+  for (const RegisteredLayer& r : RegisteredLayers()) {
+    EXPECT_EQ(FindLayerKind(r.kind), &r);
+  }
+  EXPECT_EQ(FindLayerKind("softsign"), nullptr);
+  EXPECT_TRUE(LayerTraitsOf("dense").has_params);
+  EXPECT_TRUE(LayerTraitsOf("relu").activation);
+  EXPECT_TRUE(LayerTraitsOf("leaky_relu").activation);
+  EXPECT_FALSE(LayerTraitsOf("dropout").activation);
+  EXPECT_TRUE(LayerTraitsOf("dropout").stochastic);
+  EXPECT_TRUE(LayerTraitsOf("lstm").recurrent);
+  EXPECT_TRUE(LayerTraitsOf("rnn").has_params);
+  EXPECT_FALSE(LayerTraitsOf("time_dense").recurrent);
+  EXPECT_TRUE(LayerTraitsOf("residual").composite);
+  EXPECT_FALSE(LayerTraitsOf("softsign").has_params);
+  // Each registered name is the kind() of the layer its factory makes.
+  for (const KindCase& c : EveryKind()) {
+    const RegisteredLayer* r = FindLayerKind(c.spec.kind);
+    ASSERT_NE(r, nullptr) << c.spec.kind;
+    absl::StatusOr<std::unique_ptr<Layer>> layer = r->factory(c.spec);
+    ASSERT_TRUE(layer.ok()) << layer.status();
+    EXPECT_EQ((*layer)->kind(), r->kind);
+    // Activations are the layers whose SaturatedFraction means something.
+    Tensor out({2, 3});
+    EXPECT_EQ((*layer)->SaturatedFraction(out) >= 0, r->traits.activation)
+        << r->kind;
+  }
 }
 
 // A small random regression batch for the 4-input models below.
