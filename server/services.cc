@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/layers/recurrent.h"
 #include "core/model/loss.h"
+#include "core/model/sampling.h"
 #include "core/status_macros.h"
 #include "core/tensor/rng.h"
 #include "server/convert.h"
@@ -460,20 +460,14 @@ grpc::Status InferenceServiceImpl::Infer(grpc::ServerContext* ctx,
         Tensor probs;
         Softmax(out, &probs);
         const int64_t n = probs.rows(), k = probs.cols();
-        std::vector<int64_t> idx(k);
         for (int64_t r = 0; r < n; ++r) {
           const float* p = probs.data() + r * k;
           resp->add_predictions(std::max_element(p, p + k) - p);
           if (req->top_k() > 0) {
-            const int64_t top = std::min<int64_t>(req->top_k(), k);
-            std::iota(idx.begin(), idx.end(), 0);
-            std::partial_sort(
-                idx.begin(), idx.begin() + top, idx.end(),
-                [&](int64_t a, int64_t b) { return p[a] > p[b]; });
             v1::TopK* t = resp->add_top_k();
-            for (int64_t i = 0; i < top; ++i) {
-              t->add_classes(idx[i]);
-              t->add_probabilities(p[idx[i]]);
+            for (int64_t c : TopK(p, k, req->top_k())) {
+              t->add_classes(c);
+              t->add_probabilities(p[c]);
             }
           }
         }
@@ -537,54 +531,15 @@ grpc::Status InferenceServiceImpl::Sample(grpc::ServerContext* ctx,
                          f, " is beyond the server's limit of ",
                          c_->limits.max_tensor_elements, " sampled values"));
       }
-      Tensor samples(Shape{n, steps, f});
-      int64_t t = 0;
-      absl::Status inner = absl::OkStatus();
+      std::vector<int64_t> tokens;
+      Tensor samples;
       NNLAB_RETURN_IF_ERROR(
           e->WithInferenceModel(part, [&](Model* model, int64_t wstep) {
             resp->set_weights_step(wstep);
-            return GenerateSequence(
-                model, prime, steps, [&](const Tensor& last, Tensor* next) {
-                  next->Resize(Shape{n, 1, f});
-                  next->SetZero();
-                  if (last.cols() != f) {
-                    inner = absl::InvalidArgumentError(absl::StrCat(
-                        "the model outputs ", last.cols(),
-                        " values per step but takes ", f,
-                        " inputs; one-to-many sampling feeds outputs back"));
-                    return;
-                  }
-                  for (int64_t r = 0; r < n && t < steps; ++r) {
-                    const float* z = last.data() + r * f;
-                    int64_t pick = std::max_element(z, z + f) - z;
-                    if (req->temperature() > 0) {
-                      double m = *std::max_element(z, z + f), total = 0;
-                      std::vector<double> p(f);
-                      for (int64_t j = 0; j < f; ++j) {
-                        p[j] = std::exp((z[j] - m) / req->temperature());
-                        total += p[j];
-                      }
-                      double u = rng.Uniform() * total;
-                      for (pick = 0; pick < f - 1 && u >= p[pick]; ++pick)
-                        u -= p[pick];
-                    }
-                    (*next)[r * f + pick] = 1.0f;
-                    samples[(r * steps + t) * f + pick] = 1.0f;
-                    resp->add_tokens(pick);
-                  }
-                  ++t;
-                });
+            return SampleSequence(model, prime, steps, req->temperature(), &rng,
+                                  &tokens, &samples);
           }));
-      NNLAB_RETURN_IF_ERROR(inner);
-      // tokens were appended step-major; reorder to [count, steps].
-      std::vector<int64_t> tokens(resp->tokens().begin(), resp->tokens().end());
-      resp->clear_tokens();
-      for (int64_t r = 0; r < n; ++r) {
-        for (int64_t s = 0; s < steps; ++s) {
-          resp->add_tokens(
-              s * n + r < int64_t(tokens.size()) ? tokens[s * n + r] : 0);
-        }
-      }
+      resp->mutable_tokens()->Add(tokens.begin(), tokens.end());
       TensorToProto(samples, false, resp->mutable_samples());
       return absl::OkStatus();
     }
