@@ -82,12 +82,7 @@ class BatchNorm : public Layer {
           s2 += VecSquaredDeviation(x + (i * c_n + c) * s_n, float(mean), s_n);
         }
         var = s2 / double(m);
-        // Running variance is the unbiased estimate, as in the paper.
-        const double unbiased = m > 1 ? var * double(m) / double(m - 1) : var;
-        running_mean_[c] =
-            float(momentum_ * running_mean_[c] + (1.0 - momentum_) * mean);
-        running_var_[c] =
-            float(momentum_ * running_var_[c] + (1.0 - momentum_) * unbiased);
+        UpdateRunningStats(c, mean, var, m);
       } else {
         mean = running_mean_[c];
         var = running_var_[c];
@@ -165,6 +160,16 @@ class BatchNorm : public Layer {
   }
 
  private:
+  // Folds channel c's batch statistics over m values into the running
+  // ones; the running variance is the unbiased estimate, as in the paper.
+  void UpdateRunningStats(int64_t c, double mean, double var, int64_t m) {
+    const double unbiased = m > 1 ? var * double(m) / double(m - 1) : var;
+    running_mean_[c] =
+        float(momentum_ * running_mean_[c] + (1.0 - momentum_) * mean);
+    running_var_[c] =
+        float(momentum_ * running_var_[c] + (1.0 - momentum_) * unbiased);
+  }
+
   // Dense features ([N, C], S = 1): the same arithmetic as the per-channel
   // loops above, in the same order per channel, but walking the batch row
   // by row with per-channel accumulators, so memory is read contiguously
@@ -197,11 +202,7 @@ class BatchNorm : public Layer {
       if (train_) {
         mean = sum[c] / double(n);
         var = sum2[c] / double(n);
-        const double unbiased = n > 1 ? var * double(n) / double(n - 1) : var;
-        running_mean_[c] =
-            float(momentum_ * running_mean_[c] + (1.0 - momentum_) * mean);
-        running_var_[c] =
-            float(momentum_ * running_var_[c] + (1.0 - momentum_) * unbiased);
+        UpdateRunningStats(c, mean, var, n);
       } else {
         mean = running_mean_[c];
         var = running_var_[c];
