@@ -1,12 +1,7 @@
 #include "server/jobs.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <functional>
 #include <random>
 #include <thread>
@@ -20,6 +15,8 @@
 #include "core/status_macros.h"
 #include "core/train/gan_trainer.h"
 #include "core/train/trainer.h"
+#include "server/event_log.h"
+#include "server/job_spec.h"
 #include "server/log.h"
 #include "server/storage.h"
 #include "server/storage.pb.h"
@@ -30,28 +27,20 @@ enum StopRequest : int { kNoStop = 0, kPause = 1, kCancel = 2, kShutdown = 3 };
 
 class Job {
  public:
-  std::string id;
+  Job(std::string job_id, const JobManagerOptions& options)
+      : id(std::move(job_id)),
+        history(std::make_shared<JobHistory>(
+            id, absl::StrCat(options.dir, "/", id, ".events"),
+            options.history_limit)) {}
+
+  const std::string id;
+  // Taken before the history's lock when both are held (a record update
+  // and the event that reports it).
   mutable absl::Mutex mu;
-  absl::CondVar cv;  // Signalled on every event and when the job ends.
   v1::Job record ABSL_GUARDED_BY(mu);
   int64_t base_trained_steps ABSL_GUARDED_BY(mu) = 0;
-  std::deque<std::shared_ptr<const v1::MetricEvent>> history
-      ABSL_GUARDED_BY(mu);
-  int64_t first_seq ABSL_GUARDED_BY(mu) = 0;
-  int64_t next_seq ABSL_GUARDED_BY(mu) = 0;
-  bool ended ABSL_GUARDED_BY(mu) = false;
-  int events_fd ABSL_GUARDED_BY(mu) = -1;
-  // The <id>.events log holds every event of [first_seq, next_seq) under
-  // the same sequence numbers (false after a failed write or rewrite).
-  bool log_complete ABSL_GUARDED_BY(mu) = false;
-  // The history has left memory: an ended job with no watcher keeps only
-  // its record; a watcher reloads the history from the log.
-  bool evicted ABSL_GUARDED_BY(mu) = false;
-  int watchers ABSL_GUARDED_BY(mu) = 0;
-  int64_t history_limit = 50000;
-  // Watchers that asked to be woken on new events (Watcher::SetWakeup).
-  std::vector<std::weak_ptr<const std::function<void()>>> wakeups
-      ABSL_GUARDED_BY(mu);
+  // The events and their watchers; shared with the watchers.
+  const std::shared_ptr<JobHistory> history;
   std::atomic<int> stop{kNoStop};
   // The checkpoint Start() chose for a job it re-queued; the next Train
   // consumes it instead of reading the files again. Only the worker running
@@ -61,96 +50,9 @@ class Job {
   // the file always ends with the newest snapshot although the run and
   // its checkpoint writer both save it. Taken before `mu`, never inside.
   absl::Mutex record_io;
-
-  ~Job() {
-    absl::MutexLock lock(&mu);
-    if (events_fd >= 0) close(events_fd);
-  }
-
-  // Appends an event (sequence and time are set here).
-  void Append(v1::MetricEvent e) {
-    absl::MutexLock lock(&mu);
-    AppendLocked(std::move(e));
-  }
-
-  // Makes the event log durable up to now. Called before a checkpoint and
-  // on state changes, so the history of everything a checkpoint or a job
-  // record acknowledges survives a machine crash; per-event syncs would cost
-  // a disk flush per training step. The flush runs on a duplicate of the
-  // descriptor, outside `mu`, so watchers are not held up by the disk.
-  void SyncLog() {
-    int fd;
-    {
-      absl::MutexLock lock(&mu);
-      if (events_fd < 0) return;
-      fd = dup(events_fd);
-    }
-    if (fd < 0) return;
-    if (fdatasync(fd) != 0) {
-      LogError(absl::StrCat(
-          "job ", id, ": event log fdatasync failed: ", std::strerror(errno)));
-    }
-    close(fd);
-  }
-
-  void AppendLocked(v1::MetricEvent e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    e.set_sequence(next_seq++);
-    if (!e.has_time()) SetTimestampNow(e.mutable_time());
-    if (events_fd >= 0) {
-      // The tail since the last SyncLog may be lost (or torn) by a machine
-      // crash; a torn tail is dropped on load and the job redoes those steps.
-      const std::string frame = Frame(e.SerializeAsString());
-      const ssize_t n = write(events_fd, frame.data(), frame.size());
-      if (n != static_cast<ssize_t>(frame.size())) {
-        LogError(absl::StrCat("job ", id,
-                              ": event log write failed; "
-                              "history will not survive a restart"));
-        close(events_fd);
-        events_fd = -1;
-        log_complete = false;
-      }
-    }
-    history.push_back(std::make_shared<const v1::MetricEvent>(std::move(e)));
-    while (static_cast<int64_t>(history.size()) > history_limit) {
-      history.pop_front();
-      ++first_seq;
-    }
-    cv.SignalAll();
-    WakeLocked();
-  }
-
-  // Calls the wake-ups of watchers that registered one (Watcher::SetWakeup),
-  // dropping those whose watcher is gone.
-  void WakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    size_t live = 0;
-    for (size_t i = 0; i < wakeups.size(); ++i) {
-      if (std::shared_ptr<const std::function<void()>> wake =
-              wakeups[i].lock()) {
-        (*wake)();
-        // Not a self-move: libstdc++'s weak_ptr move assignment empties a
-        // weak_ptr moved onto itself, which would drop the wake-up.
-        if (live != i) wakeups[live] = std::move(wakeups[i]);
-        ++live;
-      }
-    }
-    wakeups.resize(live);
-  }
-
-  // Drops the history of an ended job nobody watches when the log can
-  // serve it again: finished jobs otherwise hold every event forever.
-  void MaybeEvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (!ended || watchers > 0 || !log_complete || evicted) return;
-    std::deque<std::shared_ptr<const v1::MetricEvent>>().swap(history);
-    evicted = true;
-  }
 };
 
 namespace {
-
-bool IsTerminal(v1::JobState s) {
-  return s == v1::JOB_STATE_COMPLETED || s == v1::JOB_STATE_CANCELLED ||
-         s == v1::JOB_STATE_FAILED;
-}
 
 std::string NewJobId() {
   static std::mt19937_64 gen{std::random_device{}()};
@@ -159,112 +61,14 @@ std::string NewJobId() {
   return absl::StrFormat("j-%012x", gen() & 0xFFFFFFFFFFFFull);
 }
 
-// Reads an events log: frames until the first torn or corrupt one.
-std::vector<v1::MetricEvent> ReadEventLog(const std::string& path) {
-  std::vector<v1::MetricEvent> events;
-  absl::StatusOr<std::string> data = ReadFile(path);
-  if (!data.ok()) return events;
-  absl::string_view rest = *data;
-  while (rest.size() >= 20) {
-    uint64_t len = 0;
-    for (int i = 0; i < 8; ++i) {
-      len |= uint64_t(static_cast<unsigned char>(rest[8 + i])) << (8 * i);
-    }
-    if (len > rest.size() - 20) break;
-    absl::StatusOr<std::string> payload = Unframe(rest.substr(0, 20 + len));
-    if (!payload.ok()) break;
-    v1::MetricEvent e;
-    if (!e.ParseFromString(*payload)) break;
-    events.push_back(std::move(e));
-    rest.remove_prefix(20 + len);
-  }
-  return events;
-}
-
-struct Effective {
-  int epochs;
-  int64_t batch_size;
-  int64_t stats_every;
-};
-
-Effective EffectiveOf(const v1::JobSpec& s) {
-  Effective e;
-  e.epochs = s.epochs() == 0 ? 1 : s.epochs();
-  e.batch_size = s.batch_size() == 0 ? 32 : s.batch_size();
-  e.stats_every =
-      s.stats_every() == 0 ? 1 : (s.stats_every() < 0 ? 0 : s.stats_every());
-  return e;
-}
-
 }  // namespace
-
-Watcher::~Watcher() {
-  if (job_ == nullptr) return;
-  absl::MutexLock lock(&job_->mu);
-  --job_->watchers;
-  job_->MaybeEvictLocked();
-}
-
-Watcher::Result Watcher::Next(absl::Duration timeout, v1::MetricEvent* event) {
-  Job* job = job_.get();
-  const absl::Time deadline = absl::Now() + timeout;
-  absl::MutexLock lock(&job->mu);
-  while (true) {
-    if (cursor_ < job->first_seq) {
-      dropped_ += job->first_seq - cursor_;
-      cursor_ = job->first_seq;
-    }
-    if (cursor_ >= replay_end_ && job->next_seq - cursor_ > capacity_) {
-      const int64_t skip = job->next_seq - capacity_ - cursor_;
-      dropped_ += skip;
-      cursor_ += skip;
-    }
-    while (cursor_ < job->next_seq) {
-      const v1::MetricEvent& e = *job->history[cursor_ - job->first_seq];
-      ++cursor_;
-      // Everything before from_step is skipped, state changes included; the
-      // state that ends the job is always delivered, so every stream learns
-      // how the job ended.
-      if (e.step() < options_.from_step &&
-          !(e.phase() == v1::PHASE_STATE && IsTerminal(e.job_state()))) {
-        continue;
-      }
-      if (e.phase() == v1::PHASE_TRAIN && options_.every_n > 1 &&
-          e.step() % options_.every_n != 0) {
-        continue;
-      }
-      *event = e;
-      if (options_.omit_layer_stats) event->clear_layers();
-      event->set_dropped_events(dropped_);
-      dropped_ = 0;
-      return Result::kEvent;
-    }
-    if (job->ended) return Result::kEnded;
-    if (job->cv.WaitWithDeadline(&job->mu, deadline)) return Result::kTimeout;
-  }
-}
-
-void Watcher::SetWakeup(std::function<void()> wake) {
-  Job* job = job_.get();
-  absl::MutexLock lock(&job->mu);
-  if (wake_ != nullptr) {
-    auto& w = job->wakeups;
-    w.erase(std::remove_if(w.begin(), w.end(),
-                           [&](const auto& weak) {
-                             return weak.expired() || weak.lock() == wake_;
-                           }),
-            w.end());
-    wake_.reset();
-  }
-  if (wake) {
-    wake_ = std::make_shared<const std::function<void()>>(std::move(wake));
-    job->wakeups.push_back(wake_);
-  }
-}
 
 JobManager::JobManager(JobManagerOptions options, ModelRegistry* models,
                        DatasetRegistry* datasets)
-    : options_(std::move(options)), models_(models), datasets_(datasets) {}
+    : options_(std::move(options)),
+      checkpoints_(options_.dir),
+      models_(models),
+      datasets_(datasets) {}
 
 JobManager::~JobManager() { Shutdown(); }
 
@@ -286,29 +90,13 @@ absl::Status JobManager::SaveRecord(const std::shared_ptr<Job>& job) {
   return s;
 }
 
-absl::Status JobManager::WriteCheckpoint(const std::string& id,
-                                         const StoredCheckpoint& ckpt) {
-  const std::string path = PathFor(id, ".ckpt");
-  const std::string prev = PathFor(id, ".ckpt.prev");
-  // The last checkpoint stays on disk, as .prev, until the next one
-  // replaces it: if the newest turns out unreadable (a disk that lied, a
-  // flipped bit) the job falls back to the one before instead of failing.
-  const bool had = rename(path.c_str(), prev.c_str()) == 0;
-  absl::Status s = WriteRecord(path, ckpt);
-  if (!s.ok() && had && rename(prev.c_str(), path.c_str()) != 0) {
-    LogError(absl::StrCat("job ", id, ": cannot restore ", prev, ": ",
-                          std::strerror(errno)));
-  }
-  return s;
-}
-
 absl::Status JobManager::CommitCheckpoint(const std::shared_ptr<Job>& job,
                                           const StoredCheckpoint& ckpt) {
   const int64_t step = ckpt.trainer().step();
   // The history up to this step is durable before the checkpoint that
   // makes the job resume after it.
-  job->SyncLog();
-  absl::Status written = WriteCheckpoint(job->id, ckpt);
+  job->history->SyncLog();
+  absl::Status written = checkpoints_.Write(job->id, ckpt);
   if (!written.ok()) {
     return absl::Status(written.code(),
                         absl::StrCat("checkpoint at step ", step,
@@ -322,76 +110,6 @@ absl::Status JobManager::CommitCheckpoint(const std::shared_ptr<Job>& job,
 }
 
 namespace {
-
-// Writes one run's checkpoints on a thread of its own, so training does
-// not wait for the disk (each checkpoint syncs the event log, the
-// checkpoint file and the job record). Only the newest checkpoint
-// matters: one still waiting when the next arrives is dropped, so at most
-// two are held. A crash loses at most the one being written; the job
-// then resumes from the one before, which its record still names.
-class CheckpointWriter {
- public:
-  using Commit = std::function<absl::Status(const StoredCheckpoint&)>;
-  explicit CheckpointWriter(Commit commit)
-      : commit_(std::move(commit)), thread_([this] { Loop(); }) {}
-  // Writes what is waiting, then stops.
-  ~CheckpointWriter() {
-    Flush().IgnoreError();
-    {
-      absl::MutexLock lock(&mu_);
-      done_ = true;
-    }
-    thread_.join();
-  }
-  CheckpointWriter(const CheckpointWriter&) = delete;
-  CheckpointWriter& operator=(const CheckpointWriter&) = delete;
-
-  // Queues `ckpt` for writing. Returns the first failure of an earlier
-  // write, if any: the run should stop, its checkpoints are not kept.
-  absl::Status Submit(std::unique_ptr<StoredCheckpoint> ckpt) {
-    absl::MutexLock lock(&mu_);
-    pending_ = std::move(ckpt);
-    return error_;
-  }
-  // Waits until every submitted checkpoint is written; the first failure.
-  absl::Status Flush() {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &CheckpointWriter::Idle));
-    return error_;
-  }
-
- private:
-  bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return pending_ == nullptr && !writing_;
-  }
-  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return pending_ != nullptr || done_;
-  }
-
-  void Loop() {
-    absl::MutexLock lock(&mu_);
-    while (true) {
-      mu_.Await(absl::Condition(this, &CheckpointWriter::HasWork));
-      if (pending_ == nullptr) return;  // Done, and nothing waits.
-      std::unique_ptr<StoredCheckpoint> ckpt = std::move(pending_);
-      writing_ = true;
-      mu_.Unlock();
-      absl::Status s = commit_(*ckpt);
-      ckpt.reset();
-      mu_.Lock();
-      writing_ = false;
-      if (error_.ok()) error_ = s;
-    }
-  }
-
-  const Commit commit_;
-  absl::Mutex mu_;
-  std::unique_ptr<StoredCheckpoint> pending_ ABSL_GUARDED_BY(mu_);
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status error_ ABSL_GUARDED_BY(mu_);
-  std::thread thread_;  // Last: starts once the members above exist.
-};
 
 // The end of a run that ended with `status`: a paused or interrupted run
 // takes its resume point (`checkpoint`), and every checkpoint is on disk
@@ -415,37 +133,6 @@ absl::Status FinishCheckpoints(int stop,
 
 }  // namespace
 
-absl::Status JobManager::ReadCheckpoint(const std::string& id,
-                                        StoredCheckpoint* out) const {
-  std::string problems;
-  for (absl::string_view ext : {".ckpt", ".ckpt.prev"}) {
-    const std::string path = PathFor(id, ext);
-    StoredCheckpoint ckpt;
-    absl::Status s = ReadRecord(path, &ckpt);
-    if (s.ok() && ckpt.job_id() != id) {
-      s = absl::DataLossError(absl::StrCat(path, ": belongs to job \"",
-                                           ckpt.job_id().substr(0, 64), "\""));
-    }
-    if (s.ok()) {
-      if (!problems.empty()) {
-        LogError(absl::StrCat("job ", id, ": using the previous checkpoint (",
-                              path, ", step ", ckpt.trainer().step(), "); ",
-                              problems));
-      }
-      *out = std::move(ckpt);
-      return absl::OkStatus();
-    }
-    if (absl::IsNotFound(s)) continue;
-    LogError(absl::StrCat("job ", id, ": unusable checkpoint: ", s.ToString()));
-    absl::StrAppend(&problems, problems.empty() ? "" : "; ", s.message());
-  }
-  if (problems.empty()) {
-    return absl::NotFoundError(absl::StrCat("job ", id, " has no checkpoint"));
-  }
-  return absl::DataLossError(
-      absl::StrCat("no readable checkpoint of job ", id, ": ", problems));
-}
-
 void JobManager::SetState(const std::shared_ptr<Job>& job, v1::JobState state,
                           const std::string& message) {
   {
@@ -455,30 +142,24 @@ void JobManager::SetState(const std::shared_ptr<Job>& job, v1::JobState state,
     if (state == v1::JOB_STATE_RUNNING) {
       SetTimestampNow(job->record.mutable_start_time());
     }
-    if (IsTerminal(state)) SetTimestampNow(job->record.mutable_end_time());
+    if (IsTerminalState(state)) SetTimestampNow(job->record.mutable_end_time());
     v1::MetricEvent e;
     e.set_phase(v1::PHASE_STATE);
     e.set_step(job->record.step());
     e.set_epoch(job->record.epoch());
     e.set_job_state(state);
     e.set_message(message);
-    job->AppendLocked(std::move(e));
-    if (IsTerminal(state)) {
-      job->ended = true;
-      job->cv.SignalAll();
-      job->WakeLocked();
+    if (IsTerminalState(state)) {
+      job->history->End(std::move(e));
+    } else {
+      job->history->Append(std::move(e));
     }
   }
   // The record acknowledges the state; the history leading to it goes first.
-  job->SyncLog();
-  if (IsTerminal(state)) {
-    // Nothing is appended after the terminal state: the log is closed and
-    // the history leaves memory once its last watcher is done.
-    absl::MutexLock lock(&job->mu);
-    if (job->events_fd >= 0) close(job->events_fd);
-    job->events_fd = -1;
-    job->MaybeEvictLocked();
-  }
+  job->history->SyncLog();
+  // Nothing is appended after the terminal state: the log is closed and the
+  // history leaves memory once its last watcher is done.
+  if (IsTerminalState(state)) job->history->CloseLog();
   SaveRecord(job).IgnoreError();  // Logged by SaveRecord.
   LogInfo(absl::StrCat("job ", job->id, " ", v1::JobState_Name(state),
                        message.empty() ? "" : ": ", message));
@@ -505,9 +186,7 @@ absl::Status JobManager::Start() {
       LogError(absl::StrCat("skipping job file ", name, ": ", s.ToString()));
       continue;
     }
-    auto job = std::make_shared<Job>();
-    job->id = stored.job().job_id();
-    job->history_limit = options_.history_limit;
+    auto job = std::make_shared<Job>(stored.job().job_id(), options_);
     absl::MutexLock lock(&job->mu);
     job->record = stored.job();
     job->base_trained_steps = stored.base_trained_steps();
@@ -552,9 +231,9 @@ absl::Status JobManager::Start() {
     // the record behind, and a corrupt newest checkpoint falls back to the
     // one before it.
     absl::Status resumable = absl::OkStatus();
-    if (!IsTerminal(state)) {
+    if (!IsTerminalState(state)) {
       auto ckpt = std::make_unique<StoredCheckpoint>();
-      absl::Status cs = ReadCheckpoint(job->id, ckpt.get());
+      absl::Status cs = checkpoints_.Read(job->id, ckpt.get());
       if (cs.ok()) {
         ckpt_step = ckpt->trainer().step();
         absl::MutexLock lock(&job->mu);
@@ -575,38 +254,17 @@ absl::Status JobManager::Start() {
                                   }),
                    events.end());
     }
-    std::string log;
-    for (v1::MetricEvent& e : events) {
-      absl::MutexLock lock(&job->mu);
-      e.set_sequence(job->next_seq++);
-      log += Frame(e.SerializeAsString());
-      job->history.push_back(std::make_shared<const v1::MetricEvent>(e));
-    }
-    {
-      absl::MutexLock lock(&job->mu);
-      while (static_cast<int64_t>(job->history.size()) > job->history_limit) {
-        job->history.pop_front();
-        ++job->first_seq;
-      }
-    }
-    absl::Status s = WriteFileAtomic(PathFor(job->id, ".events"), log);
-    {
-      absl::MutexLock lock(&job->mu);
-      if (s.ok() && !IsTerminal(state)) {
-        job->events_fd = open(PathFor(job->id, ".events").c_str(),
-                              O_WRONLY | O_APPEND | O_CLOEXEC);
-      }
-      job->log_complete = s.ok() && (IsTerminal(state) || job->events_fd >= 0);
-    }
+    // A log that cannot be rewritten is logged by Restore; the job goes on
+    // with its history in memory only.
+    job->history->Restore(std::move(events), /*append=*/!IsTerminalState(state))
+        .IgnoreError();
     {
       absl::MutexLock lock(&mu_);
       jobs_[job->id] = job;
       order_.push_back(job->id);
     }
-    if (IsTerminal(state)) {
-      absl::MutexLock lock(&job->mu);
-      job->ended = true;
-      job->MaybeEvictLocked();
+    if (IsTerminalState(state)) {
+      job->history->MarkEnded();
       continue;
     }
     if (!resumable.ok()) {
@@ -661,8 +319,7 @@ void JobManager::Shutdown() {
   }
   for (const auto& job : all) {
     job->stop.store(kShutdown);
-    absl::MutexLock lock(&job->mu);
-    job->cv.SignalAll();
+    job->history->Notify();
   }
   for (auto& w : workers_) {
     if (w.joinable()) w.join();
@@ -684,105 +341,11 @@ absl::Status JobManager::ValidateSpec(const v1::JobSpec& spec,
                                       std::shared_ptr<ModelEntry>* entry,
                                       int64_t* total_steps) {
   NNLAB_ASSIGN_OR_RETURN(*entry, models_->Get(spec.model_id()));
-  if (spec.gan_d_steps() < 0 || spec.gan_d_steps() > 100) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec.gan_d_steps must be in [0, 100], got ", spec.gan_d_steps()));
-  }
-  if (spec.dataset().empty()) {
-    return absl::InvalidArgumentError(
-        "spec.dataset is empty (\"mnist\", \"fashion-mnist\" or an upload id)");
-  }
-  NNLAB_ASSIGN_OR_RETURN(
-      OptimizerConfig opt,
-      OptimizerFromProto(spec.optimizer(), "spec.optimizer"));
-  (void)opt;
-  if (spec.epochs() < 0 || spec.epochs() > 10000) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("spec.epochs must be in [0, 10000], got ", spec.epochs()));
-  }
-  if (spec.batch_size() < 0 || spec.batch_size() > 65536) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec.batch_size must be in [0, 65536], got ", spec.batch_size()));
-  }
-  if (spec.eval_every_steps() < 0) {
-    return absl::InvalidArgumentError("spec.eval_every_steps must be >= 0");
-  }
-  if (spec.checkpoint_every_steps() < 0) {
-    return absl::InvalidArgumentError(
-        "spec.checkpoint_every_steps must be >= 0");
-  }
-  if (spec.stats_every() < -1) {
-    return absl::InvalidArgumentError("spec.stats_every must be >= -1");
-  }
-  if (spec.max_train_samples() < 0) {
-    return absl::InvalidArgumentError("spec.max_train_samples must be >= 0");
-  }
-  if (spec.max_steps() < 0) {
-    return absl::InvalidArgumentError("spec.max_steps must be >= 0");
-  }
-  if (spec.label().size() > 256) {
-    return absl::InvalidArgumentError(
-        "spec.label is longer than 256 characters");
-  }
+  NNLAB_RETURN_IF_ERROR(ValidateJobSpecFields(spec));
   NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<const DatasetPair> data,
                          datasets_->Get(spec.dataset()));
-  Shape sample = data->train->sample_shape();
-  if (!spec.sample_shape().empty()) {
-    NNLAB_ASSIGN_OR_RETURN(
-        Shape s, ShapeFromProto(spec.sample_shape(), "spec.sample_shape",
-                                options_.limits));
-    if (NumElements(s) != NumElements(sample)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("spec.sample_shape ", ShapeToString(s), " has ",
-                       NumElements(s), " elements; the data set's samples ",
-                       ShapeToString(sample), " have ", NumElements(sample)));
-    }
-    sample = s;
-  }
-  const Effective eff = EffectiveOf(spec);
-  int64_t n = data->train->size();
-  if (spec.max_train_samples() > 0) n = std::min(n, spec.max_train_samples());
-  const int64_t per_epoch = (n + eff.batch_size - 1) / eff.batch_size;
-  *total_steps = per_epoch * eff.epochs;
-  if (spec.max_steps() > 0) {
-    *total_steps = std::min(*total_steps, spec.max_steps());
-  }
-  if ((*entry)->is_gan()) {
-    // The discriminator sees real samples shaped like generated ones.
-    const ModelSpec& d = (*entry)->spec(ModelPart::kDiscriminator);
-    if (d.input_shape != sample) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the GAN generates samples ", ShapeToString(d.input_shape),
-          "; the data set's samples are ", ShapeToString(sample),
-          " (set spec.sample_shape to reshape them)"));
-    }
-    return absl::OkStatus();
-  }
-  const ModelSpec& ms = (*entry)->spec(ModelPart::kMain);
-  if (ms.input_shape != sample) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model input_shape ", ShapeToString(ms.input_shape),
-        " does not match the data set's samples ", ShapeToString(sample),
-        spec.sample_shape().empty() ? " (set spec.sample_shape to reshape them)"
-                                    : " (after spec.sample_shape)"));
-  }
-  const v1::Model info = (*entry)->Info();
-  Shape out(info.output_shape().begin(), info.output_shape().end());
-  if (data->train->num_classes() > 0) {
-    if (ms.loss != LossKind::kSoftmaxCrossEntropy || out.size() != 1 ||
-        out[0] < data->train->num_classes()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "data set ", spec.dataset(), " has ", data->train->num_classes(),
-          " classes; the model needs softmax cross-entropy and at least that "
-          "many outputs, it has ",
-          ShapeToString(out)));
-    }
-  } else if (out != data->train->target_shape()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data set ", spec.dataset(), " has targets ",
-                     ShapeToString(data->train->target_shape()),
-                     "; the model's outputs are ", ShapeToString(out)));
-  }
+  NNLAB_ASSIGN_OR_RETURN(
+      *total_steps, CheckJobSpecAgainst(spec, **entry, *data, options_.limits));
   return absl::OkStatus();
 }
 
@@ -793,9 +356,7 @@ absl::StatusOr<v1::Job> JobManager::StartJob(const v1::JobSpec& spec) {
   std::shared_ptr<ModelEntry> entry;
   int64_t total_steps = 0;
   NNLAB_RETURN_IF_ERROR(ValidateSpec(spec, &entry, &total_steps));
-  auto job = std::make_shared<Job>();
-  job->id = NewJobId();
-  job->history_limit = options_.history_limit;
+  auto job = std::make_shared<Job>(NewJobId(), options_);
   {
     // The slot is reserved here, before the slow part (files, fsync):
     // concurrent calls that all checked first and queued later would
@@ -825,17 +386,11 @@ absl::StatusOr<v1::Job> JobManager::StartJob(const v1::JobSpec& spec) {
     job->base_trained_steps = entry->weights()->trained_steps;
   }
   // The log exists before the first event.
-  absl::Status s = WriteFileAtomic(PathFor(job->id, ".events"), "");
+  absl::Status s = job->history->Restore({}, /*append=*/true);
   if (!s.ok()) {
     entry->EndTraining(job->id);
     release();
     return s;
-  }
-  {
-    absl::MutexLock lock(&job->mu);
-    job->events_fd = open(PathFor(job->id, ".events").c_str(),
-                          O_WRONLY | O_APPEND | O_CLOEXEC);
-    job->log_complete = job->events_fd >= 0;
   }
   {
     absl::MutexLock lock(&mu_);
@@ -880,7 +435,7 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
     absl::MutexLock lock(&mu_);
     absl::MutexLock jl(&job->mu);
     const v1::JobState s = job->record.state();
-    if (IsTerminal(s)) {
+    if (IsTerminalState(s)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "job ", id, " has already ended (", v1::JobState_Name(s), ")"));
     }
@@ -961,67 +516,16 @@ absl::StatusOr<v1::Job> JobManager::Resume(const std::string& id) {
 
 absl::StatusOr<std::unique_ptr<Watcher>> JobManager::Watch(
     const std::string& id, const Watcher::Options& o) {
-  if (o.from_step < 0) {
-    return absl::InvalidArgumentError("from_step must be >= 0");
-  }
-  if (o.every_n < 0) return absl::InvalidArgumentError("every_n must be >= 0");
+  NNLAB_RETURN_IF_ERROR(Watcher::CheckOptions(o));
   NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<Job> job, Find(id));
-  auto w = std::unique_ptr<Watcher>(new Watcher());
-  w->options_ = o;
-  w->capacity_ = options_.watcher_buffer;
-  {
-    // Counted first, so the history cannot leave memory while it is read.
-    absl::MutexLock lock(&job->mu);
-    ++job->watchers;
-  }
-  w->job_ = job;  // From here the watcher's destructor uncounts it.
-  NNLAB_RETURN_IF_ERROR(ReloadHistory(*job));
-  absl::MutexLock lock(&job->mu);
-  w->cursor_ = job->first_seq;
-  w->replay_end_ = job->next_seq;
-  return w;
-}
-
-absl::Status JobManager::ReloadHistory(Job& job) const {
-  int64_t first, next;
-  {
-    absl::MutexLock lock(&job.mu);
-    if (!job.evicted) return absl::OkStatus();
-    first = job.first_seq;
-    next = job.next_seq;
-  }
-  // An ended job appends nothing, so [first, next) is stable. Read outside
-  // the lock; concurrent watchers may each read, the first one installs.
-  const std::string path = PathFor(job.id, ".events");
-  std::vector<v1::MetricEvent> events = ReadEventLog(path);
-  std::deque<std::shared_ptr<const v1::MetricEvent>> history;
-  for (v1::MetricEvent& e : events) {
-    if (e.sequence() < first) continue;  // Beyond history_limit.
-    if (e.sequence() != first + static_cast<int64_t>(history.size())) break;
-    history.push_back(std::make_shared<const v1::MetricEvent>(std::move(e)));
-  }
-  if (first + static_cast<int64_t>(history.size()) != next) {
-    LogError(absl::StrCat("job ", job.id, ": event log ", path, " holds ",
-                          history.size(), " of events ", first, "..",
-                          next - 1));
-    return absl::DataLossError(absl::StrCat(
-        "the event history of job ", job.id, " is damaged (", path, " holds ",
-        history.size(), " of its ", next - first, " events)"));
-  }
-  absl::MutexLock lock(&job.mu);
-  if (job.evicted) {
-    job.history.swap(history);
-    job.evicted = false;
-  }
-  return absl::OkStatus();
+  return Watcher::Create(job->history, o, options_.watcher_buffer);
 }
 
 int64_t JobManager::EventsInMemory() const {
   int64_t n = 0;
   absl::MutexLock lock(&mu_);
   for (const auto& [id, job] : jobs_) {
-    absl::MutexLock jl(&job->mu);
-    n += static_cast<int64_t>(job->history.size());
+    n += job->history->InMemory();
   }
   return n;
 }
@@ -1075,7 +579,7 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
   if (status.ok()) {
     SetState(job, v1::JOB_STATE_COMPLETED, "");
     // Nothing resumes a finished job; its last checkpoint stays.
-    absl::Status rm = RemoveFile(PathFor(job->id, ".ckpt.prev"));
+    absl::Status rm = checkpoints_.RemovePrevious(job->id);
     if (!rm.ok()) LogError(absl::StrCat("job ", job->id, ": ", rm.ToString()));
   } else if (paused) {
     SetState(job, v1::JOB_STATE_PAUSED,
@@ -1123,10 +627,7 @@ absl::StatusOr<JobManager::RunInputs> JobManager::PrepareRun(Job& job) const {
   if (!spec.sample_shape().empty()) {
     sample = Shape(spec.sample_shape().begin(), spec.sample_shape().end());
   }
-  int64_t ntrain = data->train->size();
-  if (spec.max_train_samples() > 0) {
-    ntrain = std::min(ntrain, spec.max_train_samples());
-  }
+  const int64_t ntrain = TrainSamples(spec, data->train->size());
   in.train = std::make_unique<DatasetView>(data->train, ntrain, sample);
   if (data->test != nullptr) {
     in.test =
@@ -1136,7 +637,7 @@ absl::StatusOr<JobManager::RunInputs> JobManager::PrepareRun(Job& job) const {
   in.resume = std::move(job.resume_ckpt);
   if (in.ckpt_step > 0 && in.resume == nullptr) {
     in.resume = std::make_unique<StoredCheckpoint>();
-    NNLAB_RETURN_IF_ERROR(ReadCheckpoint(job.id, in.resume.get()));
+    NNLAB_RETURN_IF_ERROR(checkpoints_.Read(job.id, in.resume.get()));
   }
   return in;
 }
@@ -1154,7 +655,7 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
 
   NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                          entry->Instantiate(ModelPart::kMain));
-  const Effective eff = EffectiveOf(spec);
+  const EffectiveSpec eff = EffectiveOf(spec);
   TrainOptions opts;
   NNLAB_ASSIGN_OR_RETURN(
       opts.optimizer, OptimizerFromProto(spec.optimizer(), "spec.optimizer"));
@@ -1219,7 +720,7 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     return writer.Submit(std::move(ckpt));
   };
 
-  const int64_t per_epoch = (ntrain + eff.batch_size - 1) / eff.batch_size;
+  const int64_t per_epoch = StepsPerEpoch(spec, ntrain);
   absl::Time last_publish = absl::Now();
   absl::Time last_step_time = absl::Now();
   double sps = 0;
@@ -1244,7 +745,7 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
       job->record.set_epoch(stats.epoch);
       job->record.set_last_loss(stats.loss);
       job->record.set_samples_per_sec(sps);
-      job->AppendLocked(std::move(e));
+      job->history->Append(std::move(e));
     }
     if (now - last_publish >= options_.publish_interval) {
       entry->Publish(CaptureWeights(model.get(), base_steps + stats.step));
@@ -1275,7 +776,7 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     ev->set_loss(r.loss);
     ev->set_accuracy(r.accuracy);
     ev->set_step(trainer->state().step);
-    job->AppendLocked(std::move(e));
+    job->history->Append(std::move(e));
     last_eval_step = trainer->state().step;
   };
   cb.should_stop = [&]() { return job->stop.load() != kNoStop; };
@@ -1353,13 +854,13 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
   const DatasetView& train = *in.train;
   const int64_t ntrain = train.size();
   DatasetSampler real(&train);
-  const Effective eff = EffectiveOf(spec);
+  const EffectiveSpec eff = EffectiveOf(spec);
   GanOptions go;
   go.generator = entry->spec(ModelPart::kGenerator);
   go.discriminator = entry->spec(ModelPart::kDiscriminator);
   go.noise = entry->noise() == v1::NOISE_NORMAL ? NoiseKind::kNormal
                                                 : NoiseKind::kUniform;
-  go.d_steps = spec.gan_d_steps() == 0 ? 1 : spec.gan_d_steps();
+  go.d_steps = static_cast<int>(eff.gan_d_steps);
   go.batch_size = eff.batch_size;
   NNLAB_ASSIGN_OR_RETURN(
       go.g_optimizer, OptimizerFromProto(spec.optimizer(), "spec.optimizer"));
@@ -1402,9 +903,8 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
     NNLAB_RETURN_IF_ERROR(
         LoadWeights(*w, trainer->discriminator(), "discriminator/"));
   }
-  const int64_t per_epoch = (ntrain + eff.batch_size - 1) / eff.batch_size;
-  int64_t total = per_epoch * eff.epochs;
-  if (spec.max_steps() > 0) total = std::min(total, spec.max_steps());
+  const int64_t per_epoch = StepsPerEpoch(spec, ntrain);
+  const int64_t total = TotalSteps(spec, ntrain);
   auto capture = [&]() {
     auto w = std::make_shared<WeightSet>();
     AppendWeights(trainer->generator(), "generator/", w.get());
@@ -1480,8 +980,10 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
       job->record.set_epoch(epoch);
       job->record.set_last_loss(st.g_loss);
       job->record.set_samples_per_sec(sps);
-      job->AppendLocked(std::move(d));
-      job->AppendLocked(std::move(g));
+      std::vector<v1::MetricEvent> events(2);
+      events[0] = std::move(d);
+      events[1] = std::move(g);
+      job->history->AppendAll(std::move(events));
     }
     if (now - last_publish >= options_.publish_interval) {
       entry->Publish(capture());

@@ -3,6 +3,12 @@
 // <data_dir>/jobs (<id>.job record, <id>.ckpt checkpoint and the one before
 // it, <id>.ckpt.prev, <id>.events log).
 //
+// The pieces live in their own modules: the event log (event_log.h), the
+// history and its watchers (job_events.h), checkpoint files and their
+// writer thread (checkpoint_store.h), spec validation (job_spec.h). This
+// file is the state machine, the queue and workers, the training runs, and
+// recovery at startup.
+//
 // Durability: checkpoints and records are written atomically (storage.h).
 // The event log is appended per event and fdatasync'ed before every
 // checkpoint and state change, so after a crash the history covers at least
@@ -24,7 +30,8 @@
 // to the job's history (a short critical section) and wakes waiters; each
 // watcher reads the history at its own pace through a cursor. A watcher
 // that falls more than `watcher_buffer` events behind the live edge skips
-// ahead and is told how many events it missed (MetricEvent.dropped_events).
+// ahead and is told how many events it missed (MetricEvent.dropped_events:
+// only events it would have received, after from_step and every_n).
 //
 // Thread-safe.
 #ifndef NNLAB_SERVER_JOBS_H_
@@ -45,7 +52,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "nnlab/v1/training.pb.h"
+#include "server/checkpoint_store.h"
 #include "server/datasets.h"
+#include "server/job_events.h"
 #include "server/models.h"
 
 namespace nnlab::server {
@@ -62,47 +71,6 @@ struct JobManagerOptions {
 };
 
 class Job;
-class StoredCheckpoint;
-
-// A watcher's position in one job's event stream.
-class Watcher {
- public:
-  struct Options {
-    // Events of earlier steps are skipped (state changes included), except
-    // the terminal state event.
-    int64_t from_step = 0;
-    int64_t every_n = 1;
-    bool omit_layer_stats = false;
-  };
-  enum class Result { kEvent, kTimeout, kEnded };
-  ~Watcher();
-
-  // Waits up to `timeout` for the next event; fills `event` (with
-  // dropped_events set) on kEvent. kEnded once the job has ended and every
-  // event was delivered. Thread-compatible (one reader per watcher).
-  Result Next(absl::Duration timeout, v1::MetricEvent* event);
-
-  // Registers `wake`, called each time Next may have more to return (an
-  // event was appended, the job ended), so a reader need not block in Next:
-  // it can poll with a zero timeout and wait for `wake`. `wake` runs on the
-  // appending thread with the job's lock held: it must be quick, must not
-  // block, and must not call into this Watcher or the JobManager. An empty
-  // function unregisters; once SetWakeup returns, the previous `wake` is not
-  // running and is never called again. Destroying the Watcher unregisters
-  // too, but a call already under way may still finish, so `wake` should
-  // own (or weakly reference) whatever it touches.
-  void SetWakeup(std::function<void()> wake);
-
- private:
-  friend class JobManager;
-  std::shared_ptr<Job> job_;
-  std::shared_ptr<const std::function<void()>> wake_;
-  Options options_;
-  int64_t cursor_ = 0;      // Next sequence number to look at.
-  int64_t replay_end_ = 0;  // Sequence where history replay ends.
-  int64_t capacity_ = 1024;
-  int64_t dropped_ = 0;  // Missed, to report with the next event.
-};
 
 class JobManager {
  public:
@@ -141,10 +109,6 @@ class JobManager {
  private:
   // The job `id`: InvalidArgument for a malformed id, NotFound if unknown.
   absl::StatusOr<std::shared_ptr<Job>> Find(const std::string& id) const;
-  // Reads an ended job's evicted history back from its event log; DataLoss
-  // if the log no longer holds all of it. REQUIRES: the caller holds a
-  // watcher count on the job (so it is not evicted meanwhile).
-  absl::Status ReloadHistory(Job& job) const;
   void WorkerLoop();
   void RunJob(const std::shared_ptr<Job>& job);
   // What a training run starts from (defined in jobs.cc).
@@ -155,7 +119,8 @@ class JobManager {
   absl::Status Train(const std::shared_ptr<Job>& job,
                      const std::shared_ptr<ModelEntry>& entry,
                      int64_t* final_step);
-  // Alternating GAN training (core/train/gan_trainer.h) of a GAN pair entry.
+  // Alternating GAN training (core/train/gan_trainer.h) of a GAN pair entry:
+  // the whole GAN loop, checkpoints and events included.
   absl::Status TrainGan(const std::shared_ptr<Job>& job,
                         const std::shared_ptr<ModelEntry>& entry, RunInputs in,
                         int64_t* final_step);
@@ -166,22 +131,15 @@ class JobManager {
   void SetState(const std::shared_ptr<Job>& job, v1::JobState state,
                 const std::string& message);
   absl::Status SaveRecord(const std::shared_ptr<Job>& job);
-  // Writes a job's checkpoint, keeping the previous one as <id>.ckpt.prev.
-  absl::Status WriteCheckpoint(const std::string& id,
-                               const StoredCheckpoint& ckpt);
   // Makes `ckpt` the job's durable resume point: the history up to now,
   // then the checkpoint, then the record that names its step. Runs on the
   // job's checkpoint writer thread.
   absl::Status CommitCheckpoint(const std::shared_ptr<Job>& job,
                                 const StoredCheckpoint& ckpt);
-  // The newest readable checkpoint of a job (falling back to the previous
-  // one, with a log line); NotFound if there is none, DataLoss if every one
-  // there is corrupt.
-  absl::Status ReadCheckpoint(const std::string& id,
-                              StoredCheckpoint* out) const;
   std::string PathFor(const std::string& id, absl::string_view ext) const;
 
   const JobManagerOptions options_;
+  CheckpointStore checkpoints_;  // In options_.dir.
   ModelRegistry* const models_;
   DatasetRegistry* const datasets_;
   std::atomic<bool> shutting_down_{false};

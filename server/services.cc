@@ -12,6 +12,7 @@
 #include "core/status_macros.h"
 #include "core/tensor/rng.h"
 #include "server/convert.h"
+#include "server/job_spec.h"
 #include "server/log.h"
 #include "server/rpc_status.h"
 #include "server/storage.h"
@@ -158,24 +159,11 @@ grpc::Status TrainingServiceImpl::StartJob(grpc::ServerContext* ctx,
   // A batch too large for the model's buffers would exhaust memory in the
   // worker, long after this call returned: refuse it here.
   const v1::JobSpec& spec = req->spec();
-  if (spec.batch_size() >= 0 && spec.batch_size() <= 65536) {
+  if (CheckJobBatchSize(spec).ok()) {
     auto entry = c_->models->Get(spec.model_id());
     if (entry.ok()) {
-      const int64_t batch = spec.batch_size() == 0 ? 32 : spec.batch_size();
-      const std::vector<ModelPart> parts =
-          (*entry)->is_gan() ? std::vector<ModelPart>{ModelPart::kGenerator,
-                                                      ModelPart::kDiscriminator}
-                             : std::vector<ModelPart>{ModelPart::kMain};
-      for (ModelPart part : parts) {
-        absl::Status s =
-            CheckBatchSize((*entry)->spec(part), batch, c_->limits);
-        if (!s.ok()) {
-          return ToGrpcStatus(
-              absl::Status(s.code(),
-                           absl::StrCat("spec.batch_size: ", s.message())),
-              "StartJob", spec.model_id());
-        }
-      }
+      absl::Status s = CheckJobBatchFits(spec, **entry, c_->limits);
+      if (!s.ok()) return ToGrpcStatus(s, "StartJob", spec.model_id());
     }
   }
   auto job = c_->jobs->StartJob(req->spec());
