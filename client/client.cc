@@ -402,6 +402,12 @@ absl::Status Client::DeleteDataset(const std::string& dataset_id) {
       .status();
 }
 
+absl::StatusOr<v1::EvaluateResponse> Client::Evaluate(
+    const v1::EvaluateRequest& req) {
+  return Unary(*this, training_.get(), &v1::TrainingService::Stub::Evaluate,
+               req);
+}
+
 absl::StatusOr<v1::InferResponse> Client::Infer(const v1::InferRequest& req) {
   return Unary(*this, inference_.get(), &v1::InferenceService::Stub::Infer,
                req);

@@ -125,6 +125,9 @@ class Client {
                                                 size_t chunk_bytes = 1 << 20);
   absl::StatusOr<std::vector<v1::DatasetInfo>> ListDatasets();
   absl::Status DeleteDataset(const std::string& dataset_id);
+  // The model's loss and accuracy over (part of) a split of a data set the
+  // server holds, computed there as a job evaluates on its test split.
+  absl::StatusOr<v1::EvaluateResponse> Evaluate(const v1::EvaluateRequest& req);
 
   // InferenceService.
   absl::StatusOr<v1::InferResponse> Infer(const v1::InferRequest& req);

@@ -8,10 +8,37 @@
 //              127.0.0.1:50051)
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 
-#include "client/cli_spec.h"
 #include "client/client.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace {
+
+// A ModelSpec from a text-format or (*.json) JSON file. (The `nnlab` CLI's
+// parser, client/cli/spec.h, also reads GanSpecs and points at errors.)
+absl::Status LoadSpec(const std::string& path, nnlab::v1::ModelSpec* spec) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError("cannot read " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  const bool json =
+      path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+  if (json) {
+    auto s = google::protobuf::util::JsonStringToMessage(text.str(), spec);
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(path + ": " + s.ToString());
+    }
+  } else if (!google::protobuf::TextFormat::ParseFromString(text.str(), spec)) {
+    return absl::InvalidArgumentError(path + ": not a text-format ModelSpec");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   const std::string spec_path =
@@ -26,9 +53,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // 1. The model, from a spec file (errors name FILE:LINE:COLUMN).
+  // 1. The model, from a spec file.
   nnlab::v1::CreateModelRequest create;
-  absl::Status s = nnlab::cli::LoadModelDefinition(spec_path, &create);
+  absl::Status s = LoadSpec(spec_path, create.mutable_spec());
   if (!s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());
     return 2;

@@ -13,6 +13,7 @@
 #include "core/tensor/rng.h"
 #include "server/convert.h"
 #include "server/job_spec.h"
+#include "server/evaluate.h"
 #include "server/log.h"
 #include "server/rpc_status.h"
 #include "server/storage.h"
@@ -414,6 +415,16 @@ grpc::Status TrainingServiceImpl::DeleteDataset(
     v1::DeleteDatasetResponse* resp) {
   return c_->Serve(ctx, "DeleteDataset", req->dataset_id(),
                    [&] { return c_->datasets->Delete(req->dataset_id()); });
+}
+
+grpc::Status TrainingServiceImpl::Evaluate(grpc::ServerContext* ctx,
+                                           const v1::EvaluateRequest* req,
+                                           v1::EvaluateResponse* resp) {
+  return c_->Serve(ctx, "Evaluate", req->model_id(), [&]() -> absl::Status {
+    NNLAB_ASSIGN_OR_RETURN(*resp, EvaluateOnDataset(*c_->models, *c_->datasets,
+                                                    c_->limits, *req));
+    return absl::OkStatus();
+  });
 }
 
 // --- InferenceService -----------------------------------------------------

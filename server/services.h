@@ -29,6 +29,7 @@
 #include "server/metric_stream.h"
 #include "server/models.h"
 #include "server/rpc_status.h"
+#include "server/train_session.h"
 
 namespace nnlab::server {
 
@@ -43,6 +44,9 @@ struct ServiceContext {
   Limits limits;
   // Empty: no authentication.
   std::string token;
+  // Client-trained models are written this long after a step at the latest
+  // (train_session.h).
+  absl::Duration train_persist_interval = absl::Seconds(2);
   std::atomic<bool> shutting_down{false};
 
   // When a token is configured: UNAUTHENTICATED unless the call carries
@@ -101,7 +105,11 @@ using TrainingServiceBase =
 
 class TrainingServiceImpl final : public TrainingServiceBase {
  public:
-  explicit TrainingServiceImpl(ServiceContext* c) : c_(c), streams_(c) {}
+  // REQUIRES: c->models is set.
+  explicit TrainingServiceImpl(ServiceContext* c)
+      : c_(c),
+        streams_(c),
+        sessions_(c->models, c->limits, c->train_persist_interval) {}
   grpc::Status StartJob(grpc::ServerContext* ctx,
                         const v1::StartJobRequest* req, v1::Job* resp) override;
   // MetricStreams::Open (metric_stream.h) serves it.
@@ -121,6 +129,7 @@ class TrainingServiceImpl final : public TrainingServiceBase {
   grpc::Status ResumeJob(grpc::ServerContext* ctx,
                          const v1::ResumeJobRequest* req,
                          v1::Job* resp) override;
+  // Steps are persisted by the rule in train_session.h.
   grpc::Status TrainStep(grpc::ServerContext* ctx,
                          const v1::TrainStepRequest* req,
                          v1::TrainStepResponse* resp) override;
@@ -138,6 +147,10 @@ class TrainingServiceImpl final : public TrainingServiceBase {
   grpc::Status DeleteDataset(grpc::ServerContext* ctx,
                              const v1::DeleteDatasetRequest* req,
                              v1::DeleteDatasetResponse* resp) override;
+  // The model on a data set's split (evaluate.h: EvaluateOnDataset).
+  grpc::Status Evaluate(grpc::ServerContext* ctx,
+                        const v1::EvaluateRequest* req,
+                        v1::EvaluateResponse* resp) override;
 
   // Ends every open metric stream with UNAVAILABLE, and any opened later.
   // REQUIRES: ServiceContext::shutting_down is already set.
@@ -146,12 +159,9 @@ class TrainingServiceImpl final : public TrainingServiceBase {
   int open_streams() const;
 
  private:
-  absl::Status DoTrainStep(grpc::ServerContext* ctx,
-                           const std::string& model_id,
-                           const v1::TrainStepRequest& req,
-                           v1::TrainStepResponse* resp);
   ServiceContext* c_;
   MetricStreams streams_;
+  TrainSessions sessions_;  // TrainStep and TrainStream.
 };
 
 class InferenceServiceImpl final : public v1::InferenceService::Service {

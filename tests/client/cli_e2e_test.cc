@@ -183,12 +183,20 @@ TEST_F(ServerTest, ExportImportRoundTrip) {
   EXPECT_EQ(m.model_id(), "copy");
   EXPECT_EQ(m.parameter_count(), 79510);
 
-  // Same weights: the two models give the same outputs.
-  r = Nnlab({"--json", "infer", "--model", id, "--dataset", "mnist:test",
-             "--limit", "5"});
+  // Same weights: the two models give the same outputs on the first five
+  // test digits (local IDX files, through Infer)...
+  const std::vector<std::string> digits = {
+      "--images", SourcePath("data/mnist/digits-images-idx3-ubyte"),
+      "--labels", SourcePath("data/mnist/digits-labels-idx1-ubyte"),
+      "--offset", "8000",
+      "--limit",  "5"};
+  std::vector<std::string> args = {"--json", "infer", "--model", id};
+  args.insert(args.end(), digits.begin(), digits.end());
+  r = Nnlab(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  RunResult r2 = Nnlab({"--json", "infer", "--model", "copy", "--dataset",
-                        "mnist:test", "--limit", "5"});
+  args = {"--json", "infer", "--model", "copy"};
+  args.insert(args.end(), digits.begin(), digits.end());
+  RunResult r2 = Nnlab(args);
   ASSERT_EQ(r2.exit_code, 0) << r2.err;
   v1::InferResponse a, b;
   ASSERT_TRUE(testing::FromJson(Lines(r.out)[0], &a));
@@ -196,6 +204,44 @@ TEST_F(ServerTest, ExportImportRoundTrip) {
   ASSERT_EQ(a.outputs().data_size(), 50);
   for (int i = 0; i < 50; ++i)
     EXPECT_EQ(a.outputs().data(i), b.outputs().data(i));
+  // ... and the same loss on them evaluated by the server (--dataset), which
+  // is the loss the local path computed from the logits.
+  v1::EvalResult local, ea, eb;
+  ASSERT_TRUE(testing::FromJson(Lines(r.out).back(), &local));
+  r = Nnlab({"--json", "infer", "--model", id, "--dataset", "mnist:test",
+             "--limit", "5"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Lines(r.out).size(), 1u) << r.out;
+  ASSERT_TRUE(testing::FromJson(Lines(r.out)[0], &ea));
+  r2 = Nnlab({"--json", "infer", "--model", "copy", "--dataset", "mnist:test",
+              "--limit", "5"});
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  ASSERT_TRUE(testing::FromJson(Lines(r2.out)[0], &eb));
+  EXPECT_EQ(ea.loss(), eb.loss());
+  EXPECT_EQ(ea.accuracy(), eb.accuracy());
+  EXPECT_NEAR(ea.loss(), local.loss(), 1e-5);
+  EXPECT_EQ(ea.accuracy(), local.accuracy());
+  EXPECT_GT(ea.loss(), 0);
+
+  // The human line; the server's errors keep the usage exit code.
+  r = Nnlab(
+      {"infer", "--model", id, "--dataset", "mnist:test", "--offset", "1995"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::MatchesRegex(
+                         "accuracy [01]\\.[0-9]{4} \\([0-5]/5\\), loss "
+                         "[0-9.]+, weights at step 0\n"));
+  r = Nnlab(
+      {"infer", "--model", id, "--dataset", "mnist:test", "--offset", "2000"});
+  EXPECT_EQ(r.exit_code, 2);
+  ExpectOneLineError(r, "INVALID_ARGUMENT");
+  r = Nnlab({"infer", "--model", id, "--dataset", "nope"});
+  EXPECT_EQ(r.exit_code, 2);
+  ExpectOneLineError(r, "NOT_FOUND");
+  r = Nnlab({"infer", "--model", id, "--dataset", "mnist:dev"});
+  EXPECT_EQ(r.exit_code, 2);
+  ExpectOneLineError(r, "INVALID_ARGUMENT");
+  r = Nnlab({"infer", "--model", id, "--dataset", "mnist", "--top_k", "3"});
+  EXPECT_EQ(r.exit_code, 2);
   std::remove(file.c_str());
 }
 

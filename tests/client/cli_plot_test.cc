@@ -1,7 +1,5 @@
 // The plot writer (SVG and PNG read back with libpng) and the live view's
 // frames, on hand-made event histories.
-#include "client/cli_plot.h"
-
 #include <png.h>
 
 #include <algorithm>
@@ -14,7 +12,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "client/cli_live.h"
+#include "client/cli/live.h"
+#include "client/cli/plot.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/cli_test_util.h"

@@ -1,10 +1,9 @@
 // Model spec files: what parses, and that every error names the line and
 // column of the offending token.
-#include "client/cli_spec.h"
-
 #include <string>
 
 #include "absl/strings/match.h"
+#include "client/cli/spec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/cli_test_util.h"

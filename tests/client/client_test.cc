@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "client/cli_spec.h"
+#include "client/cli/spec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/cli_test_util.h"

@@ -1,4 +1,4 @@
-#include "client/cli_live.h"
+#include "client/cli/live.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,15 +1,10 @@
-#include "client/cli_data.h"
+#include "client/cli/data.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <fstream>
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
-
-#ifndef NNLAB_DEFAULT_DATASETS_DIR
-#define NNLAB_DEFAULT_DATASETS_DIR "data"
-#endif
 
 namespace nnlab::cli {
 namespace {
@@ -27,20 +22,6 @@ uint32_t BigEndian32(const uint8_t* p) {
 }
 
 }  // namespace
-
-LabeledImages LabeledImages::Slice(int64_t begin, int64_t end) const {
-  begin = std::clamp<int64_t>(begin, 0, count);
-  end = std::clamp<int64_t>(end, begin, count);
-  LabeledImages out;
-  out.count = end - begin;
-  out.rows = rows;
-  out.cols = cols;
-  out.num_classes = num_classes;
-  out.pixels.assign(pixels.begin() + begin * sample_size(),
-                    pixels.begin() + end * sample_size());
-  out.labels.assign(labels.begin() + begin, labels.begin() + end);
-  return out;
-}
 
 v1::Tensor LabeledImages::Inputs(int64_t begin, int64_t end,
                                  const std::vector<int64_t>& shape) const {
@@ -95,33 +76,6 @@ absl::StatusOr<LabeledImages> LoadIdx(const std::string& images_path,
   for (uint8_t l : out.labels) max_label = std::max<int>(max_label, l);
   out.num_classes = std::max(10, max_label + 1);
   return out;
-}
-
-std::string DatasetsDir() {
-  const char* env = std::getenv("NNLAB_DATASETS_DIR");
-  if (env != nullptr && *env != '\0') return env;
-  return NNLAB_DEFAULT_DATASETS_DIR;
-}
-
-absl::StatusOr<LabeledImages> LoadBuiltin(const std::string& dir,
-                                          const std::string& name, bool test) {
-  if (name == "mnist") {
-    auto all = LoadIdx(dir + "/mnist/digits-images-idx3-ubyte",
-                       dir + "/mnist/digits-labels-idx1-ubyte");
-    if (!all.ok()) return all.status();
-    // The split every part of nnlab uses: first 8,000 train, rest test.
-    constexpr int64_t kTrain = 8000;
-    return test ? all->Slice(kTrain, all->count) : all->Slice(0, kTrain);
-  }
-  if (name == "fashion-mnist") {
-    const std::string prefix =
-        dir + "/fashion-mnist/" + (test ? "t10k" : "train");
-    return LoadIdx(prefix + "-images-idx3-ubyte",
-                   prefix + "-labels-idx1-ubyte");
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "dataset ", name,
-      ": only the built-in sets (mnist, fashion-mnist) can be read locally"));
 }
 
 }  // namespace nnlab::cli

@@ -1,4 +1,4 @@
-#include "client/cli_spec.h"
+#include "client/cli/spec.h"
 
 #include <algorithm>
 #include <cctype>

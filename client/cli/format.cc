@@ -1,4 +1,4 @@
-#include "client/cli_format.h"
+#include "client/cli/format.h"
 
 #include <algorithm>
 
@@ -6,7 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
-#include "client/cli_live.h"
+#include "client/cli/live.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace nnlab::cli {

@@ -1,4 +1,4 @@
-#include "client/cli_plot.h"
+#include "client/cli/plot.h"
 
 #include <png.h>
 
