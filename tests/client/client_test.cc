@@ -251,12 +251,15 @@ TEST(ClientTest, WatchReconnectsFromTheLastStepAfterARestart) {
   spec.set_model_id(model->model_id());
   spec.set_dataset("mnist");
   spec.set_batch_size(10);
-  spec.set_max_steps(600);
+  // 80,000 steps, far more than the test follows: the job is still running
+  // when the server is stopped, however fast it trains. Cancelled at the end.
+  spec.set_epochs(100);
   auto job = client->StartJob(spec);
   ASSERT_TRUE(job.ok()) << job.status();
 
   // At step 50 the server is stopped (it checkpoints the job) and started
-  // again on the same port; the watch must carry on to the end.
+  // again on the same port; the watch must carry on across it. It stops at
+  // the first step from 600 on that arrives after it reconnected.
   std::vector<int64_t> steps;
   std::set<int64_t> sequences;
   std::atomic<bool> restarted{false};
@@ -277,7 +280,8 @@ TEST(ClientTest, WatchReconnectsFromTheLastStepAfterARestart) {
           restarter = std::thread(
               [&] { EXPECT_TRUE(server.Restart()) << server.log(); });
         }
-        return true;
+        return !(reconnects > 0 && e.phase() == v1::PHASE_TRAIN &&
+                 e.step() >= 600);
       },
       [&](const absl::Status&, int64_t from) {
         ++reconnects;
@@ -287,14 +291,25 @@ TEST(ClientTest, WatchReconnectsFromTheLastStepAfterARestart) {
   ASSERT_TRUE(s.ok()) << s << "\n" << server.log();
   EXPECT_GE(reconnects, 1);
   EXPECT_FALSE(duplicate);
-  auto done = client->GetJob(job->job_id());
-  ASSERT_TRUE(done.ok()) << done.status();
-  EXPECT_EQ(done->state(), v1::JOB_STATE_COMPLETED) << done->failure_reason();
-  EXPECT_GE(done->resume_count(), 1);
+  auto now = client->GetJob(job->job_id());
+  ASSERT_TRUE(now.ok()) << now.status();
+  EXPECT_TRUE(now->state() == v1::JOB_STATE_QUEUED ||
+              now->state() == v1::JOB_STATE_RUNNING)
+      << now->DebugString();
+  EXPECT_GE(now->resume_count(), 1);
   // Every step exactly once, in order, across the restart.
-  ASSERT_EQ(steps.size(), 600u);
+  ASSERT_GE(steps.size(), 600u);
   for (size_t i = 0; i < steps.size(); ++i)
     EXPECT_EQ(steps[i], static_cast<int64_t>(i + 1));
+
+  ASSERT_TRUE(client->CancelJob(job->job_id()).ok());
+  for (int i = 0; i < 1000; ++i) {
+    now = client->GetJob(job->job_id());
+    ASSERT_TRUE(now.ok()) << now.status();
+    if (now->state() == v1::JOB_STATE_CANCELLED) break;
+    usleep(10000);
+  }
+  EXPECT_EQ(now->state(), v1::JOB_STATE_CANCELLED) << now->DebugString();
 }
 
 }  // namespace
