@@ -217,8 +217,55 @@ absl::Status GanTrainer::Step(const Sampler& real, GanStepStats* stats) {
   NNLAB_RETURN_IF_ERROR(Update(g_params_, options_.g_optimizer, g_opt_.get(),
                                "generator", &s.g_grad_norm));
   s.g_loss = g_loss;
+  s.learning_rate = LearningRateAt(options_.g_optimizer, step_);
   s.step = ++step_;
   *stats = s;
+  return absl::OkStatus();
+}
+
+absl::Status GanTrainer::RestoreStep(int64_t step) {
+  if (step < 0 || step > kMaxSteps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("GAN step must be in [0, ", kMaxSteps, "], got ", step));
+  }
+  step_ = step;
+  return absl::OkStatus();
+}
+
+absl::Status GanTrainer::Run(const Sampler& real, const GanRunOptions& options,
+                             const Callbacks& callbacks) {
+  if (options.total_steps < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("total_steps must be >= 0, got ", options.total_steps));
+  }
+  if (options.steps_per_epoch < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "steps_per_epoch must be >= 1, got ", options.steps_per_epoch));
+  }
+  auto fire = [](const RunCadence& when, const auto& callback,
+                 const GanStepStats& s, bool epoch_end,
+                 bool last) -> absl::Status {
+    if (!callback || !when.Due(s.step, epoch_end, last)) {
+      return absl::OkStatus();
+    }
+    return callback(s);
+  };
+  GanStepStats s;
+  while (step_ < options.total_steps) {
+    if (callbacks.should_stop && callbacks.should_stop()) {
+      return absl::CancelledError(absl::StrCat("stopped at step ", step_));
+    }
+    NNLAB_RETURN_IF_ERROR(Step(real, &s));
+    s.epoch = static_cast<int>((s.step - 1) / options.steps_per_epoch);
+    const bool epoch_end = s.step % options.steps_per_epoch == 0;
+    const bool last = s.step == options.total_steps;
+    NNLAB_RETURN_IF_ERROR(
+        fire(options.events, callbacks.on_step, s, epoch_end, last));
+    NNLAB_RETURN_IF_ERROR(
+        fire(options.checkpoints, callbacks.on_checkpoint, s, epoch_end, last));
+    NNLAB_RETURN_IF_ERROR(
+        fire(options.samples, callbacks.on_sample, s, epoch_end, last));
+  }
   return absl::OkStatus();
 }
 

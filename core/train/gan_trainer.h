@@ -13,6 +13,7 @@
 #define NNLAB_CORE_TRAIN_GAN_TRAINER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "core/optim/optimizer.h"
 #include "core/tensor/rng.h"
 #include "core/tensor/tensor.h"
+#include "core/train/run.h"
 
 namespace nnlab {
 
@@ -56,13 +58,27 @@ struct GanOptions {
 
 // Statistics of one Step. Discriminator figures are means over its k steps.
 struct GanStepStats {
-  int64_t step = 0;        // 1-based count of generator steps.
-  double d_loss = 0;       // -mean log D(x) - mean log(1 - D(G(z))).
-  double g_loss = 0;       // The generator loss (its kind) at the G step.
-  double d_real = 0;       // Mean D(x) on the real batches.
-  double d_fake = 0;       // Mean D(G(z)) on the generated batches (D phase).
-  double d_grad_norm = 0;  // ||dL_D/dtheta_D|| before clipping.
-  double g_grad_norm = 0;  // ||dL_G/dtheta_G|| before clipping.
+  int64_t step = 0;          // 1-based count of generator steps.
+  int epoch = 0;             // 0-based epoch of this step (set by Run only).
+  double learning_rate = 0;  // The generator's, at this step.
+  double d_loss = 0;         // -mean log D(x) - mean log(1 - D(G(z))).
+  double g_loss = 0;         // The generator loss (its kind) at the G step.
+  double d_real = 0;         // Mean D(x) on the real batches.
+  double d_fake = 0;         // Mean D(G(z)) on the generated batches (D phase).
+  double d_grad_norm = 0;    // ||dL_D/dtheta_D|| before clipping.
+  double g_grad_norm = 0;    // ||dL_G/dtheta_G|| before clipping.
+};
+
+// How long a GanTrainer::Run goes and when its callbacks fire.
+struct GanRunOptions {
+  // Run until step() == total_steps (nothing to do if it already is).
+  int64_t total_steps = 0;
+  // Generator steps per epoch (the server's: real batches per pass over the
+  // data), for GanStepStats::epoch and the at_epoch_end cadences. >= 1.
+  int64_t steps_per_epoch = 1;
+  RunCadence events = RunCadence::Every(1);  // Callbacks::on_step.
+  RunCadence samples;                        // Callbacks::on_sample.
+  RunCadence checkpoints;                    // Callbacks::on_checkpoint.
 };
 
 class GanTrainer {
@@ -81,6 +97,26 @@ class GanTrainer {
   // loss or gradient is not finite (the offending update is skipped).
   absl::Status Step(const Sampler& real, GanStepStats* stats);
 
+  // Like Trainer::Callbacks. Each runs after a step when its cadence in
+  // GanRunOptions is due, in this order: on_step, on_checkpoint, on_sample.
+  // A non-OK status stops the run and is returned.
+  struct Callbacks {
+    std::function<absl::Status(const GanStepStats&)> on_step;
+    // Take a checkpoint (RunState::Capture) here.
+    std::function<absl::Status(const GanStepStats&)> on_checkpoint;
+    // Evaluate or draw samples (Generate shifts the noise stream, so a run
+    // that samples differs from one that does not).
+    std::function<absl::Status(const GanStepStats&)> on_sample;
+    // Polled before each step; true stops the run with Cancelled.
+    std::function<bool()> should_stop;
+  };
+
+  // Steps from step() up to options.total_steps, drawing real batches from
+  // `real`. InvalidArgument for total_steps < 0 or steps_per_epoch < 1;
+  // otherwise Step's errors, a callback's, or Cancelled from should_stop.
+  absl::Status Run(const Sampler& real, const GanRunOptions& options,
+                   const Callbacks& callbacks);
+
   // n generated samples [n, data shape...] (generator in eval mode; the
   // noise comes from the trainer's RNG, so it shifts later draws).
   void Generate(int64_t n, Tensor* out);
@@ -94,6 +130,9 @@ class GanTrainer {
   Optimizer* d_optimizer() { return d_opt_.get(); }
   const GanOptions& options() const { return options_; }
   int64_t step() const { return step_; }
+  // Sets step() for a run read back from a checkpoint (RunState::Restore):
+  // InvalidArgument unless 0 <= step <= kMaxSteps.
+  absl::Status RestoreStep(int64_t step);
   // The noise and real-batch draws. Save and restore it (with both models'
   // RNGs, weights and optimizers) to continue a run exactly.
   Rng* rng() { return &rng_; }

@@ -14,9 +14,9 @@ absl::Status ValidateTrainOptions(const TrainOptions& options) {
         absl::StrCat("epochs must be in [1, 100000], got ", options.epochs));
   }
   if (options.batch_size < 1 || options.batch_size > kMaxBatchSize) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("batch_size must be in [1, ", kMaxBatchSize, "], got ",
-                     options.batch_size));
+    return absl::InvalidArgumentError(absl::StrCat("batch_size must be in [1, ",
+                                                   kMaxBatchSize, "], got ",
+                                                   options.batch_size));
   }
   if (options.stats_every < 0) {
     return absl::InvalidArgumentError(
@@ -147,6 +147,10 @@ absl::Status Trainer::Run(const Dataset& train, const Dataset* test,
   BatchIterator it(&train, options_.batch_size, options_.shuffle, &shuffle_rng);
   Tensor x, y;
   StepStats stats;
+  // Layer statistics on steps 1, N + 1, ... (counted before the step).
+  const RunCadence layer_stats_at = RunCadence::Every(options_.stats_every);
+  // Every N steps, and at each epoch's end unless that step just had one.
+  const RunCadence eval_at = RunCadence::Every(options_.eval_every_steps);
   auto evaluate = [&]() -> absl::Status {
     if (test == nullptr) return absl::OkStatus();
     NNLAB_ASSIGN_OR_RETURN(EvalResult r,
@@ -166,13 +170,18 @@ absl::Status Trainer::Run(const Dataset& train, const Dataset* test,
             absl::StrCat("stopped at step ", state_.step));
       }
       if (!it.Next(&x, &y)) break;
-      const bool layer_stats =
-          options_.stats_every > 0 && state_.step % options_.stats_every == 0;
+      const bool layer_stats = layer_stats_at.Due(state_.step, false, false);
       NNLAB_RETURN_IF_ERROR(TrainStep(x, y, layer_stats, &stats));
       ++state_.batch_in_epoch;
       if (callbacks.on_step) NNLAB_RETURN_IF_ERROR(callbacks.on_step(stats));
-      if (options_.eval_every_steps > 0 &&
-          state_.step % options_.eval_every_steps == 0) {
+      const bool epoch_end = state_.batch_in_epoch >= it.batches_per_epoch();
+      if (callbacks.on_checkpoint &&
+          options_.checkpoints.Due(
+              state_.step, epoch_end,
+              epoch_end && state_.epoch == options_.epochs - 1)) {
+        NNLAB_RETURN_IF_ERROR(callbacks.on_checkpoint(stats));
+      }
+      if (eval_at.Due(state_.step, false, false)) {
         NNLAB_RETURN_IF_ERROR(evaluate());
       }
     }
@@ -180,8 +189,7 @@ absl::Status Trainer::Run(const Dataset& train, const Dataset* test,
     state_.batch_in_epoch = 0;
     // The next epoch's order continues from the RNG as it is now.
     state_.shuffle_rng = shuffle_rng.Save();
-    if (options_.eval_every_steps == 0 ||
-        state_.step % options_.eval_every_steps != 0) {
+    if (!eval_at.Due(state_.step, false, false)) {
       NNLAB_RETURN_IF_ERROR(evaluate());
     }
   }

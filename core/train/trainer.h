@@ -15,6 +15,7 @@
 #include "core/data/dataset.h"
 #include "core/model/model.h"
 #include "core/optim/optimizer.h"
+#include "core/train/run.h"
 #include "core/train/stats.h"
 
 namespace nnlab {
@@ -29,6 +30,8 @@ struct TrainOptions {
   int64_t eval_every_steps = 0;
   uint64_t shuffle_seed = 1;
   bool shuffle = true;
+  // When Run calls Callbacks::on_checkpoint (default: never).
+  RunCadence checkpoints;
 };
 
 // InvalidArgument naming the field for bad options.
@@ -69,6 +72,9 @@ class Trainer {
   struct Callbacks {
     // After every step. A non-OK status stops the run and is returned.
     std::function<absl::Status(const StepStats&)> on_step;
+    // After on_step when options.checkpoints is due (take a RunState then;
+    // it resumes after this step). A non-OK status stops the run.
+    std::function<absl::Status(const StepStats&)> on_checkpoint;
     // After each evaluation on the test set.
     std::function<void(const StepStats& at, const EvalResult&)> on_eval;
     // Polled between mini-batches; true stops the run with Cancelled.

@@ -13,7 +13,6 @@
 #include "core/model/model.h"
 #include "core/model/sequence_model.h"
 #include "core/optim/optimizer.h"
-#include "core/train/gan_trainer.h"
 #include "gtest/gtest.h"
 #include "tests/core/gradient_check.h"
 
@@ -701,120 +700,6 @@ TEST(BadInputTest, UnequalSequenceLengthsAreRejected) {
   ExpectInvalid(PackSequences({{1, 2}, {}}, 2).status(), "length is zero");
   ExpectInvalid(PackSequences({{1, 2, 3}}, 2).status(), "whole number");
   ExpectInvalid(PackSequences({}, 2).status(), "empty");
-}
-
-GanOptions SmallGan() {
-  GanOptions o;
-  o.generator.input_shape = {4};
-  o.generator.init = InitKind::kGlorot;
-  o.generator.loss = LossKind::kMse;
-  o.generator.layers.resize(3);
-  o.generator.layers[0].kind = "dense";
-  o.generator.layers[0].units = 8;
-  o.generator.layers[1].kind = "relu";
-  o.generator.layers[2].kind = "dense";
-  o.generator.layers[2].units = 1;
-  o.discriminator.input_shape = {1};
-  o.discriminator.init = InitKind::kGlorot;
-  o.discriminator.loss = LossKind::kSigmoidCrossEntropy;
-  o.discriminator.layers.resize(3);
-  o.discriminator.layers[0].kind = "dense";
-  o.discriminator.layers[0].units = 8;
-  o.discriminator.layers[1].kind = "relu";
-  o.discriminator.layers[2].kind = "dense";
-  o.discriminator.layers[2].units = 1;
-  o.g_optimizer.kind = OptimizerKind::kAdam;
-  o.d_optimizer.kind = OptimizerKind::kAdam;
-  o.batch_size = 16;
-  return o;
-}
-
-TEST(BadInputTest, GanShapesAndOptions) {
-  ASSERT_TRUE(GanTrainer::Create(SmallGan()).ok());
-  GanOptions o = SmallGan();
-  o.generator.layers[2].units = 2;  // Generates [2]; D takes [1].
-  ExpectInvalid(GanTrainer::Create(o).status(), "does not match");
-  o = SmallGan();
-  o.discriminator.layers[2].units = 2;
-  ExpectInvalid(GanTrainer::Create(o).status(), "output must be [1]");
-  o = SmallGan();
-  o.d_steps = 0;
-  ExpectInvalid(GanTrainer::Create(o).status(), "d_steps");
-  o = SmallGan();
-  o.generator.input_shape = {2, 2};
-  ExpectInvalid(GanTrainer::Create(o).status(), "generator.input_shape");
-  o = SmallGan();
-  o.d_optimizer.lr = -1;
-  ExpectInvalid(GanTrainer::Create(o).status(), "d_optimizer");
-  o = SmallGan();
-  o.discriminator.layers[0].units = 0;
-  ExpectInvalid(GanTrainer::Create(o).status(), "discriminator");
-
-  auto gan = GanTrainer::Create(SmallGan());
-  auto ring = GaussianRing::Create(4, 1.0f, 0.1f);  // [2] samples.
-  GanStepStats stats;
-  ExpectInvalid((*gan)->Step(**ring, &stats), "real samples");
-}
-
-// A discriminator ending in "sigmoid" outputs probabilities; one without it
-// outputs logits. With the same weights, both give the same losses and
-// statistics, and the same updates.
-TEST(GanTest, ProbabilityAndLogitDiscriminatorsAgree) {
-  GanOptions logit = SmallGan();
-  // SGD, not Adam: Adam's first step is ~lr sign(g), which float noise on a
-  // near-zero gradient could flip between the two.
-  logit.g_optimizer.kind = logit.d_optimizer.kind = OptimizerKind::kSgd;
-  logit.g_optimizer.lr = logit.d_optimizer.lr = 0.05f;
-  GanOptions prob = logit;
-  prob.discriminator.layers.push_back(LayerSpec{});
-  prob.discriminator.layers.back().kind = "sigmoid";
-  auto a = GanTrainer::Create(logit);
-  auto b = GanTrainer::Create(prob);
-  ASSERT_TRUE(a.ok() && b.ok());
-  auto gauss = Gaussian1D::Create(4.0f, 1.25f);
-  for (int step = 0; step < 3; ++step) {
-    GanStepStats sa, sb;
-    ASSERT_TRUE((*a)->Step(**gauss, &sa).ok());
-    ASSERT_TRUE((*b)->Step(**gauss, &sb).ok());
-    EXPECT_NEAR(sa.d_loss, sb.d_loss, 1e-5);
-    EXPECT_NEAR(sa.g_loss, sb.g_loss, 1e-5);
-    EXPECT_NEAR(sa.d_real, sb.d_real, 1e-6);
-    EXPECT_NEAR(sa.d_fake, sb.d_fake, 1e-6);
-    EXPECT_NEAR(sa.d_grad_norm, sb.d_grad_norm, 1e-4 * (1 + sa.d_grad_norm));
-    EXPECT_NEAR(sa.g_grad_norm, sb.g_grad_norm, 1e-4 * (1 + sa.g_grad_norm));
-    EXPECT_GT(sa.d_real, 0.0);
-    EXPECT_LT(sa.d_real, 1.0);
-    EXPECT_EQ(sa.step, step + 1);
-  }
-  Tensor probs, x({1, 1});
-  x[0] = 4.0f;
-  (*a)->Discriminate(x, &probs);
-  Tensor probs_b;
-  (*b)->Discriminate(x, &probs_b);
-  EXPECT_NEAR(probs[0], probs_b[0], 1e-5);
-}
-
-// Minimax and non-saturating losses at one point, by hand: with D's output
-// logit z for G(z'), the non-saturating loss is softplus(-z) and the
-// minimax loss log(1 - sigmoid(z)) = -softplus(z).
-TEST(GanTest, GeneratorLossKinds) {
-  GanOptions o = SmallGan();
-  o.batch_size = 1;
-  o.g_optimizer.lr = 1e-12f;  // Keep G fixed between the two trainers.
-  o.d_optimizer.lr = 1e-12f;
-  auto ns = GanTrainer::Create(o);
-  o.generator_loss = GanLossKind::kMinimax;
-  auto mm = GanTrainer::Create(o);
-  ASSERT_TRUE(ns.ok() && mm.ok());
-  auto gauss = Gaussian1D::Create(0.0f, 1.0f);
-  GanStepStats a, b;
-  ASSERT_TRUE((*ns)->Step(**gauss, &a).ok());
-  ASSERT_TRUE((*mm)->Step(**gauss, &b).ok());
-  // Same seeds: the same noise and D(G(z)) = p at the G step.
-  const double p = std::exp(-a.g_loss);  // Non-saturating: -log p.
-  EXPECT_NEAR(b.g_loss, std::log(1 - p), 1e-5);
-  EXPECT_GT(a.g_loss, 0);
-  EXPECT_LT(b.g_loss, 0);
 }
 
 }  // namespace
