@@ -166,28 +166,39 @@ int Run(const Flags& flags) {
       "step, D loss, G loss, mean D(x), mean D(G(z)), |grad D|, "
       "|grad G| (means over 100 steps)\n");
   const auto start = std::chrono::steady_clock::now();
-  GanStepStats s, sum;
-  for (int64_t step = 1; step <= flags.steps; ++step) {
-    absl::Status st = gan->Step(real, &s);
-    if (!st.ok()) {
-      std::fprintf(stderr, "%s\n", st.ToString().c_str());
-      return 1;
-    }
+  GanStepStats sum;
+  GanRunOptions run;
+  run.total_steps = std::max<int64_t>(0, flags.steps);
+  run.steps_per_epoch =
+      std::max<int64_t>(1, data->train->size() / options.batch_size);
+  GanTrainer::Callbacks cb;
+  cb.on_step = [&](const GanStepStats& s) {
     sum.d_loss += s.d_loss;
     sum.g_loss += s.g_loss;
     sum.d_real += s.d_real;
     sum.d_fake += s.d_fake;
     sum.d_grad_norm += s.d_grad_norm;
     sum.g_grad_norm += s.g_grad_norm;
-    if (step % 100 == 0) {
+    if (s.step % 100 == 0) {
       std::printf("%lld, %.3f, %.3f, %.3f, %.3f, %.3f, %.3f\n",
-                  static_cast<long long>(step), sum.d_loss / 100,
+                  static_cast<long long>(s.step), sum.d_loss / 100,
                   sum.g_loss / 100, sum.d_real / 100, sum.d_fake / 100,
                   sum.d_grad_norm / 100, sum.g_grad_norm / 100);
       std::fflush(stdout);
       sum = GanStepStats();
     }
-    if (wants_grid(step)) grid(step);
+    return absl::OkStatus();
+  };
+  // The grids: asked for at chosen steps, so the hook filters.
+  run.samples = RunCadence::Every(1);
+  cb.on_sample = [&](const GanStepStats& s) {
+    if (wants_grid(s.step)) grid(s.step);
+    return absl::OkStatus();
+  };
+  absl::Status st = gan->Run(real, run, cb);
+  if (!st.ok()) {
+    std::fprintf(stderr, "%s\n", st.ToString().c_str());
+    return 1;
   }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
