@@ -887,6 +887,7 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
         trainer->d_optimizer()));
     step = ckpt.trainer().step();
     NNLAB_RETURN_IF_ERROR(trainer->g_optimizer()->RestoreStep(step));
+    NNLAB_RETURN_IF_ERROR(trainer->RestoreStep(step));
     // d_steps <= 100, so the product of a step in range cannot overflow.
     NNLAB_RETURN_IF_ERROR(
         trainer->d_optimizer()->RestoreStep(step * go.d_steps));
@@ -936,16 +937,13 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
   };
   absl::Time last_publish = absl::Now(), last_step_time = absl::Now();
   double sps = 0;
-  absl::Status status;
-  while (step < total) {
-    if (job->stop.load() != kNoStop) {
-      status = absl::CancelledError(absl::StrCat("stopped at step ", step));
-      break;
-    }
-    GanStepStats st;
-    status = trainer->Step(real, &st);
-    if (!status.ok()) break;
-    ++step;
+  GanRunOptions run;
+  run.total_steps = total;
+  run.steps_per_epoch = per_epoch;
+  run.checkpoints = RunCadence::EveryOrEpochEnd(spec.checkpoint_every_steps());
+  GanTrainer::Callbacks cb;
+  cb.on_step = [&](const GanStepStats& st) -> absl::Status {
+    step = st.step;
     const absl::Time now = absl::Now();
     const double dt = absl::ToDoubleSeconds(now - last_step_time);
     last_step_time = now;
@@ -953,31 +951,29 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
       const double inst = double(eff.batch_size) / dt;
       sps = sps == 0 ? inst : 0.9 * sps + 0.1 * inst;
     }
-    const int epoch = static_cast<int>((step - 1) / per_epoch);
-    const double lr = LearningRateAt(go.g_optimizer, step - 1);
     v1::MetricEvent d, g;
     d.set_phase(v1::PHASE_GAN_D);
     d.set_step(step);
-    d.set_epoch(epoch);
+    d.set_epoch(st.epoch);
     d.set_loss(st.d_loss);
     d.set_accuracy(-1);
     d.set_grad_norm(st.d_grad_norm);
-    d.set_learning_rate(lr);
+    d.set_learning_rate(st.learning_rate);
     d.set_samples_per_sec(sps);
     d.set_d_real(st.d_real);
     d.set_d_fake(st.d_fake);
     g.set_phase(v1::PHASE_GAN_G);
     g.set_step(step);
-    g.set_epoch(epoch);
+    g.set_epoch(st.epoch);
     g.set_loss(st.g_loss);
     g.set_accuracy(-1);
     g.set_grad_norm(st.g_grad_norm);
-    g.set_learning_rate(lr);
+    g.set_learning_rate(st.learning_rate);
     g.set_samples_per_sec(sps);
     {
       absl::MutexLock lock(&job->mu);
       job->record.set_step(step);
-      job->record.set_epoch(epoch);
+      job->record.set_epoch(st.epoch);
       job->record.set_last_loss(st.g_loss);
       job->record.set_samples_per_sec(sps);
       std::vector<v1::MetricEvent> events(2);
@@ -989,12 +985,19 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
       entry->Publish(capture());
       last_publish = now;
     }
-    if ((spec.checkpoint_every_steps() > 0 &&
-         step % spec.checkpoint_every_steps() == 0) ||
-        (spec.checkpoint_every_steps() == 0 && step % per_epoch == 0)) {
-      NNLAB_RETURN_IF_ERROR(checkpoint());
-    }
-  }
+    return absl::OkStatus();
+  };
+  // A checkpoint that cannot be taken ends the job at once, as it always has.
+  absl::Status checkpoint_failed;
+  cb.on_checkpoint = [&](const GanStepStats& st) -> absl::Status {
+    step = st.step;
+    checkpoint_failed = checkpoint();
+    return checkpoint_failed;
+  };
+  cb.should_stop = [&]() { return job->stop.load() != kNoStop; };
+  absl::Status status = trainer->Run(real, run, cb);
+  NNLAB_RETURN_IF_ERROR(checkpoint_failed);
+  step = trainer->step();
   *final_step = step;
   entry->Publish(capture());
   return FinishCheckpoints(job->stop.load(), checkpoint, &writer, status);
