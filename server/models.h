@@ -67,16 +67,6 @@ class ModelEntry {
       ModelPart part,
       const std::function<absl::Status(Model*, int64_t weights_step)>& fn);
 
-  // Client-driven training state (TrainStep / TrainStream); callers hold
-  // session_mu while they use it.
-  absl::Mutex session_mu;
-  std::unique_ptr<Model> session_model ABSL_GUARDED_BY(session_mu);
-  std::unique_ptr<Trainer> session_trainer ABSL_GUARDED_BY(session_mu);
-  std::string session_config ABSL_GUARDED_BY(session_mu);
-  // The snapshot this session published last (held so its address stays
-  // unique while compared).
-  WeightsPtr session_published ABSL_GUARDED_BY(session_mu);
-
  private:
   friend class ModelRegistry;
   ModelEntry() = default;

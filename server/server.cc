@@ -119,6 +119,7 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
   impl->context.jobs = impl->jobs.get();
   impl->context.limits = o.limits;
   impl->context.token = o.token;
+  impl->context.train_persist_interval = o.train_persist_interval;
   impl->model_service = std::make_unique<ModelServiceImpl>(&impl->context);
   impl->training_service =
       std::make_unique<TrainingServiceImpl>(&impl->context);

@@ -44,6 +44,9 @@ struct ServerOptions {
   absl::Duration min_client_ping_interval = absl::Seconds(10);
   int max_ping_strikes = 2;
   absl::Duration publish_interval = absl::Milliseconds(100);
+  // Steps of TrainStep / TrainStream reach the model file at most this long
+  // after they were acknowledged (server/train_session.h).
+  absl::Duration train_persist_interval = absl::Seconds(2);
   int64_t watcher_buffer = 1024;
 };
 

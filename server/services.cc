@@ -9,11 +9,12 @@
 #include "core/layers/recurrent.h"
 #include "core/model/loss.h"
 #include "core/model/sampling.h"
+#include "core/model/sequence_model.h"
 #include "core/status_macros.h"
 #include "core/tensor/rng.h"
 #include "server/convert.h"
-#include "server/job_spec.h"
 #include "server/evaluate.h"
+#include "server/job_spec.h"
 #include "server/log.h"
 #include "server/rpc_status.h"
 #include "server/storage.h"
@@ -238,81 +239,12 @@ grpc::Status TrainingServiceImpl::ResumeJob(grpc::ServerContext* ctx,
   });
 }
 
-absl::Status TrainingServiceImpl::DoTrainStep(grpc::ServerContext* ctx,
-                                              const std::string& model_id,
-                                              const v1::TrainStepRequest& req,
-                                              v1::TrainStepResponse* resp) {
-  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> e,
-                         c_->models->Get(model_id));
-  if (e->is_gan()) {
-    return absl::InvalidArgumentError(
-        "model_id names a GAN pair; TrainStep trains single networks");
-  }
-  NNLAB_ASSIGN_OR_RETURN(Tensor x,
-                         TensorFromProto(req.inputs(), "inputs", c_->limits));
-  NNLAB_ASSIGN_OR_RETURN(Tensor y,
-                         TensorFromProto(req.targets(), "targets", c_->limits));
-  if (x.rank() < 1 || y.rank() < 1 || x.dim(0) != y.dim(0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "inputs ", ShapeToString(x.shape()), " and targets ",
-        ShapeToString(y.shape()), " must have the same batch size"));
-  }
-  NNLAB_RETURN_IF_ERROR(
-      CheckBatchSize(e->spec(ModelPart::kMain), x.dim(0), c_->limits));
-  absl::MutexLock lock(&e->session_mu);
-  NNLAB_RETURN_IF_ERROR(e->BeginTraining("client"));
-  // Ownership lasts for one step, so jobs can run between client steps.
-  struct Release {
-    ModelEntry* e;
-    ~Release() { e->EndTraining("client"); }
-  } release{e.get()};
-  NNLAB_RETURN_IF_ERROR(CancelledIf(ctx));
-  WeightsPtr current = e->weights();
-  const bool fresh_model = e->session_model == nullptr;
-  if (fresh_model) {
-    NNLAB_ASSIGN_OR_RETURN(e->session_model, e->Instantiate(ModelPart::kMain));
-  }
-  const std::string config = req.has_optimizer()
-                                 ? req.optimizer().SerializeAsString()
-                                 : e->session_config;
-  if (e->session_trainer == nullptr || config != e->session_config) {
-    v1::OptimizerConfig proto;
-    proto.ParseFromString(config);
-    TrainOptions opts;
-    NNLAB_ASSIGN_OR_RETURN(opts.optimizer,
-                           OptimizerFromProto(proto, "optimizer"));
-    NNLAB_ASSIGN_OR_RETURN(e->session_trainer,
-                           Trainer::Create(e->session_model.get(), opts));
-    e->session_config = config;
-  }
-  // Weights published by someone else (a job, an import) since this
-  // session's last step replace the session's copy.
-  if (current != e->session_published) {
-    NNLAB_RETURN_IF_ERROR(LoadWeights(*current, e->session_model.get()));
-  }
-  StepStats stats;
-  NNLAB_RETURN_IF_ERROR(
-      e->session_trainer->TrainStep(x, y, req.layer_stats(), &stats));
-  const int64_t trained = current->trained_steps + 1;
-  WeightsPtr published = CaptureWeights(e->session_model.get(), trained);
-  e->session_published = published;
-  e->Publish(std::move(published));
-  v1::MetricEvent* m = resp->mutable_metrics();
-  StepStatsToEvent(stats, m);
-  m->set_step(trained);
-  m->set_sequence(trained - 1);
-  SetTimestampNow(m->mutable_time());
-  return absl::OkStatus();
-}
-
 grpc::Status TrainingServiceImpl::TrainStep(grpc::ServerContext* ctx,
                                             const v1::TrainStepRequest* req,
                                             v1::TrainStepResponse* resp) {
-  return c_->Serve(ctx, "TrainStep", req->model_id(), [&]() -> absl::Status {
-    NNLAB_RETURN_IF_ERROR(DoTrainStep(ctx, req->model_id(), *req, resp));
-    auto e = c_->models->Get(req->model_id());
-    if (e.ok()) return c_->models->Flush(e->get());
-    return absl::OkStatus();
+  return c_->Serve(ctx, "TrainStep", req->model_id(), [&] {
+    return sessions_.Step(
+        req->model_id(), *req, [ctx] { return ctx->IsCancelled(); }, resp);
   });
 }
 
@@ -338,7 +270,8 @@ grpc::Status TrainingServiceImpl::TrainStream(
         break;
       }
       v1::TrainStepResponse resp;
-      s = DoTrainStep(ctx, model_id, req, &resp);
+      s = sessions_.Step(
+          model_id, req, [ctx] { return ctx->IsCancelled(); }, &resp);
       if (!s.ok()) break;
       ++steps;
       if (!stream->Write(resp)) {
@@ -346,12 +279,10 @@ grpc::Status TrainingServiceImpl::TrainStream(
         break;
       }
     }
+    // The stream's steps reach disk before its status does.
     if (!model_id.empty()) {
-      auto e = c_->models->Get(model_id);
-      if (e.ok()) {
-        absl::Status f = c_->models->Flush(e->get());
-        if (s.ok()) s = f;
-      }
+      absl::Status f = sessions_.Persist(model_id);
+      if (s.ok()) s = f;
     }
     return s;
   });

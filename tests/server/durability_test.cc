@@ -1,7 +1,8 @@
 // Durability details of the job manager and model registry: replay from a
 // step, the final evaluation of a job stopped by max_steps, damaged model
 // files and damaged checkpoints found at start-up, and finished jobs'
-// histories served from their event logs instead of memory.
+// histories served from their event logs instead of memory; when the steps
+// of client-driven training reach the model file.
 #include <unistd.h>
 
 #include <atomic>
@@ -103,6 +104,116 @@ TEST(DurabilityTest, MaxStepsMidEpochEndsWithAnEvaluation) {
   }
   EXPECT_EQ(evals, (std::vector<int64_t>{25, 37}));
   EXPECT_NEAR(done.last_eval().loss(), 0, 0.5);
+}
+
+// The steps stored in a model file (its trained_steps), or -1 if unreadable.
+int64_t StoredSteps(const std::string& data_dir, const std::string& id) {
+  server::StoredModel stored;
+  if (!server::ReadRecord(data_dir + "/models/" + id + ".model", &stored).ok())
+    return -1;
+  return stored.file().trained_steps();
+}
+
+v1::TrainStepRequest BlobStep(const std::string& model_id) {
+  Blobs b = MakeBlobs(16);
+  v1::TrainStepRequest req;
+  req.set_model_id(model_id);
+  req.mutable_optimizer()->set_kind(v1::OPTIMIZER_SGD);
+  req.mutable_optimizer()->set_learning_rate(0.1f);
+  v1::Tensor* x = req.mutable_inputs();
+  x->add_shape(16);
+  x->add_shape(2);
+  for (float v : b.x) x->add_data(v);
+  v1::Tensor* y = req.mutable_targets();
+  y->add_shape(16);
+  for (float v : b.y) y->add_data(v);
+  return req;
+}
+
+// The durability rule of server/train_session.h: client steps are not
+// written one by one, but a TrainStream's steps are on disk when it ends,
+// and every step acknowledged before a clean shutdown is in the model after
+// a restart, weights included.
+TEST(DurabilityTest, ClientStepsPersistAtStreamEndAndShutdown) {
+  TempDir dir;
+  server::ServerOptions o;
+  o.train_persist_interval = absl::Hours(1);  // Only the other two rules.
+  v1::ExportModelResponse before;
+  {
+    TestServer server(o, dir.path());
+    Client c = server.MakeClient();
+    CreateModel(c, MlpSpec(2, 8, 2), "m");
+    for (int i = 0; i < 3; ++i) {
+      v1::TrainStepResponse r;
+      auto ctx = Ctx();
+      ASSERT_TRUE(c.training->TrainStep(ctx.get(), BlobStep("m"), &r).ok());
+      EXPECT_EQ(r.metrics().step(), i + 1);
+    }
+    // No write per step: the file still holds the untrained model.
+    EXPECT_EQ(StoredSteps(dir.path(), "m"), 0);
+    {
+      auto ctx = Ctx();
+      auto stream = c.training->TrainStream(ctx.get());
+      for (int i = 0; i < 2; ++i) {
+        ASSERT_TRUE(stream->Write(BlobStep("m")));
+        v1::TrainStepResponse r;
+        ASSERT_TRUE(stream->Read(&r));
+        EXPECT_EQ(r.metrics().step(), 4 + i);
+      }
+      stream->WritesDone();
+      ASSERT_TRUE(stream->Finish().ok());
+    }
+    // The stream's end wrote every step so far (the unary ones too).
+    EXPECT_EQ(StoredSteps(dir.path(), "m"), 5);
+    v1::TrainStepResponse r;
+    auto ctx = Ctx();
+    ASSERT_TRUE(c.training->TrainStep(ctx.get(), BlobStep("m"), &r).ok());
+    EXPECT_EQ(r.metrics().step(), 6);
+    EXPECT_EQ(StoredSteps(dir.path(), "m"), 5);
+    v1::ExportModelRequest ereq;
+    ereq.set_model_id("m");
+    auto ectx = Ctx();
+    ASSERT_TRUE(c.models->ExportModel(ectx.get(), ereq, &before).ok());
+    EXPECT_EQ(before.file().trained_steps(), 6);
+  }  // Clean shutdown.
+  EXPECT_EQ(StoredSteps(dir.path(), "m"), 6);
+  TestServer server(o, dir.path());
+  Client c = server.MakeClient();
+  v1::ExportModelRequest ereq;
+  ereq.set_model_id("m");
+  v1::ExportModelResponse after;
+  auto ctx = Ctx();
+  ASSERT_TRUE(c.models->ExportModel(ctx.get(), ereq, &after).ok());
+  EXPECT_EQ(after.file().trained_steps(), 6);
+  ASSERT_EQ(after.file().params_size(), before.file().params_size());
+  for (int i = 0; i < after.file().params_size(); ++i) {
+    EXPECT_EQ(after.file().params(i).SerializeAsString(),
+              before.file().params(i).SerializeAsString())
+        << after.file().params(i).name();
+  }
+}
+
+// A lone TrainStep, with no stream end or shutdown after it, still reaches
+// disk within about the persist interval.
+TEST(DurabilityTest, LoneClientStepIsWrittenWithinThePersistInterval) {
+  TempDir dir;
+  server::ServerOptions o;
+  o.train_persist_interval = absl::Milliseconds(200);
+  TestServer server(o, dir.path());
+  Client c = server.MakeClient();
+  CreateModel(c, MlpSpec(2, 8, 2), "m");
+  v1::TrainStepResponse r;
+  auto ctx = Ctx();
+  ASSERT_TRUE(c.training->TrainStep(ctx.get(), BlobStep("m"), &r).ok());
+  const absl::Time acked = absl::Now();
+  while (StoredSteps(dir.path(), "m") != 1 &&
+         absl::Now() - acked < absl::Seconds(10)) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(StoredSteps(dir.path(), "m"), 1);
+  // 200 ms plus the flusher's tick (50 ms) plus a write; generous for a
+  // loaded machine, far below the 10 s the loop allows.
+  EXPECT_LT(absl::Now() - acked, absl::Seconds(3));
 }
 
 TEST(DurabilityTest, DamagedModelFileIsReportedNotLoaded) {
