@@ -1,9 +1,10 @@
 // Restart: the real nnlabd binary is SIGKILLed in the middle of a job and
 // started again on the same data directory. Models, finished jobs and
 // checkpoints survive; the interrupted job resumes from its last checkpoint
-// and ends with exactly the loss curve and weights of an uninterrupted run.
+// with exactly the loss curve and weights of an uninterrupted run.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -50,7 +51,10 @@ TEST(RestartTest, KilledServerResumesJobFromCheckpoint) {
     spec.set_stats_every(-1);
     ref_job = StartJob(c, spec).job_id();
     ASSERT_EQ(WaitForJob(c, ref_job, 600).state(), v1::JOB_STATE_COMPLETED);
+    // The victim runs the same spec for far longer than the test lets it
+    // (it is paused later), so the kill always lands mid-run.
     spec.set_model_id("victim");
+    spec.set_epochs(3000);
     job_id = StartJob(c, spec).job_id();
     // Kill it somewhere past a few checkpoints.
     while (true) {
@@ -106,21 +110,41 @@ TEST(RestartTest, KilledServerResumesJobFromCheckpoint) {
   // checkpoint boundary of an unfinished run.
   EXPECT_GE(resumed.checkpoint_step(), checkpointed_at);
   EXPECT_EQ(resumed.checkpoint_step() % 100, 0);
-  EXPECT_LT(resumed.checkpoint_step(), 3750);
+  EXPECT_LT(resumed.checkpoint_step(), resumed.total_steps());
   std::printf("killed at step %lld; resuming from checkpoint at step %lld\n",
               static_cast<long long>(killed_at),
               static_cast<long long>(resumed.checkpoint_step()));
-  v1::Job done = WaitForJob(c, job_id, 600);
+  // It trains on, past 3,750 steps and 200 steps past where it resumed,
+  // and is paused there, at a checkpoint.
+  const int64_t until =
+      std::max<int64_t>(3750, resumed.checkpoint_step() + 200);
+  WaitUntil(
+      c, job_id, [until](const v1::Job& j) { return j.step() >= until; }, 600);
+  Pause(c, job_id);
+  const v1::Job paused = WaitForJob(c, job_id, 600);
+  ASSERT_EQ(paused.state(), v1::JOB_STATE_PAUSED) << paused.failure_reason();
+  const int64_t end = paused.step();
+  // Cancelled where it is, so that its metric stream ends.
+  EXPECT_EQ(Cancel(c, job_id).step(), end);
+  // The same run never interrupted, stopped by max_steps at the same step:
+  // same loss at every step, same final weights.
+  CreateModel(c, MlpSpec(2, 64, 2, 11), "straight");
+  spec.set_model_id("straight");
+  spec.set_max_steps(end);
+  const std::string straight = StartJob(c, spec).job_id();
+  const v1::Job done = WaitForJob(c, straight, 600);
   ASSERT_EQ(done.state(), v1::JOB_STATE_COMPLETED) << done.failure_reason();
-  EXPECT_EQ(done.step(), 3750);
-  // Same loss at every step, same final weights, as if never interrupted.
-  std::map<int64_t, double> a = TrainLosses(c, ref_job),
+  ASSERT_EQ(done.step(), end);
+  std::map<int64_t, double> a = TrainLosses(c, straight),
                             b = TrainLosses(c, job_id);
-  ASSERT_EQ(a.size(), 3750u);
+  ASSERT_EQ(a.size(), size_t(end));
   ASSERT_EQ(b.size(), a.size());
   for (const auto& [step, loss] : a)
     ASSERT_EQ(b.at(step), loss) << "step " << step;
-  EXPECT_EQ(Outputs(c, "victim"), Outputs(c, "ref"));
+  EXPECT_EQ(Outputs(c, "victim"), Outputs(c, "straight"));
+  // The 30-epoch reference from before the crash is the same run too.
+  for (const auto& [step, loss] : TrainLosses(c, ref_job))
+    ASSERT_EQ(b.at(step), loss) << "step " << step;
   // Graceful stop: exit 0.
   EXPECT_EQ(d.Kill(SIGTERM), 0);
 }
