@@ -10,10 +10,14 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(
   build-essential cmake ninja-build ccache git pkg-config ca-certificates
   libgrpc-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
-  protobuf-compiler libabsl-dev libopenblas-dev libgtest-dev libgmock-dev
+  protobuf-compiler libabsl-dev libopenblas-dev libdnnl-dev libgtest-dev
+  libgmock-dev
   libbenchmark-dev libcli11-dev libpng-dev zlib1g-dev dataset-fashion-mnist
   python3-grpcio python3-grpc-tools
   clang-14 libclang-rt-14-dev libfuzzer-14-dev
+  # oneDNN's CMake config looks for OpenCL (its GPU runtime), and apt-get
+  # below skips libdnnl-dev's recommendation of it.
+  ocl-icd-opencl-dev
 )
 # Debian's npm conflicts with a Node.js installed from elsewhere: only bring
 # Node.js and npm when there is no npm at all.

@@ -1,8 +1,14 @@
 // The one place nnlab talks to BLAS. Only blas.cc includes <cblas.h> and
-// controls OpenBLAS's threads.
+// <dnnl.h>, and controls OpenBLAS's and oneDNN's (OpenMP's) threads.
 //
-// All matrices are row-major. Thread-safe in the sense that OpenBLAS is:
-// concurrent Gemm calls from different threads are fine.
+// Each Gemm runs on one of two libraries, chosen per call by its shape
+// (GemmLibraryFor): oneDNN's sgemm (AVX-512 kernels, about twice OpenBLAS
+// 0.3.21's AVX2 ones here) for all but tiny products, OpenBLAS for those
+// and for Gemv. The two sum in different orders, so their results differ
+// in the last bits; each is deterministic for a given thread count.
+//
+// All matrices are row-major. Thread-safe: concurrent Gemm calls from
+// different threads are fine.
 #ifndef NNLAB_CORE_KERNELS_BLAS_H_
 #define NNLAB_CORE_KERNELS_BLAS_H_
 
@@ -37,12 +43,28 @@ void GemmNTBiasReference(int64_t m, int64_t n, int64_t k, const float* a,
 void Gemv(bool trans_a, int64_t rows, int64_t cols, float alpha, const float* a,
           int64_t lda, const float* x, float beta, float* y);
 
-// Sets how many threads OpenBLAS may use (>= 1); returns the previous value.
-// Process-wide: the server sets it once from its flags. Each Gemm/Gemv then
+// Sets how many threads the BLAS libraries may use (>= 1); returns the
+// previous value. Process-wide, and the one thread setting for both
+// libraries: the server sets it once from its flags. Each Gemm/Gemv then
 // runs on 1 thread or on all of them by its shape: small products (under
 // ~4 M multiply-adds, or a side under 64) are faster on one thread.
 int SetBlasThreads(int n);
 int BlasThreads();
+
+// Which library Gemm uses. kAuto picks per call by shape; the others force
+// one library for every Gemm (to compare them). The starting value comes
+// from the environment variable NNLAB_GEMM (`auto`, `openblas` or
+// `onednn`; unset or anything else: auto), read once on first use.
+enum class GemmPath { kAuto, kOpenBlas, kOneDnn };
+// Sets the path process-wide; returns the previous one. Not meant to be
+// changed while other threads run Gemm (they may still use the old one).
+GemmPath SetGemmPath(GemmPath path);
+GemmPath CurrentGemmPath();
+
+// The library Gemm runs a product of this shape on under the current path.
+enum class GemmLibrary { kOpenBlas, kOneDnn };
+GemmLibrary GemmLibraryFor(bool trans_a, bool trans_b, int64_t m, int64_t n,
+                           int64_t k);
 
 }  // namespace nnlab
 
