@@ -16,6 +16,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/wire_format_lite.h"
+#include "nnlab/v1/dataset.grpc.pb.h"
 
 namespace nnlab {
 namespace {
@@ -370,7 +371,10 @@ absl::StatusOr<v1::DatasetInfo> Client::UploadDataset(
   grpc::ClientContext ctx;
   PrepareContext(&ctx, /*deadline=*/true);
   v1::DatasetInfo info;
-  auto writer = training_->UploadDataset(&ctx, &info);
+  // DatasetService; TrainingService's copy is deprecated. (A stub is cheap:
+  // it shares the channel.)
+  auto datasets = v1::DatasetService::NewStub(channel_);
+  auto writer = datasets->UploadDataset(&ctx, &info);
   v1::UploadDatasetRequest msg;
   *msg.mutable_header() = header;
   bool ok = writer->Write(msg);
@@ -386,8 +390,9 @@ absl::StatusOr<v1::DatasetInfo> Client::UploadDataset(
 }
 
 absl::StatusOr<std::vector<v1::DatasetInfo>> Client::ListDatasets() {
+  auto datasets = v1::DatasetService::NewStub(channel_);
   auto resp =
-      Unary(*this, training_.get(), &v1::TrainingService::Stub::ListDatasets,
+      Unary(*this, datasets.get(), &v1::DatasetService::Stub::ListDatasets,
             v1::ListDatasetsRequest());
   if (!resp.ok()) return resp.status();
   return std::vector<v1::DatasetInfo>(resp->datasets().begin(),
@@ -397,8 +402,9 @@ absl::StatusOr<std::vector<v1::DatasetInfo>> Client::ListDatasets() {
 absl::Status Client::DeleteDataset(const std::string& dataset_id) {
   v1::DeleteDatasetRequest req;
   req.set_dataset_id(dataset_id);
-  return Unary(*this, training_.get(),
-               &v1::TrainingService::Stub::DeleteDataset, req)
+  auto datasets = v1::DatasetService::NewStub(channel_);
+  return Unary(*this, datasets.get(), &v1::DatasetService::Stub::DeleteDataset,
+               req)
       .status();
 }
 

@@ -59,6 +59,7 @@ struct NnlabServer::Impl {
   std::unique_ptr<ModelServiceImpl> model_service;
   std::unique_ptr<TrainingServiceImpl> training_service;
   std::unique_ptr<InferenceServiceImpl> inference_service;
+  std::unique_ptr<DatasetServiceImpl> dataset_service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   absl::Mutex mu;
@@ -125,6 +126,7 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
       std::make_unique<TrainingServiceImpl>(&impl->context);
   impl->inference_service =
       std::make_unique<InferenceServiceImpl>(&impl->context);
+  impl->dataset_service = std::make_unique<DatasetServiceImpl>(&impl->context);
 
   grpc::EnableDefaultHealthCheckService(true);
   // Registered before the builder exists (it collects plugins when
@@ -178,6 +180,7 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
   builder.RegisterService(impl->model_service.get());
   builder.RegisterService(impl->training_service.get());
   builder.RegisterService(impl->inference_service.get());
+  builder.RegisterService(impl->dataset_service.get());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0) {
     impl->jobs->Shutdown();
@@ -191,7 +194,7 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
     health->SetServingStatus(true);
     for (const char* name :
          {"nnlab.v1.ModelService", "nnlab.v1.TrainingService",
-          "nnlab.v1.InferenceService"}) {
+          "nnlab.v1.InferenceService", "nnlab.v1.DatasetService"}) {
       health->SetServingStatus(name, true);
     }
   }

@@ -289,7 +289,40 @@ grpc::Status TrainingServiceImpl::TrainStream(
   });
 }
 
+// The deprecated copies of DatasetService's methods.
+
 grpc::Status TrainingServiceImpl::UploadDataset(
+    grpc::ServerContext* ctx,
+    grpc::ServerReader<v1::UploadDatasetRequest>* reader,
+    v1::DatasetInfo* resp) {
+  return datasets_.UploadDataset(ctx, reader, resp);
+}
+
+grpc::Status TrainingServiceImpl::ListDatasets(
+    grpc::ServerContext* ctx, const v1::ListDatasetsRequest* req,
+    v1::ListDatasetsResponse* resp) {
+  return datasets_.ListDatasets(ctx, req, resp);
+}
+
+grpc::Status TrainingServiceImpl::DeleteDataset(
+    grpc::ServerContext* ctx, const v1::DeleteDatasetRequest* req,
+    v1::DeleteDatasetResponse* resp) {
+  return datasets_.DeleteDataset(ctx, req, resp);
+}
+
+grpc::Status TrainingServiceImpl::Evaluate(grpc::ServerContext* ctx,
+                                           const v1::EvaluateRequest* req,
+                                           v1::EvaluateResponse* resp) {
+  return c_->Serve(ctx, "Evaluate", req->model_id(), [&]() -> absl::Status {
+    NNLAB_ASSIGN_OR_RETURN(
+        *resp, EvaluateOnDataset(*c_->models, *c_->datasets, c_->limits, *req));
+    return absl::OkStatus();
+  });
+}
+
+// --- DatasetService -------------------------------------------------------
+
+grpc::Status DatasetServiceImpl::UploadDataset(
     grpc::ServerContext* ctx,
     grpc::ServerReader<v1::UploadDatasetRequest>* reader,
     v1::DatasetInfo* resp) {
@@ -331,7 +364,7 @@ grpc::Status TrainingServiceImpl::UploadDataset(
   });
 }
 
-grpc::Status TrainingServiceImpl::ListDatasets(
+grpc::Status DatasetServiceImpl::ListDatasets(
     grpc::ServerContext* ctx, const v1::ListDatasetsRequest* req,
     v1::ListDatasetsResponse* resp) {
   return c_->Serve(ctx, "ListDatasets", "", [&] {
@@ -342,21 +375,11 @@ grpc::Status TrainingServiceImpl::ListDatasets(
   });
 }
 
-grpc::Status TrainingServiceImpl::DeleteDataset(
+grpc::Status DatasetServiceImpl::DeleteDataset(
     grpc::ServerContext* ctx, const v1::DeleteDatasetRequest* req,
     v1::DeleteDatasetResponse* resp) {
   return c_->Serve(ctx, "DeleteDataset", req->dataset_id(),
                    [&] { return c_->datasets->Delete(req->dataset_id()); });
-}
-
-grpc::Status TrainingServiceImpl::Evaluate(grpc::ServerContext* ctx,
-                                           const v1::EvaluateRequest* req,
-                                           v1::EvaluateResponse* resp) {
-  return c_->Serve(ctx, "Evaluate", req->model_id(), [&]() -> absl::Status {
-    NNLAB_ASSIGN_OR_RETURN(*resp, EvaluateOnDataset(*c_->models, *c_->datasets,
-                                                    c_->limits, *req));
-    return absl::OkStatus();
-  });
 }
 
 // --- InferenceService -----------------------------------------------------

@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
+#include "nnlab/v1/dataset.grpc.pb.h"
 #include "nnlab/v1/inference.grpc.pb.h"
 #include "nnlab/v1/model.grpc.pb.h"
 #include "nnlab/v1/training.grpc.pb.h"
@@ -95,6 +96,24 @@ class ModelServiceImpl final : public v1::ModelService::Service {
   ServiceContext* c_;
 };
 
+class DatasetServiceImpl final : public v1::DatasetService::Service {
+ public:
+  explicit DatasetServiceImpl(ServiceContext* c) : c_(c) {}
+  grpc::Status UploadDataset(
+      grpc::ServerContext* ctx,
+      grpc::ServerReader<v1::UploadDatasetRequest>* reader,
+      v1::DatasetInfo* resp) override;
+  grpc::Status ListDatasets(grpc::ServerContext* ctx,
+                            const v1::ListDatasetsRequest* req,
+                            v1::ListDatasetsResponse* resp) override;
+  grpc::Status DeleteDataset(grpc::ServerContext* ctx,
+                             const v1::DeleteDatasetRequest* req,
+                             v1::DeleteDatasetResponse* resp) override;
+
+ private:
+  ServiceContext* c_;
+};
+
 // StreamMetrics is served by the callback API (see the file comment); every
 // other method is synchronous. It takes raw bytes and parses them itself:
 // gRPC's typed callback handler would answer a request that does not parse
@@ -108,6 +127,7 @@ class TrainingServiceImpl final : public TrainingServiceBase {
   // REQUIRES: c->models is set.
   explicit TrainingServiceImpl(ServiceContext* c)
       : c_(c),
+        datasets_(c),
         streams_(c),
         sessions_(c->models, c->limits, c->train_persist_interval) {}
   grpc::Status StartJob(grpc::ServerContext* ctx,
@@ -137,6 +157,7 @@ class TrainingServiceImpl final : public TrainingServiceBase {
       grpc::ServerContext* ctx,
       grpc::ServerReaderWriter<v1::TrainStepResponse, v1::TrainStepRequest>*
           stream) override;
+  // Deprecated (training.proto): DatasetServiceImpl's handlers serve them.
   grpc::Status UploadDataset(
       grpc::ServerContext* ctx,
       grpc::ServerReader<v1::UploadDatasetRequest>* reader,
@@ -160,6 +181,7 @@ class TrainingServiceImpl final : public TrainingServiceBase {
 
  private:
   ServiceContext* c_;
+  DatasetServiceImpl datasets_;
   MetricStreams streams_;
   TrainSessions sessions_;  // TrainStep and TrainStream.
 };

@@ -1,9 +1,9 @@
-// The bad-input matrix: every RPC of ModelService, TrainingService and
-// InferenceService against missing fields, wrong shapes, NaN/Inf values,
-// negative and huge dimensions, specs too large for memory, tensors whose
-// shape disagrees with their data, oversized uploads, path-like ids and
-// unknown enum values. Each row names the exact status code; after every
-// row the server must still report SERVING and answer a valid Infer with
+// The bad-input matrix: every RPC of ModelService, TrainingService,
+// InferenceService and DatasetService against missing fields, wrong shapes,
+// NaN/Inf values, negative and huge dimensions, specs too large for memory,
+// tensors whose shape disagrees with their data, oversized uploads, path-like
+// ids and unknown enum values. Each row names the exact status code; after
+// every row the server must still report SERVING and answer a valid Infer with
 // exactly the outputs it gave before (no bad call may change a model).
 #include <cmath>
 #include <cstdio>
@@ -1202,14 +1202,24 @@ std::vector<Case> BadInputTest::Cases() {
             .status;
       },
       StatusCode::OK);
+  add(
+      "ListDatasets: unknown field 5 (DatasetService)",
+      [this]() {
+        return RawCall(server_->Channel().get(),
+                       "/nnlab.v1.DatasetService/ListDatasets",
+                       std::string("\x28\x01", 2))
+            .status;
+      },
+      StatusCode::OK);
 
   // --- Every RPC: bytes that are not a valid message of its request type.
   // gRPC answers INTERNAL before a unary or server-streaming handler runs;
   // in a client stream the sync API ends the reads, so the handler sees
   // the stream end there: UploadDataset then lacks its header, TrainStream
   // has taken no step.
-  for (const char* file : {"nnlab/v1/model.proto", "nnlab/v1/training.proto",
-                           "nnlab/v1/inference.proto"}) {
+  for (const char* file :
+       {"nnlab/v1/model.proto", "nnlab/v1/training.proto",
+        "nnlab/v1/inference.proto", "nnlab/v1/dataset.proto"}) {
     const google::protobuf::FileDescriptor* fd =
         google::protobuf::DescriptorPool::generated_pool()->FindFileByName(
             file);
@@ -1246,8 +1256,9 @@ TEST_F(BadInputTest, EveryRpcRejectsBadInputAndKeepsServing) {
     rpcs.insert(tc.name.substr(0, tc.name.find(':')));
   // Every RPC of the three services appears in the matrix.
   int methods = 0;
-  for (const char* file : {"nnlab/v1/model.proto", "nnlab/v1/training.proto",
-                           "nnlab/v1/inference.proto"}) {
+  for (const char* file :
+       {"nnlab/v1/model.proto", "nnlab/v1/training.proto",
+        "nnlab/v1/inference.proto", "nnlab/v1/dataset.proto"}) {
     const auto* fd =
         google::protobuf::DescriptorPool::generated_pool()->FindFileByName(
             file);
@@ -1260,8 +1271,10 @@ TEST_F(BadInputTest, EveryRpcRejectsBadInputAndKeepsServing) {
       }
     }
   }
-  EXPECT_EQ(methods, 20);
-  EXPECT_EQ(rpcs.size(), 20u);
+  // DatasetService's three methods share their names (and rows) with
+  // TrainingService's deprecated copies.
+  EXPECT_EQ(methods, 24);
+  EXPECT_EQ(rpcs.size(), 21u);
   int failures = 0;
   for (const Case& tc : cases) {
     grpc::Status s = tc.call();

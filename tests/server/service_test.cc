@@ -1,5 +1,6 @@
 // Service tests: a real nnlabd server on loopback, real channels, every RPC
 // on its happy path and its errors.
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -10,6 +11,7 @@
 #include "grpcpp/impl/codegen/client_unary_call.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "gtest/gtest.h"
+#include "nnlab/v1/dataset.grpc.pb.h"
 #include "tests/server/server_test_util.h"
 
 namespace nnlab::testing {
@@ -1209,6 +1211,82 @@ TEST(ServiceTest, ShutdownEndsStreamsAndCheckpointsJobs) {
   auto cctx = Ctx();
   ASSERT_TRUE(c.training->CancelJob(cctx.get(), cr, &job).ok());
   EXPECT_EQ(WaitForJob(c, job_id).state(), v1::JOB_STATE_CANCELLED);
+}
+
+// DatasetService serves the data sets; TrainingService's deprecated
+// methods of the same names serve the same data until they go away.
+TEST(ServiceTest, DatasetServiceAndItsDeprecatedCopiesAgree) {
+  TestServer server;
+  Client c = server.MakeClient();
+  auto datasets = v1::DatasetService::NewStub(server.Channel());
+  // Upload through the new service.
+  Blobs b = MakeBlobs(40);
+  std::string payload(reinterpret_cast<const char*>(b.x.data()),
+                      b.x.size() * 4);
+  payload.append(reinterpret_cast<const char*>(b.y.data()), b.y.size() * 4);
+  v1::DatasetInfo fresh;
+  {
+    auto ctx = Ctx();
+    auto writer = datasets->UploadDataset(ctx.get(), &fresh);
+    v1::UploadDatasetRequest req;
+    v1::DatasetHeader* h = req.mutable_header();
+    h->set_name("new-blobs");
+    h->add_sample_shape(2);
+    h->set_num_classes(2);
+    h->set_num_samples(40);
+    h->set_test_samples(8);
+    h->set_crc32c(server::Crc32c(payload));
+    ASSERT_TRUE(writer->Write(req));
+    v1::UploadDatasetRequest part;
+    part.set_chunk(payload);
+    ASSERT_TRUE(writer->Write(part));
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(fresh.train_samples(), 32);
+  EXPECT_EQ(fresh.test_samples(), 8);
+  // And one through the old.
+  const std::string old_id = UploadBlobs(c, 64, 16);
+  auto list = [&](bool deprecated) {
+    v1::ListDatasetsResponse resp;
+    auto ctx = Ctx();
+    grpc::Status s = deprecated
+                         ? c.training->ListDatasets(
+                               ctx.get(), v1::ListDatasetsRequest(), &resp)
+                         : datasets->ListDatasets(
+                               ctx.get(), v1::ListDatasetsRequest(), &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    std::vector<std::string> ids;
+    for (const auto& d : resp.datasets())
+      if (!d.builtin()) ids.push_back(d.dataset_id());
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  std::vector<std::string> both = {fresh.dataset_id(), old_id};
+  std::sort(both.begin(), both.end());
+  EXPECT_EQ(list(false), both);
+  EXPECT_EQ(list(true), both);
+  // Deleted through one, gone from both; the other service says NOT_FOUND.
+  v1::DeleteDatasetRequest del;
+  del.set_dataset_id(fresh.dataset_id());
+  v1::DeleteDatasetResponse dresp;
+  {
+    auto ctx = Ctx();
+    ASSERT_TRUE(c.training->DeleteDataset(ctx.get(), del, &dresp).ok());
+  }
+  {
+    auto ctx = Ctx();
+    EXPECT_EQ(datasets->DeleteDataset(ctx.get(), del, &dresp).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  del.set_dataset_id(old_id);
+  {
+    auto ctx = Ctx();
+    ASSERT_TRUE(datasets->DeleteDataset(ctx.get(), del, &dresp).ok());
+  }
+  EXPECT_TRUE(list(false).empty());
+  EXPECT_TRUE(list(true).empty());
 }
 
 }  // namespace
