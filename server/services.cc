@@ -71,12 +71,6 @@ grpc::Status ServiceContext::CheckAuth(grpc::ServerContextBase* ctx,
   return grpc::Status::OK;
 }
 
-#define NNLAB_AUTH(rpc)                                 \
-  do {                                                  \
-    grpc::Status auth_status = c_->CheckAuth(ctx, rpc); \
-    if (!auth_status.ok()) return auth_status;          \
-  } while (0)
-
 // --- ModelService ---------------------------------------------------------
 
 grpc::Status ModelServiceImpl::CreateModel(grpc::ServerContext* ctx,
@@ -158,22 +152,19 @@ grpc::Status ModelServiceImpl::ImportModel(grpc::ServerContext* ctx,
 grpc::Status TrainingServiceImpl::StartJob(grpc::ServerContext* ctx,
                                            const v1::StartJobRequest* req,
                                            v1::Job* resp) {
-  NNLAB_AUTH("StartJob");
-  // A batch too large for the model's buffers would exhaust memory in the
-  // worker, long after this call returned: refuse it here.
   const v1::JobSpec& spec = req->spec();
-  if (CheckJobBatchSize(spec).ok()) {
-    auto entry = c_->models->Get(spec.model_id());
-    if (entry.ok()) {
-      absl::Status s = CheckJobBatchFits(spec, **entry, c_->limits);
-      if (!s.ok()) return ToGrpcStatus(s, "StartJob", spec.model_id());
+  return c_->Serve(ctx, "StartJob", spec.model_id(), [&]() -> absl::Status {
+    // A batch too large for the model's buffers would exhaust memory in the
+    // worker, long after this call returned: refuse it here.
+    if (CheckJobBatchSize(spec).ok()) {
+      auto entry = c_->models->Get(spec.model_id());
+      if (entry.ok()) {
+        NNLAB_RETURN_IF_ERROR(CheckJobBatchFits(spec, **entry, c_->limits));
+      }
     }
-  }
-  auto job = c_->jobs->StartJob(req->spec());
-  if (!job.ok())
-    return ToGrpcStatus(job.status(), "StartJob", req->spec().model_id());
-  *resp = *job;
-  return grpc::Status::OK;
+    NNLAB_ASSIGN_OR_RETURN(*resp, c_->jobs->StartJob(spec));
+    return absl::OkStatus();
+  });
 }
 
 // --- StreamMetrics (callback API: metric_stream.h) -------------------------
