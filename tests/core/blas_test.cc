@@ -5,10 +5,13 @@
 #include "core/kernels/blas.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
+#include "core/model/model.h"
 #include "core/tensor/rng.h"
+#include "core/train/trainer.h"
 #include "gtest/gtest.h"
 
 namespace nnlab {
@@ -178,6 +181,49 @@ TEST_P(BlasTest, RepeatedProductIsBitIdentical) {
       }
     }
   }
+}
+
+// Same seed, same thread count: the same losses, bit for bit, on a model
+// whose products are layer-sized (784-256-256-10 at batch 64: oneDNN in
+// auto, two threads for the 256x256 ones). The losses are printed too, so
+// two runs of this binary can be compared.
+TEST_P(BlasTest, SameSeedGivesBitIdenticalTrainingLosses) {
+  SetBlasThreads(2);
+  std::vector<double> losses[2];
+  for (int run = 0; run < 2; ++run) {
+    ModelSpec spec;
+    spec.input_shape = {784};
+    for (int64_t units : {256, 256, 10}) {
+      LayerSpec dense;
+      dense.kind = "dense";
+      dense.units = units;
+      spec.layers.push_back(dense);
+      if (units != 10) {
+        LayerSpec relu;
+        relu.kind = "relu";
+        spec.layers.push_back(relu);
+      }
+    }
+    spec.init = InitKind::kScaledNormal;
+    spec.seed = 42;
+    auto model = std::move(Model::Build(spec)).value();
+    TrainOptions options;
+    options.optimizer.kind = OptimizerKind::kAdam;
+    auto trainer = std::move(Trainer::Create(model.get(), options)).value();
+    Rng rng(5);
+    Tensor x({64, 784}), y({64});
+    StepStats stats;
+    for (int step = 0; step < 8; ++step) {
+      for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.Uniform(0, 1);
+      for (int64_t i = 0; i < 64; ++i) y[i] = float(rng.UniformInt(10));
+      ASSERT_TRUE(trainer->TrainStep(x, y, true, &stats).ok());
+      losses[run].push_back(stats.loss);
+    }
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+  std::printf("losses:");
+  for (double loss : losses[0]) std::printf(" %a", loss);
+  std::printf("\n");
 }
 
 TEST(BlasPathTest, ForcedPathsAndAutoChoice) {
