@@ -166,7 +166,7 @@ TEST(SecurityTest, EveryRpcNeedsTheTokenButHealthDoesNot) {
   // Health answers without a token, for the server and for each service.
   for (const std::string service :
        {"", "nnlab.v1.ModelService", "nnlab.v1.TrainingService",
-        "nnlab.v1.InferenceService"}) {
+        "nnlab.v1.InferenceService", "nnlab.v1.DatasetService"}) {
     RawResult h = Health(ch.get(), service);
     EXPECT_TRUE(h.status.ok()) << service << ": " << h.status.error_message();
     EXPECT_EQ(h.responses, std::string("\x08\x01", 2)) << service;
