@@ -152,7 +152,12 @@ absl::Status TrainSessions::Write(Session* s) {
   if (s->pending == 0 && s->failed.ok()) return absl::OkStatus();
   // Flush writes the newest weights, which include every step counted here.
   s->failed = models_->Flush(e.get());
-  if (s->failed.ok()) s->pending = 0;
+  if (s->failed.ok()) {
+    s->pending = 0;
+  } else {
+    // The flusher tries again an interval later, not on every tick.
+    s->pending_since = absl::Now();
+  }
   return s->failed;
 }
 
@@ -191,8 +196,7 @@ void TrainSessions::FlusherLoop() {
     std::vector<std::shared_ptr<Session>> due;
     for (const auto& s : all) {
       absl::MutexLock wlock(&s->write_mu);
-      if ((s->pending > 0 && now - s->pending_since >= persist_interval_) ||
-          !s->failed.ok()) {
+      if (s->pending > 0 && now - s->pending_since >= persist_interval_) {
         due.push_back(s);
       }
     }
@@ -201,7 +205,7 @@ void TrainSessions::FlusherLoop() {
       if (!w.ok()) {
         LogError(absl::StrCat("saving client-trained model ",
                               s->entry() ? s->entry()->id() : "(deleted)", ": ",
-                              w.ToString(), " (retried by its next step)"));
+                              w.ToString(), " (retried)"));
       }
     }
   }

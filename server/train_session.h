@@ -16,10 +16,10 @@
 //     sessions), so every step acknowledged before it survives a restart.
 // A crash of the process or the machine loses at most the steps acknowledged
 // during the last persist_interval (and the write in flight). A failed write
-// is never dropped: the flusher logs it and the model's next step retries
-// it first, failing with the write's error (and training nothing) while the
-// model cannot be persisted; a TrainStream whose final write fails ends with
-// that error.
+// is never dropped: the flusher logs it and tries again an interval later,
+// and the model's next step retries it first, failing with the write's error
+// (and training nothing) while the model cannot be persisted; a TrainStream
+// whose final write fails ends with that error.
 //
 // Thread-safe. Steps on one model are serialised; steps on different
 // models run in parallel.
