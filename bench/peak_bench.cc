@@ -119,18 +119,25 @@ struct Shape {
   bool trans_a, trans_b;
 };
 
-// GFLOP/s of Gemm on one shape: each sample repeats the product for at
-// least ~0.1 s.
-bench::Summary GemmGflops(const Shape& s, int reps) {
+// GFLOP/s of Gemm on one shape (of GemmNTBias, the dense layers' forward
+// product, when `nt_bias`): each sample repeats the product for at least
+// ~0.1 s.
+bench::Summary GemmGflops(const Shape& s, bool nt_bias, int reps) {
   Rng rng(1);
   const int64_t lda = s.trans_a ? s.m : s.k, ldb = s.trans_b ? s.k : s.n;
   std::vector<float> a(s.m * s.k), b(s.k * s.n), c(s.m * s.n, 0.0f);
   for (float& v : a) v = rng.Uniform(-1, 1);
   for (float& v : b) v = rng.Uniform(-1, 1);
   const double flops = 2.0 * s.m * s.n * s.k;
+  std::vector<float> bias(s.n, 0.5f);
   auto run = [&] {
-    Gemm(s.trans_a, s.trans_b, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(),
-         ldb, 0.0f, c.data(), s.n);
+    if (nt_bias) {
+      GemmNTBias(s.m, s.n, s.k, a.data(), lda, b.data(), ldb, bias.data(),
+                 c.data(), s.n);
+    } else {
+      Gemm(s.trans_a, s.trans_b, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(),
+           ldb, 0.0f, c.data(), s.n);
+    }
   };
   // Warm-up (oneDNN generates its kernels on first use) and calibration.
   run();
@@ -195,26 +202,35 @@ int Main(int argc, char** argv) {
       reps);
   std::printf("%-22s %-3s %-9s %26s %7s\n", "m x n x k", "thr", "path",
               "GFLOP/s", "% peak");
+  auto print_row = [&](const Shape& s, int threads, const char* name,
+                       const bench::Summary& g) {
+    char label[64];
+    std::snprintf(label, sizeof label, "%lldx%lldx%lld %c%c",
+                  static_cast<long long>(s.m), static_cast<long long>(s.n),
+                  static_cast<long long>(s.k), s.trans_a ? 'T' : 'N',
+                  s.trans_b ? 'T' : 'N');
+    std::printf("%-22s %-3d %-16s %7.1f (%6.1f-%6.1f) %6.1f%%\n", label,
+                threads, name, g.median, g.min, g.max,
+                100.0 * g.median / peak[threads - 1].median);
+  };
   for (const Shape& s : shapes) {
     for (int threads : {1, 2}) {
       SetBlasThreads(threads);
       for (const auto& p : paths) {
         SetGemmPath(p.path);
-        const bench::Summary g = GemmGflops(s, reps);
-        char label[64], name[32];
-        std::snprintf(label, sizeof label, "%lldx%lldx%lld %c%c",
-                      static_cast<long long>(s.m), static_cast<long long>(s.n),
-                      static_cast<long long>(s.k), s.trans_a ? 'T' : 'N',
-                      s.trans_b ? 'T' : 'N');
+        char name[32];
         std::snprintf(name, sizeof name, "%s%s%s", p.name,
                       p.path == GemmPath::kAuto ? "=" : "",
                       p.path == GemmPath::kAuto
                           ? LibraryName(GemmLibraryFor(s.trans_a, s.trans_b,
                                                        s.m, s.n, s.k))
                           : "");
-        std::printf("%-22s %-3d %-16s %7.1f (%6.1f-%6.1f) %6.1f%%\n", label,
-                    threads, name, g.median, g.min, g.max,
-                    100.0 * g.median / peak[threads - 1].median);
+        print_row(s, threads, name, GemmGflops(s, false, reps));
+      }
+      // What a dense layer's forward pass runs (GemmNTBias: the AVX2
+      // small-product kernels for narrow outputs, else Gemm on auto).
+      if (!s.trans_a && s.trans_b) {
+        print_row(s, threads, "GemmNTBias", GemmGflops(s, true, reps));
       }
     }
   }

@@ -60,13 +60,27 @@ void UseOneDnnThreads(int n) {
   }
 }
 
-// Below this many multiply-adds OpenBLAS is faster: oneDNN's fixed cost
-// per call (~1 us: its dispatch, packing set-up) dominates. Measured here
-// (bench/peak_bench, 1 thread): 8x16x8 runs at 12 GFLOP/s on OpenBLAS and
-// 5 on oneDNN, 64x10x30 at 27 and 25; from 16x784x9 up oneDNN is ahead
-// (173 vs 33 GFLOP/s with no transposes), and on every dense-layer,
-// convolution and recurrent shape nnlab uses it is 1.5-7x faster.
+// Below this many multiply-adds OpenBLAS can be faster: oneDNN's fixed
+// cost per call (dispatch, packing set-up) dominates. Measured here
+// (1 thread): 8x16x8 runs at 12 GFLOP/s on OpenBLAS and 5 on oneDNN,
+// 64x10x30 at 27 and 25; from 16x784x9 up oneDNN is ahead (173 vs 33
+// GFLOP/s with no transposes), and on the dense-layer, convolution and
+// recurrent shapes nnlab uses it is 1.5-7x faster (bench/peak_bench).
+// A B^T (a dense layer's forward product) from 64 inputs is the exception:
+// oneDNN wins there at any size (1x64x64 0.25 us vs 0.91, 10x30x64 0.46
+// vs 1.03).
 constexpr double kOneDnnMinMacs = 32768;
+
+bool OneDnnFasterWhenTiny(bool trans_a, bool trans_b, int64_t k) {
+  return !trans_a && trans_b && k >= 64;
+}
+
+// oneDNN's A B^T with a handful of output columns is slower than
+// OpenBLAS's (C = A[m x k] B[n x k]^T + bias, n = 4: 64x4x128 2.3 us vs
+// 1.8, 32x4x784 10 us vs 6.9); from 10 columns on it is level or ahead.
+bool OneDnnSlowNarrowNT(bool trans_a, bool trans_b, int64_t n) {
+  return !trans_a && trans_b && n >= 2 && n <= 8;
+}
 
 GemmPath PathFromEnv() {
   const char* v = std::getenv("NNLAB_GEMM");
@@ -108,9 +122,12 @@ GemmLibrary GemmLibraryFor(bool trans_a, bool trans_b, int64_t m, int64_t n,
       break;
   }
   // Every product that ThreadsFor gives more than one thread (>= 4 M
-  // multiply-adds) goes to oneDNN, so in auto OpenBLAS only ever runs on
-  // the calling thread: the two libraries' thread pools never both spin.
-  return k > 0 && static_cast<double>(m) * n * k >= kOneDnnMinMacs
+  // multiply-adds, every side >= 64) goes to oneDNN, so in auto OpenBLAS
+  // only ever runs on the calling thread: the two libraries' thread pools
+  // never both spin.
+  const bool big_enough = static_cast<double>(m) * n * k >= kOneDnnMinMacs ||
+                          OneDnnFasterWhenTiny(trans_a, trans_b, k);
+  return k > 0 && big_enough && !OneDnnSlowNarrowNT(trans_a, trans_b, n)
              ? GemmLibrary::kOneDnn
              : GemmLibrary::kOpenBlas;
 }

@@ -28,9 +28,10 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 // multiply-adds; with k < 128 inputs only from m >= 32 rows) run
 // register-blocked AVX2 kernels on the calling thread
 // (core/kernels/small_gemm.cc: little or no packing, which dominates OpenBLAS
-// at these sizes); the rest goes to Gemm. The two sum in different orders, so
-// their results differ in the last bits (each is deterministic). REQUIRES: C
-// does not overlap A, B or bias.
+// at these sizes), except where Gemm would use oneDNN and it is faster (over
+// 16 outputs from 8 rows, 16 from 64 rows and inputs); the rest goes to Gemm.
+// The two sum in different orders, so their results differ in the last bits
+// (each is deterministic). REQUIRES: C does not overlap A, B or bias.
 void GemmNTBias(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                 const float* b, int64_t ldb, const float* bias, float* c,
                 int64_t ldc);

@@ -210,7 +210,8 @@ NNLAB_END_AVX2_REGION
 
 enum class SmallPath { kNone, kDot, kBroadcast };
 
-SmallPath ChooseSmallPath(int64_t m, int64_t n, int64_t k) {
+// `gemm` is the library Gemm would run the product on.
+SmallPath ChooseSmallPath(int64_t m, int64_t n, int64_t k, GemmLibrary gemm) {
   static const bool supported =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   // Measured (bench/kernels_bench BM_GemmNTBias, one thread): up to 64
@@ -221,7 +222,20 @@ SmallPath ChooseSmallPath(int64_t m, int64_t n, int64_t k) {
   // 2.1; 64x30x30: even at 2.8 us), not at 10 rows (10x30x30: 1.6 us vs
   // 1.0). OpenBLAS wins from 64 x 128 outputs on.
   if (!supported || n > kMaxN || k < 1) return SmallPath::kNone;
+  // oneDNN's AVX-512 sgemm (bias filled in first) beats both kernels from
+  // 30 outputs and 8 rows on (1 thread, us: 64x30x784 19 vs 28, 10x30x128
+  // 0.66 vs 0.90, 256x64x30 5.7 vs 7.8; 32x30x30 0.91 vs 0.82 is the one
+  // loss), and at 16 outputs from 64 rows and 64 inputs (256x16x784 33 vs
+  // 51, 64x16x128 2.0 vs 2.8), but not with fewer outputs (64x10x784 11 vs
+  // 9.1, 32x16x784 level) or on one row (1x30x128 0.23 vs 0.15).
+  if (gemm == GemmLibrary::kOneDnn &&
+      ((n > 16 && m >= 8) || (n == 16 && m >= 64 && k >= 64))) {
+    return SmallPath::kNone;
+  }
   if (k < kBroadcastMaxK) {
+    // One output column: OpenBLAS and oneDNN are both faster (64x1x30:
+    // 0.40 and 0.43 us vs 0.57; 256x1x64: 2.5 and 0.89 vs 4.2).
+    if (n == 1) return SmallPath::kNone;
     // Packing B^T only pays off over enough rows.
     return m >= 32 && double(m) * n * k <= 4e6 ? SmallPath::kBroadcast
                                                : SmallPath::kNone;
@@ -238,7 +252,7 @@ void GemmNTBias(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                 int64_t ldc) {
   if (m == 0 || n == 0) return;
 #ifdef NNLAB_HAVE_SMALL_GEMM
-  switch (ChooseSmallPath(m, n, k)) {
+  switch (ChooseSmallPath(m, n, k, GemmLibraryFor(false, true, m, n, k))) {
     case SmallPath::kDot:
       SmallGemmAvx2(m, n, k, a, lda, b, ldb, bias, c, ldc);
       return;

@@ -124,9 +124,9 @@ void ExpectMatchesReference(const Problem& p, float alpha, float beta) {
   }
 }
 
-const Shape kShapes[] = {{1, 1, 1},      {7, 13, 5},     {64, 30, 784},
-                         {30, 64, 784},  {64, 10, 30},   {16, 784, 9},
-                         {32, 196, 144}, {128, 256, 192}};
+const Shape kShapes[] = {
+    {1, 1, 1},    {7, 13, 5},     {64, 30, 784},   {30, 64, 784}, {64, 10, 30},
+    {16, 784, 9}, {32, 196, 144}, {128, 256, 192}, {64, 4, 784},  {1, 30, 64}};
 
 TEST_P(BlasTest, MatchesTripleLoopOnEveryTransposeAndShape) {
   for (int threads : {1, 2}) {
@@ -243,6 +243,14 @@ TEST(BlasPathTest, ForcedPathsAndAutoChoice) {
       EXPECT_EQ(GemmLibraryFor(ta, tb, 1, 1, 1), GemmLibrary::kOpenBlas);
     }
   }
+  // A B^T with a few output columns stays on OpenBLAS, other forms not.
+  EXPECT_EQ(GemmLibraryFor(false, true, 64, 4, 784), GemmLibrary::kOpenBlas);
+  EXPECT_EQ(GemmLibraryFor(false, false, 64, 4, 784), GemmLibrary::kOneDnn);
+  EXPECT_EQ(GemmLibraryFor(false, true, 64, 10, 784), GemmLibrary::kOneDnn);
+  // A B^T from 64 inputs goes to oneDNN however small; other forms not.
+  EXPECT_EQ(GemmLibraryFor(false, true, 1, 30, 64), GemmLibrary::kOneDnn);
+  EXPECT_EQ(GemmLibraryFor(false, false, 1, 30, 64), GemmLibrary::kOpenBlas);
+  EXPECT_EQ(GemmLibraryFor(false, true, 10, 30, 30), GemmLibrary::kOpenBlas);
   SetGemmPath(saved);
 }
 
