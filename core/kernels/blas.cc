@@ -77,7 +77,8 @@ bool OneDnnFasterWhenTiny(bool trans_a, bool trans_b, int64_t k) {
 
 // oneDNN's A B^T with a handful of output columns is slower than
 // OpenBLAS's (C = A[m x k] B[n x k]^T + bias, n = 4: 64x4x128 2.3 us vs
-// 1.8, 32x4x784 10 us vs 6.9); from 10 columns on it is level or ahead.
+// 1.8, 32x4x784 10 us vs 6.9); from 10 columns on it is mostly level or
+// ahead.
 bool OneDnnSlowNarrowNT(bool trans_a, bool trans_b, int64_t n) {
   return !trans_a && trans_b && n >= 2 && n <= 8;
 }
