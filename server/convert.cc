@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/layers/registry.h"
 #include "core/status_macros.h"
 
 namespace nnlab::server {
@@ -520,6 +521,22 @@ void StepStatsToEvent(const StepStats& s, v1::MetricEvent* e) {
   for (const LayerStats& l : s.layers) LayerStatsToProto(l, e->add_layers());
 }
 
+namespace {
+
+v1::SaturationKind SaturationToProto(Saturation s) {
+  switch (s) {
+    case Saturation::kNone:
+      return v1::SATURATION_UNSPECIFIED;
+    case Saturation::kDead:
+      return v1::SATURATION_DEAD;
+    case Saturation::kSaturated:
+      return v1::SATURATION_SATURATED;
+  }
+  return v1::SATURATION_UNSPECIFIED;
+}
+
+}  // namespace
+
 void DescribeModel(Model* model, absl::string_view prefix, v1::Model* info) {
   info->set_parameter_count(info->parameter_count() + model->ParameterCount());
   if (info->input_shape().empty()) {
@@ -532,6 +549,10 @@ void DescribeModel(Model* model, absl::string_view prefix, v1::Model* info) {
     v1::LayerInfo* l = info->add_layers();
     l->set_name(absl::StrCat(prefix, layer->name()));
     l->set_kind(std::string(layer->kind()));
+    const LayerTraits traits = LayerTraitsOf(layer->kind());
+    l->set_is_activation(traits.activation);
+    l->set_is_recurrent(traits.recurrent);
+    l->set_saturation(SaturationToProto(traits.saturation));
     ShapeToProto(stack.output_shape(i), l->mutable_output_shape());
     for (const Param& p : layer->Params()) {
       v1::ParamInfo* pi = l->add_params();

@@ -77,11 +77,12 @@ std::string Bar(double fraction, int width, bool unicode, bool track) {
 }
 
 // What saturated_fraction counts for a layer: dead units after a ReLU,
-// saturated ones after a sigmoid or tanh.
+// saturated ones after a sigmoid or tanh. An activation whose kind the
+// server does not say (SATURATION_UNSPECIFIED) reads "sat".
 const char* UnitsWord(const LiveViewOptions& o, const std::string& layer) {
   auto it = o.activation_after.find(layer);
   if (it == o.activation_after.end()) return "sat/dead";
-  return (it->second == "relu" || it->second == "leaky_relu") ? "dead" : "sat";
+  return it->second == v1::SATURATION_DEAD ? "dead" : "sat";
 }
 
 struct LayerRow {
@@ -387,16 +388,17 @@ class JsonPrinter : public EventPrinter {
 
 }  // namespace
 
-std::map<std::string, std::string> ActivationsAfter(const v1::Model& model) {
-  std::map<std::string, std::string> out;
+std::map<std::string, v1::SaturationKind> ActivationsAfter(
+    const v1::Model& model) {
+  std::map<std::string, v1::SaturationKind> out;
   std::string pending;  // last layer with parameters, no activation yet
   for (const v1::LayerInfo& l : model.layers()) {
     if (l.params_size() > 0) {
       pending = l.name();
-    } else if (!pending.empty() &&
-               (l.kind() == "relu" || l.kind() == "leaky_relu" ||
-                l.kind() == "sigmoid" || l.kind() == "tanh")) {
-      out[pending] = l.kind();
+    } else if (!pending.empty() && l.is_activation()) {
+      // An old server sends no is_activation: no layer lands here, and the
+      // view falls back to "sat/dead" (see live.h).
+      out[pending] = l.saturation();
       pending.clear();
     }
   }

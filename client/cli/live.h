@@ -39,15 +39,20 @@ struct LiveViewOptions {
   // Minimum time between redraws; evaluations and state changes always
   // redraw.
   double min_redraw_seconds = 0.1;
-  // Parameterised layer -> the activation that follows it ("relu",
-  // "sigmoid", ...), to say whether its saturated_fraction counts dead or
-  // saturated units.
-  std::map<std::string, std::string> activation_after;
+  // Parameterised layer -> what the activation that follows it counts
+  // (dead units after a ReLU, saturated ones after a sigmoid), to label its
+  // saturated_fraction; "sat/dead" for a layer not in the map.
+  std::map<std::string, v1::SaturationKind> activation_after;
 };
 
 // activation_after for a model: each layer with parameters mapped to the
-// first activation after it (before the next layer with parameters).
-std::map<std::string, std::string> ActivationsAfter(const v1::Model& model);
+// saturation kind of the first activation after it (before the next layer
+// with parameters). Uses the traits the server sends with each layer
+// (LayerInfo.is_activation, .saturation); a server too old to send them
+// marks no layer an activation, so the map is empty and the view says
+// "sat/dead", as it does when the model is unknown.
+std::map<std::string, v1::SaturationKind> ActivationsAfter(
+    const v1::Model& model);
 
 // `out` must outlive the printer.
 std::unique_ptr<EventPrinter> MakeLiveView(FILE* out, LiveViewOptions options);

@@ -13,18 +13,21 @@ namespace nnlab {
 
 const std::vector<RegisteredLayer>& RegisteredLayers() {
   static const auto* layers = [] {
-    LayerTraits plain, params, activation, stochastic, composite, recurrent;
+    LayerTraits plain, params, dead, saturating, stochastic, composite,
+        recurrent;
     params.has_params = true;
-    activation.activation = true;
+    dead.activation = saturating.activation = true;
+    dead.saturation = Saturation::kDead;
+    saturating.saturation = Saturation::kSaturated;
     stochastic.stochastic = true;
     composite.composite = true;
     recurrent.has_params = recurrent.recurrent = true;
     return new std::vector<RegisteredLayer>{
         {"dense", NewDense, params},
-        {"sigmoid", NewSigmoid, activation},
-        {"tanh", NewTanh, activation},
-        {"relu", NewRelu, activation},
-        {"leaky_relu", NewLeakyRelu, activation},
+        {"sigmoid", NewSigmoid, saturating},
+        {"tanh", NewTanh, saturating},
+        {"relu", NewRelu, dead},
+        {"leaky_relu", NewLeakyRelu, dead},
         {"dropout", NewDropout, stochastic},
         {"batch_norm", NewBatchNorm, params},
         {"conv2d", NewConv2D, params},

@@ -21,6 +21,13 @@ namespace nnlab {
 using LayerFactory =
     absl::StatusOr<std::unique_ptr<Layer>> (*)(const LayerSpec& spec);
 
+// What an activation's SaturatedFraction counts.
+enum class Saturation {
+  kNone,       // Not an activation.
+  kDead,       // Units that output <= 0 for the whole batch (relu-like).
+  kSaturated,  // Units near an asymptote (sigmoid, tanh).
+};
+
 struct LayerTraits {
   // Owns trainable parameters of its own at every input (dense, conv2d,
   // batch_norm, rnn, lstm, time_dense).
@@ -31,6 +38,8 @@ struct LayerTraits {
   // Elementwise nonlinearity (sigmoid, tanh, relu, leaky_relu): its
   // SaturatedFraction describes the units of the layer before it.
   bool activation = false;
+  // For an activation, what its SaturatedFraction counts; kNone otherwise.
+  Saturation saturation = Saturation::kNone;
   // Runs over a sequence [T, F] carrying state through time (rnn, lstm):
   // a RecurrentLayer (recurrent.h).
   bool recurrent = false;

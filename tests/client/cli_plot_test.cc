@@ -231,6 +231,8 @@ TEST(LiveViewTest, FrameShowsProgressMetricsAndLogScaleBars) {
   }
   // Saturated fractions: "sat/dead" unless the model says which.
   EXPECT_THAT(frame, HasSubstr("sat/dead  25%"));
+  // The layers as a server too old to send traits describes them: no
+  // activations known, so the labels stay "sat/dead".
   v1::Model model;
   for (const char* kind : {"dense", "relu", "dense", "sigmoid", "dense"}) {
     v1::LayerInfo* l = model.add_layers();
@@ -238,13 +240,29 @@ TEST(LiveViewTest, FrameShowsProgressMetricsAndLogScaleBars) {
     l->set_kind(kind);
     if (std::string(kind) == "dense") l->add_params()->set_name("w");
   }
+  EXPECT_TRUE(ActivationsAfter(model).empty());
   o.activation_after = ActivationsAfter(model);
-  EXPECT_EQ(o.activation_after,
-            (std::map<std::string, std::string>{{"dense0", "relu"},
-                                                {"dense2", "sigmoid"}}));
+  EXPECT_THAT(RenderLiveFrame(job, Events(200), o), HasSubstr("sat/dead  25%"));
+  // With the traits the server sends, the labels follow them, not the kind
+  // names.
+  model.mutable_layers(1)->set_is_activation(true);
+  model.mutable_layers(1)->set_saturation(v1::SATURATION_DEAD);
+  model.mutable_layers(3)->set_is_activation(true);
+  model.mutable_layers(3)->set_saturation(v1::SATURATION_SATURATED);
+  o.activation_after = ActivationsAfter(model);
+  EXPECT_EQ(o.activation_after, (std::map<std::string, v1::SaturationKind>{
+                                    {"dense0", v1::SATURATION_DEAD},
+                                    {"dense2", v1::SATURATION_SATURATED}}));
   frame = RenderLiveFrame(job, Events(200), o);
   EXPECT_THAT(frame, HasSubstr("dead   0%"));  // dense0
   EXPECT_THAT(frame, HasSubstr("sat  25%"));   // dense2
+  // An activation of no stated saturation kind reads "sat".
+  model.mutable_layers(1)->clear_saturation();
+  o.activation_after = ActivationsAfter(model);
+  EXPECT_EQ(o.activation_after.at("dense0"), v1::SATURATION_UNSPECIFIED);
+  frame = RenderLiveFrame(job, Events(200), o);
+  EXPECT_THAT(frame, HasSubstr("sat   0%"));  // dense0
+  EXPECT_FALSE(absl::StrContains(frame, "dead   0%"));
 }
 
 TEST(LiveViewTest, PlainLinesCarryTheNumbers) {

@@ -159,6 +159,59 @@ TEST(ConvertTest, SpecsMapEveryLayerKind) {
   EXPECT_EQ(EstimateParameters(*s), double((*m)->ParameterCount()));
 }
 
+// GetModel's per-layer traits come from the core's layer registry, so
+// clients label layers without knowing kinds by name.
+TEST(ConvertTest, DescribeModelSendsLayerTraits) {
+  v1::ModelSpec p;
+  p.add_input_shape(6);
+  p.add_input_shape(3);
+  p.add_layers()->mutable_lstm()->set_units(4);
+  p.add_layers()->mutable_dense()->set_units(5);
+  p.add_layers()->mutable_relu();
+  p.add_layers()->mutable_dense()->set_units(5);
+  p.add_layers()->mutable_leaky_relu();
+  p.add_layers()->mutable_dense()->set_units(5);
+  p.add_layers()->mutable_sigmoid();
+  p.add_layers()->mutable_dense()->set_units(5);
+  p.add_layers()->mutable_tanh();
+  p.add_layers()->mutable_dropout();
+  p.add_layers()->mutable_dense()->set_units(2);
+  Limits limits;
+  absl::StatusOr<ModelSpec> s = ModelSpecFromProto(p, "spec", limits);
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::StatusOr<std::unique_ptr<Model>> m =
+      BuildModelChecked(*s, "spec", limits);
+  ASSERT_TRUE(m.ok()) << m.status();
+  v1::Model info;
+  DescribeModel(m->get(), "", &info);
+  struct Want {
+    const char* kind;
+    bool activation, recurrent;
+    v1::SaturationKind saturation;
+  };
+  const std::vector<Want> want = {
+      {"lstm", false, true, v1::SATURATION_UNSPECIFIED},
+      {"dense", false, false, v1::SATURATION_UNSPECIFIED},
+      {"relu", true, false, v1::SATURATION_DEAD},
+      {"dense", false, false, v1::SATURATION_UNSPECIFIED},
+      {"leaky_relu", true, false, v1::SATURATION_DEAD},
+      {"dense", false, false, v1::SATURATION_UNSPECIFIED},
+      {"sigmoid", true, false, v1::SATURATION_SATURATED},
+      {"dense", false, false, v1::SATURATION_UNSPECIFIED},
+      {"tanh", true, false, v1::SATURATION_SATURATED},
+      {"dropout", false, false, v1::SATURATION_UNSPECIFIED},
+      {"dense", false, false, v1::SATURATION_UNSPECIFIED},
+  };
+  ASSERT_EQ(info.layers_size(), static_cast<int>(want.size()));
+  for (int i = 0; i < info.layers_size(); ++i) {
+    const v1::LayerInfo& l = info.layers(i);
+    EXPECT_EQ(l.kind(), want[i].kind) << i;
+    EXPECT_EQ(l.is_activation(), want[i].activation) << l.kind();
+    EXPECT_EQ(l.is_recurrent(), want[i].recurrent) << l.kind();
+    EXPECT_EQ(l.saturation(), want[i].saturation) << l.kind();
+  }
+}
+
 LayerSpec Kind(const std::string& kind, int64_t units = 0) {
   LayerSpec l;
   l.kind = kind;
