@@ -7,13 +7,13 @@
 #include <thread>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "core/data/sequence_data.h"
 #include "core/status_macros.h"
 #include "core/train/gan_trainer.h"
+#include "core/train/run_state.h"
 #include "core/train/trainer.h"
 #include "server/event_log.h"
 #include "server/job_spec.h"
@@ -669,29 +669,16 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
                          Trainer::Create(model.get(), opts));
 
   if (in.resume != nullptr) {
-    const StoredCheckpoint& ckpt = *in.resume;
-    NNLAB_ASSIGN_OR_RETURN(
-        std::shared_ptr<WeightSet> w,
-        WeightsFromProto(ckpt.model(), "checkpoint", options_.limits));
-    NNLAB_RETURN_IF_ERROR(LoadWeights(*w, model.get()));
-    NNLAB_RETURN_IF_ERROR(
-        OptimizerStateFromProto(ckpt.optimizer_state(), trainer->optimizer()));
-    TrainerState ts;
-    ts.step = ckpt.trainer().step();
-    ts.epoch = ckpt.trainer().epoch();
-    ts.batch_in_epoch = ckpt.trainer().batch_in_epoch();
-    ts.shuffle_rng = ckpt.trainer().shuffle_rng();
-    NNLAB_RETURN_IF_ERROR(trainer->SetState(ts));
-    NNLAB_RETURN_IF_ERROR(
-        trainer->optimizer()->RestoreStep(ckpt.optimizer_step()));
-    NNLAB_RETURN_IF_ERROR(model->rng()->Restore(ckpt.model_rng()));
+    NNLAB_ASSIGN_OR_RETURN(RunState state,
+                           RunStateFromProto(*in.resume, options_.limits));
+    NNLAB_RETURN_IF_ERROR(state.Restore(trainer.get()));
     {
       absl::MutexLock lock(&job->mu);
-      job->record.set_checkpoint_step(ts.step);
-      job->record.set_step(ts.step);
+      job->record.set_checkpoint_step(state.step);
+      job->record.set_step(state.step);
     }
     LogInfo(absl::StrCat("job ", job->id, " resumed from checkpoint at step ",
-                         ts.step));
+                         state.step));
     in.resume.reset();
   }
 
@@ -702,21 +689,11 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
   auto checkpoint = [&]() -> absl::Status {
     auto ckpt = std::make_unique<StoredCheckpoint>();
     ckpt->set_job_id(job->id);
-    const TrainerState& ts = trainer->state();
     v1::ModelFile* file = ckpt->mutable_model();
     file->set_format_version(1);
     *file->mutable_spec() = entry->Info().spec();
-    WeightsToProto(*CaptureWeights(model.get(), base_steps + ts.step),
-                   /*raw=*/true, file);
-    OptimizerStateToProto(trainer->optimizer(),
-                          ckpt->mutable_optimizer_state());
-    ckpt->set_optimizer_step(trainer->optimizer()->step());
-    StoredTrainerState* st = ckpt->mutable_trainer();
-    st->set_step(ts.step);
-    st->set_epoch(ts.epoch);
-    st->set_batch_in_epoch(ts.batch_in_epoch);
-    st->set_shuffle_rng(ts.shuffle_rng);
-    ckpt->set_model_rng(model->rng()->Save());
+    const RunState state = RunState::Capture(trainer.get());
+    RunStateToProto(state, base_steps + state.step, ckpt.get());
     return writer.Submit(std::move(ckpt));
   };
 
@@ -816,36 +793,6 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
   return FinishCheckpoints(job->stop.load(), checkpoint, &writer, status);
 }
 
-namespace {
-
-// The optimizer state of one half of a GAN pair, names without the prefix.
-google::protobuf::RepeatedPtrField<v1::NamedTensor> StateWithPrefix(
-    const google::protobuf::RepeatedPtrField<v1::NamedTensor>& all,
-    absl::string_view prefix) {
-  google::protobuf::RepeatedPtrField<v1::NamedTensor> out;
-  for (const v1::NamedTensor& t : all) {
-    if (absl::StartsWith(t.name(), prefix)) {
-      v1::NamedTensor* c = out.Add();
-      *c = t;
-      c->set_name(t.name().substr(prefix.size()));
-    }
-  }
-  return out;
-}
-
-void AppendStateWithPrefix(
-    Optimizer* opt, absl::string_view prefix,
-    google::protobuf::RepeatedPtrField<v1::NamedTensor>* out) {
-  google::protobuf::RepeatedPtrField<v1::NamedTensor> part;
-  OptimizerStateToProto(opt, &part);
-  for (v1::NamedTensor& t : part) {
-    t.set_name(absl::StrCat(prefix, t.name()));
-    *out->Add() = std::move(t);
-  }
-}
-
-}  // namespace
-
 absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
                                   const std::shared_ptr<ModelEntry>& entry,
                                   RunInputs in, int64_t* final_step) {
@@ -872,32 +819,10 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
                          GanTrainer::Create(go));
   int64_t step = 0;
   if (in.resume != nullptr) {
-    const StoredCheckpoint& ckpt = *in.resume;
-    NNLAB_ASSIGN_OR_RETURN(
-        std::shared_ptr<WeightSet> w,
-        WeightsFromProto(ckpt.model(), "checkpoint", options_.limits));
-    NNLAB_RETURN_IF_ERROR(LoadWeights(*w, trainer->generator(), "generator/"));
-    NNLAB_RETURN_IF_ERROR(
-        LoadWeights(*w, trainer->discriminator(), "discriminator/"));
-    NNLAB_RETURN_IF_ERROR(OptimizerStateFromProto(
-        StateWithPrefix(ckpt.optimizer_state(), "generator/"),
-        trainer->g_optimizer()));
-    NNLAB_RETURN_IF_ERROR(OptimizerStateFromProto(
-        StateWithPrefix(ckpt.optimizer_state(), "discriminator/"),
-        trainer->d_optimizer()));
-    step = ckpt.trainer().step();
-    NNLAB_RETURN_IF_ERROR(trainer->g_optimizer()->RestoreStep(step));
-    NNLAB_RETURN_IF_ERROR(trainer->RestoreStep(step));
-    // d_steps <= 100, so the product of a step in range cannot overflow.
-    NNLAB_RETURN_IF_ERROR(
-        trainer->d_optimizer()->RestoreStep(step * go.d_steps));
-    if (!ckpt.gan_rng().empty()) {
-      NNLAB_RETURN_IF_ERROR(trainer->rng()->Restore(ckpt.gan_rng()));
-      NNLAB_RETURN_IF_ERROR(
-          trainer->generator()->rng()->Restore(ckpt.model_rng()));
-      NNLAB_RETURN_IF_ERROR(
-          trainer->discriminator()->rng()->Restore(ckpt.discriminator_rng()));
-    }
+    NNLAB_ASSIGN_OR_RETURN(RunState state,
+                           RunStateFromProto(*in.resume, options_.limits));
+    NNLAB_RETURN_IF_ERROR(state.Restore(trainer.get()));
+    step = state.step;
   } else {
     WeightsPtr w = entry->weights();
     NNLAB_RETURN_IF_ERROR(LoadWeights(*w, trainer->generator(), "generator/"));
@@ -922,17 +847,10 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
     v1::ModelFile* file = ckpt->mutable_model();
     file->set_format_version(1);
     *file->mutable_gan() = entry->Info().gan();
-    WeightsToProto(*capture(), /*raw=*/true, file);
-    AppendStateWithPrefix(trainer->g_optimizer(), "generator/",
-                          ckpt->mutable_optimizer_state());
-    AppendStateWithPrefix(trainer->d_optimizer(), "discriminator/",
-                          ckpt->mutable_optimizer_state());
-    ckpt->set_optimizer_step(step);
-    ckpt->mutable_trainer()->set_step(step);
-    ckpt->mutable_trainer()->set_epoch(static_cast<int>(step / per_epoch));
-    ckpt->set_gan_rng(trainer->rng()->Save());
-    ckpt->set_model_rng(trainer->generator()->rng()->Save());
-    ckpt->set_discriminator_rng(trainer->discriminator()->rng()->Save());
+    RunState state = RunState::Capture(trainer.get());
+    // The record shows a GAN's epoch too (Restore derives it from the step).
+    state.epoch = static_cast<int>(state.step / per_epoch);
+    RunStateToProto(state, base_steps + state.step, ckpt.get());
     return writer.Submit(std::move(ckpt));
   };
   absl::Time last_publish = absl::Now(), last_step_time = absl::Now();

@@ -2,7 +2,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "core/optim/optimizer.h"
 #include "core/status_macros.h"
 
 namespace nnlab::server {
@@ -113,42 +112,72 @@ absl::StatusOr<std::shared_ptr<WeightSet>> WeightsFromProto(
   return w;
 }
 
-void OptimizerStateToProto(
-    Optimizer* optimizer,
-    google::protobuf::RepeatedPtrField<v1::NamedTensor>* out) {
-  out->Clear();
-  for (auto& [name, t] : optimizer->State()) {
-    v1::NamedTensor* nt = out->Add();
+namespace {
+
+void NamedToProto(const RunState::NamedTensors& from,
+                  google::protobuf::RepeatedPtrField<v1::NamedTensor>* to) {
+  to->Clear();
+  for (const auto& [name, t] : from) {
+    v1::NamedTensor* nt = to->Add();
     nt->set_name(name);
-    TensorToProto(*t, /*raw=*/true, nt->mutable_tensor());
+    TensorToProto(t, /*raw=*/true, nt->mutable_tensor());
   }
 }
 
-absl::Status OptimizerStateFromProto(
-    const google::protobuf::RepeatedPtrField<v1::NamedTensor>& state,
-    Optimizer* optimizer) {
-  auto slots = optimizer->State();
-  if (static_cast<int>(slots.size()) != state.size()) {
-    return absl::DataLossError(absl::StrCat("optimizer state has ",
-                                            state.size(), " tensors; expected ",
-                                            slots.size()));
-  }
-  Limits limits;
-  for (int i = 0; i < state.size(); ++i) {
-    if (state[i].name() != slots[i].first) {
-      return absl::DataLossError(
-          absl::StrCat("optimizer state tensor ", i, " is \"", state[i].name(),
-                       "\"; expected \"", slots[i].first, "\""));
-    }
-    absl::StatusOr<Tensor> t =
-        TensorFromProto(state[i].tensor(), state[i].name(), limits);
-    if (!t.ok() || t->shape() != slots[i].second->shape()) {
-      return absl::DataLossError(
-          absl::StrCat("optimizer state ", state[i].name(), " is unreadable"));
-    }
-    slots[i].second->CopyFrom(*t);
+absl::Status NamedFromProto(
+    const google::protobuf::RepeatedPtrField<v1::NamedTensor>& from,
+    absl::string_view field, const Limits& limits, RunState::NamedTensors* to) {
+  to->clear();
+  to->reserve(from.size());
+  for (int i = 0; i < from.size(); ++i) {
+    NNLAB_ASSIGN_OR_RETURN(
+        Tensor t, TensorFromProto(from[i].tensor(),
+                                  absl::StrCat(field, "[", i, "]"), limits));
+    to->emplace_back(from[i].name(), std::move(t));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+void RunStateToProto(const RunState& state, int64_t trained_steps,
+                     StoredCheckpoint* ckpt) {
+  v1::ModelFile* file = ckpt->mutable_model();
+  NamedToProto(state.weights, file->mutable_params());
+  NamedToProto(state.buffers, file->mutable_buffers());
+  file->set_trained_steps(trained_steps);
+  NamedToProto(state.optimizer_slots, ckpt->mutable_optimizer_state());
+  ckpt->set_optimizer_step(state.optimizer_step);
+  StoredTrainerState* st = ckpt->mutable_trainer();
+  st->set_step(state.step);
+  st->set_epoch(state.epoch);
+  st->set_batch_in_epoch(state.batch_in_epoch);
+  st->set_shuffle_rng(state.shuffle_rng);
+  ckpt->set_model_rng(state.model_rng);
+  ckpt->set_gan_rng(state.gan_rng);
+  ckpt->set_discriminator_rng(state.discriminator_rng);
+}
+
+absl::StatusOr<RunState> RunStateFromProto(const StoredCheckpoint& ckpt,
+                                           const Limits& limits) {
+  RunState s;
+  const v1::ModelFile& file = ckpt.model();
+  NNLAB_RETURN_IF_ERROR(
+      NamedFromProto(file.params(), "checkpoint.params", limits, &s.weights));
+  NNLAB_RETURN_IF_ERROR(
+      NamedFromProto(file.buffers(), "checkpoint.buffers", limits, &s.buffers));
+  NNLAB_RETURN_IF_ERROR(NamedFromProto(ckpt.optimizer_state(),
+                                       "checkpoint.optimizer_state", limits,
+                                       &s.optimizer_slots));
+  s.optimizer_step = ckpt.optimizer_step();
+  s.step = ckpt.trainer().step();
+  s.epoch = ckpt.trainer().epoch();
+  s.batch_in_epoch = ckpt.trainer().batch_in_epoch();
+  s.shuffle_rng = ckpt.trainer().shuffle_rng();
+  s.model_rng = ckpt.model_rng();
+  s.gan_rng = ckpt.gan_rng();
+  s.discriminator_rng = ckpt.discriminator_rng();
+  return s;
 }
 
 }  // namespace nnlab::server

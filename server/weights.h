@@ -16,10 +16,11 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "core/model/model.h"
-#include "core/optim/optimizer.h"
 #include "core/tensor/tensor.h"
+#include "core/train/run_state.h"
 #include "nnlab/v1/model.pb.h"
 #include "server/convert.h"
+#include "server/storage.pb.h"
 
 namespace nnlab::server {
 
@@ -48,15 +49,18 @@ void WeightsToProto(const WeightSet& w, bool raw, v1::ModelFile* file);
 absl::StatusOr<std::shared_ptr<WeightSet>> WeightsFromProto(
     const v1::ModelFile& file, absl::string_view field, const Limits& limits);
 
-// Optimizer state as named tensors ("<param>.<slot>"), for checkpoints.
-void OptimizerStateToProto(
-    Optimizer* optimizer,
-    google::protobuf::RepeatedPtrField<v1::NamedTensor>* out);
-// Restores state saved by OptimizerStateToProto into an optimizer built
-// for the same model; DataLoss if names or shapes differ.
-absl::Status OptimizerStateFromProto(
-    const google::protobuf::RepeatedPtrField<v1::NamedTensor>& state,
-    Optimizer* optimizer);
+// A checkpoint's training state, the one translation between RunState and
+// StoredCheckpoint: weights and buffers as the checkpoint's ModelFile
+// tensors (raw), with `trained_steps`; optimizer slots, step counts,
+// trainer position and RNG states as its fields. Leaves job_id and the
+// ModelFile's format_version and spec / gan to the caller.
+void RunStateToProto(const RunState& state, int64_t trained_steps,
+                     StoredCheckpoint* ckpt);
+// Reads what RunStateToProto wrote (or an older checkpoint: RNG fields
+// may be empty). Tensors are validated as client input; names and shapes
+// are left to RunState::Restore, which checks them against the trainer.
+absl::StatusOr<RunState> RunStateFromProto(const StoredCheckpoint& ckpt,
+                                           const Limits& limits);
 
 }  // namespace nnlab::server
 

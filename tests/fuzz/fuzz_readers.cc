@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/data/dataset.h"
+#include "core/train/run_state.h"
 #include "core/train/trainer.h"
 #include "google/protobuf/text_format.h"
 #include "server/datasets.h"
@@ -195,24 +196,9 @@ void ReadCheckpoint(const Input& in) {
   opts.optimizer = *opt;
   auto trainer = Trainer::Create(model.get(), opts);
   if (!trainer.ok()) abort();
-  auto w = server::WeightsFromProto(ckpt.model(), "checkpoint", FuzzLimits());
-  if (!w.ok()) return;
-  if (!server::LoadWeights(**w, model.get()).ok()) return;
-  if (!server::OptimizerStateFromProto(ckpt.optimizer_state(),
-                                       (*trainer)->optimizer())
-           .ok()) {
-    return;
-  }
-  TrainerState ts;
-  ts.step = ckpt.trainer().step();
-  ts.epoch = ckpt.trainer().epoch();
-  ts.batch_in_epoch = ckpt.trainer().batch_in_epoch();
-  ts.shuffle_rng = ckpt.trainer().shuffle_rng();
-  if (!(*trainer)->SetState(ts).ok()) return;
-  if (!(*trainer)->optimizer()->RestoreStep(ckpt.optimizer_step()).ok()) {
-    return;
-  }
-  if (!model->rng()->Restore(ckpt.model_rng()).ok()) return;
+  auto state = server::RunStateFromProto(ckpt, FuzzLimits());
+  if (!state.ok()) return;
+  if (!state->Restore(trainer->get()).ok()) return;
   // One step from the restored state, as the resumed job would take.
   Tensor x(Shape{2, 1, 6, 6}), y(Shape{2});
   for (int64_t i = 0; i < x.size(); ++i) x[i] = 0.1f * float(i % 5);

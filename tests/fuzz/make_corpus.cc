@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "core/train/run_state.h"
 #include "core/train/trainer.h"
 #include "fuzz.pb.h"  // Generated from tests/fuzz/fuzz.proto.
 #include "google/protobuf/text_format.h"
@@ -304,15 +305,13 @@ void Readers(const std::string& dir, const std::string& tmp) {
     if (!(*trainer)->TrainStep(x, y, false, &stats).ok()) abort();
     server::StoredCheckpoint ckpt;
     ckpt.set_job_id("j-1");
-    auto w = server::CaptureWeights(model->get(), 1);
-    server::WeightsToProto(*w, false, ckpt.mutable_model());
     *ckpt.mutable_model()->mutable_spec() = proto;
-    server::OptimizerStateToProto((*trainer)->optimizer(),
-                                  ckpt.mutable_optimizer_state());
-    ckpt.set_optimizer_step(1);
-    ckpt.mutable_trainer()->set_step(1);
-    ckpt.mutable_trainer()->set_batch_in_epoch(1);
-    ckpt.set_model_rng((*model)->rng()->Save());
+    // Where a run would be after that step.
+    RunState state = RunState::Capture(trainer->get());
+    state.step = 1;
+    state.batch_in_epoch = 1;
+    state.optimizer_step = 1;
+    server::RunStateToProto(state, /*trained_steps=*/1, &ckpt);
     // flags: frame + Adam (7 = 1 + 6).
     seed("checkpoint-adam", 4, 1 | (6 << 1), 0, ckpt.SerializeAsString());
   }
