@@ -1,7 +1,9 @@
 // RunState: everything a training run needs to continue exactly where it
 // stopped: what a checkpoint holds. One struct for a Trainer and for a
-// GanTrainer; the server serialises it field by field (weights and buffers
-// as the ModelFile's tensors, the rest as the checkpoint's fields).
+// GanTrainer; the server's checkpoints are this struct, written and read
+// by one pair of functions (RunStateToProto / RunStateFromProto in
+// server/weights.h: weights and buffers as the ModelFile's tensors, the
+// rest as the checkpoint's fields).
 //
 // Continuing = Capture, build a fresh trainer with the same options and
 // spec, Restore, Run: with the same thread count the losses then equal
