@@ -337,11 +337,10 @@ std::string DefaultDatasetsDir() {
 }
 
 absl::StatusOr<TrainTest> LoadMnist(const std::string& dir) {
-  NNLAB_ASSIGN_OR_RETURN(
-      std::unique_ptr<ImageDataset> all,
-      LoadImages28(dir + "/mnist/digits-images-idx3-ubyte",
-                   dir + "/mnist/digits-labels-idx1-ubyte",
-                   kMnistTrainSamples + kMnistTestSamples));
+  NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<ImageDataset> all,
+                         LoadImages28(dir + "/mnist/digits-images-idx3-ubyte",
+                                      dir + "/mnist/digits-labels-idx1-ubyte",
+                                      kMnistTrainSamples + kMnistTestSamples));
   TrainTest split;
   split.train = all->Slice(0, kMnistTrainSamples);
   split.test =
@@ -352,14 +351,12 @@ absl::StatusOr<TrainTest> LoadMnist(const std::string& dir) {
 absl::StatusOr<TrainTest> LoadFashionMnist(const std::string& dir) {
   const std::string d = dir + "/fashion-mnist/";
   TrainTest sets;
-  NNLAB_ASSIGN_OR_RETURN(sets.train,
-                         LoadImages28(d + "train-images-idx3-ubyte",
-                                      d + "train-labels-idx1-ubyte",
-                                      kFashionMnistTrainSamples));
-  NNLAB_ASSIGN_OR_RETURN(sets.test,
-                         LoadImages28(d + "t10k-images-idx3-ubyte",
-                                      d + "t10k-labels-idx1-ubyte",
-                                      kFashionMnistTestSamples));
+  NNLAB_ASSIGN_OR_RETURN(sets.train, LoadImages28(d + "train-images-idx3-ubyte",
+                                                  d + "train-labels-idx1-ubyte",
+                                                  kFashionMnistTrainSamples));
+  NNLAB_ASSIGN_OR_RETURN(sets.test, LoadImages28(d + "t10k-images-idx3-ubyte",
+                                                 d + "t10k-labels-idx1-ubyte",
+                                                 kFashionMnistTestSamples));
   return sets;
 }
 

@@ -2,6 +2,8 @@
 // truncated BPTT, all parameters and the input), per-timestep gradient
 // norms, stateful stepping, hand-computed forward passes, clipping, the
 // sequence loss and data sources, and bad input (with the GAN's).
+#include "core/layers/recurrent.h"
+
 #include <cmath>
 #include <memory>
 #include <string>
@@ -9,7 +11,6 @@
 
 #include "core/data/sequence_data.h"
 #include "core/layers/layer.h"
-#include "core/layers/recurrent.h"
 #include "core/model/model.h"
 #include "core/model/sequence_model.h"
 #include "core/optim/optimizer.h"
