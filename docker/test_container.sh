@@ -162,6 +162,10 @@ say "running ${image} on ${server} (non-root, read-only, no capabilities)"
 start_server "${run_id}-1"
 uid="$(podman exec "${run_id}-1" id -u)"
 [[ "${uid}" != 0 ]] || fail "server runs as root"
+say "the image's Python client"
+podman exec "${run_id}-1" python3 -c \
+  'import nnlab; assert nnlab.Client("127.0.0.1:50051").health() == "SERVING"' ||
+  fail "the Python client in the image cannot reach its server"
 echo "server runs as uid ${uid}"
 podman healthcheck run "${run_id}-1" || fail "image HEALTHCHECK reports unhealthy"
 echo "image HEALTHCHECK: healthy"

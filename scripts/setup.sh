@@ -14,6 +14,9 @@ packages=(
   libgmock-dev
   libbenchmark-dev libcli11-dev libpng-dev zlib1g-dev dataset-fashion-mnist
   python3-grpcio python3-grpc-tools
+  # The Python package (client/python): built offline with pip and
+  # setuptools, tested with pytest; python3-crc32c checksums uploads fast.
+  python3-pip python3-setuptools python3-numpy python3-pytest python3-crc32c
   clang-14 libclang-rt-14-dev libfuzzer-14-dev
   # oneDNN's CMake config looks for OpenCL (its GPU runtime), and apt-get
   # below skips libdnnl-dev's recommendation of it.
