@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/kernels/isa.h"
 #include "core/kernels/parallel.h"
 #include "core/status_macros.h"
 
@@ -108,10 +109,28 @@ void OpenBlasGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
               ldb, beta, c, ldc);
 }
 
+// Caps oneDNN's kernels at MaxIsa() (core/kernels/isa.h) when that is below
+// what the CPU has. oneDNN accepts the cap only before it generates its
+// first kernel: every oneDNN call in nnlab goes through OneDnnGemmHere,
+// which calls this first. Uncapped, oneDNN keeps its own default (and
+// honours ONEDNN_MAX_CPU_ISA).
+void CapOneDnnIsaOnce() {
+  static const bool capped = [] {
+    if (MaxIsa() >= CpuIsa()) return false;
+    const dnnl_cpu_isa_t isa = MaxIsa() == Isa::kAvx2 ? dnnl_cpu_isa_avx2
+                               : MaxIsa() == Isa::kAvx512
+                                   ? dnnl_cpu_isa_avx512_core
+                                   : dnnl_cpu_isa_sse41;
+    return dnnl_set_max_cpu_isa(isa) == dnnl_success;
+  }();
+  (void)capped;
+}
+
 // oneDNN's sgemm on the calling thread alone (OpenMP threads 1).
 bool OneDnnGemmHere(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                     float alpha, const float* a, int64_t lda, const float* b,
                     int64_t ldb, float beta, float* c, int64_t ldc) {
+  CapOneDnnIsaOnce();
   UseOneDnnThreads(1);
   // oneDNN's C API is row-major, like ours.
   return dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a,
@@ -238,5 +257,17 @@ int SetBlasThreads(int n) {
 }
 
 int BlasThreads() { return MaxThreads(); }
+
+Isa OneDnnIsa() {
+  CapOneDnnIsaOnce();
+  // dnnl_cpu_isa_t values are bit sets: each level contains the ones below.
+  const unsigned isa = dnnl_get_effective_cpu_isa();
+  auto has = [isa](dnnl_cpu_isa_t level) {
+    return (isa & level) == static_cast<unsigned>(level);
+  };
+  if (has(dnnl_cpu_isa_avx512_core)) return Isa::kAvx512;
+  if (has(dnnl_cpu_isa_avx2)) return Isa::kAvx2;
+  return Isa::kBaseline;
+}
 
 }  // namespace nnlab

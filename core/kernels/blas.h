@@ -14,6 +14,8 @@
 
 #include <cstdint>
 
+#include "core/kernels/isa.h"
+
 namespace nnlab {
 
 // C[m x n] = alpha * op(A) * op(B) + beta * C, where op(A) is [m x k] and
@@ -69,6 +71,10 @@ GemmPath CurrentGemmPath();
 enum class GemmLibrary { kOpenBlas, kOneDnn };
 GemmLibrary GemmLibraryFor(bool trans_a, bool trans_b, int64_t m, int64_t n,
                            int64_t k);
+
+// The instruction set oneDNN's kernels run on, after the NNLAB_MAX_ISA cap
+// (core/kernels/isa.h).
+Isa OneDnnIsa();
 
 }  // namespace nnlab
 
