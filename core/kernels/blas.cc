@@ -158,20 +158,28 @@ constexpr int64_t kOneDnnPartAlign = 16;
 bool OneDnnGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                 float alpha, const float* a, int64_t lda, const float* b,
                 int64_t ldb, float beta, float* c, int64_t ldc, int threads) {
-  const bool split_rows = m >= n;
-  const int64_t side = split_rows ? m : n;
-  const int parts =
-      static_cast<int>(std::min<int64_t>(threads, side / kOneDnnPartAlign));
-  if (parts <= 1) {
-    return OneDnnGemmHere(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
-                          beta, c, ldc);
-  }
-  // Checked up front, so that no part has written C when one is refused.
+  // C's rows r0..r1 and columns c0..c1.
+  auto block = [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    return OneDnnGemmHere(trans_a, trans_b, r1 - r0, c1 - c0, k, alpha,
+                          trans_a ? a + r0 : a + r0 * lda, lda,
+                          trans_b ? b + c0 * ldb : b + c0, ldb, beta,
+                          c + r0 * ldc + c0, ldc);
+  };
+  // Checked up front, so that no block has written C when one is refused.
   if (lda < std::max<int64_t>(1, trans_a ? m : k) ||
       ldb < std::max<int64_t>(1, trans_b ? k : n) ||
       ldc < std::max<int64_t>(1, n)) {
     return false;
   }
+  // Columns unless there are more rows: oneDNN 2.6 packs a 1.5 MB buffer
+  // per call for 1024 columns but 72 KB for 512 (1024x1024x256, A^T B), and
+  // each helper thread's malloc arena keeps its own (peak RSS of wide-mlp
+  // at 2 threads: 76.0 MB splitting rows of that product, 73.6 columns).
+  const bool split_rows = m > n;
+  const int64_t side = split_rows ? m : n;
+  const int parts =
+      static_cast<int>(std::min<int64_t>(threads, side / kOneDnnPartAlign));
+  if (parts <= 1) return block(0, m, 0, n);
   const int64_t blocks = (side + kOneDnnPartAlign - 1) / kOneDnnPartAlign;
   std::atomic<bool> ok{true};
   ParallelFor(parts, [&](int part) {
@@ -179,18 +187,7 @@ bool OneDnnGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
     const int64_t hi =
         std::min(side, blocks * (part + 1) / parts * kOneDnnPartAlign);
     if (lo >= hi) return;
-    bool done;
-    if (split_rows) {
-      // Rows lo..hi of op(A) and of C.
-      done = OneDnnGemmHere(trans_a, trans_b, hi - lo, n, k, alpha,
-                            trans_a ? a + lo : a + lo * lda, lda, b, ldb, beta,
-                            c + lo * ldc, ldc);
-    } else {
-      // Columns lo..hi of op(B) and of C.
-      done = OneDnnGemmHere(trans_a, trans_b, m, hi - lo, k, alpha, a, lda,
-                            trans_b ? b + lo * ldb : b + lo, ldb, beta, c + lo,
-                            ldc);
-    }
+    const bool done = split_rows ? block(lo, hi, 0, n) : block(0, m, lo, hi);
     if (!done) ok.store(false, std::memory_order_relaxed);
   });
   // Valid leading dimensions were checked above, so no part is refused.
