@@ -163,10 +163,14 @@ void GaussianRing::Sample(int64_t n, Rng* rng, Tensor* x, Tensor* y) const {
 }
 
 void DatasetSampler::Sample(int64_t n, Rng* rng, Tensor* x, Tensor* y) const {
-  std::vector<int64_t> idx(n);
+  // Per-thread scratch, reused from draw to draw (a GAN step draws every
+  // step), so the sampler stays immutable and a warm draw allocates
+  // nothing.
+  thread_local std::vector<int64_t> idx;
+  thread_local Tensor labels;
+  idx.resize(n);
   for (int64_t& i : idx)
     i = static_cast<int64_t>(rng->UniformInt(data_->size()));
-  Tensor labels;
   data_->Gather(idx, x, &labels);
 }
 

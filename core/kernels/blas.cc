@@ -9,6 +9,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/kernels/isa.h"
+#include "core/kernels/parallel.h"
+#include "core/status_macros.h"
+
 namespace nnlab {
 namespace {
 
@@ -105,6 +109,92 @@ void OpenBlasGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
               ldb, beta, c, ldc);
 }
 
+// Caps oneDNN's kernels at MaxIsa() (core/kernels/isa.h) when that is below
+// what the CPU has. oneDNN accepts the cap only before it generates its
+// first kernel: every oneDNN call in nnlab goes through OneDnnGemmHere,
+// which calls this first. Uncapped, oneDNN keeps its own default (and
+// honours ONEDNN_MAX_CPU_ISA).
+void CapOneDnnIsaOnce() {
+  static const bool capped = [] {
+    if (MaxIsa() >= CpuIsa()) return false;
+    const dnnl_cpu_isa_t isa = MaxIsa() == Isa::kAvx2 ? dnnl_cpu_isa_avx2
+                               : MaxIsa() == Isa::kAvx512
+                                   ? dnnl_cpu_isa_avx512_core
+                                   : dnnl_cpu_isa_sse41;
+    return dnnl_set_max_cpu_isa(isa) == dnnl_success;
+  }();
+  (void)capped;
+}
+
+// oneDNN's sgemm on the calling thread alone (OpenMP threads 1).
+bool OneDnnGemmHere(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                    float alpha, const float* a, int64_t lda, const float* b,
+                    int64_t ldb, float beta, float* c, int64_t ldc) {
+  CapOneDnnIsaOnce();
+  UseOneDnnThreads(1);
+  // oneDNN's C API is row-major, like ours.
+  return dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a,
+                    lda, b, ldb, beta, c, ldc) == dnnl_success;
+}
+
+// Splits of C smaller than this many rows or columns are not worth a
+// thread; part boundaries fall on multiples of it, so parts never share a
+// 64-byte line of C.
+constexpr int64_t kOneDnnPartAlign = 16;
+
+// C = alpha op(A) op(B) + beta C on oneDNN with `threads` threads. Threaded
+// products are split here, into blocks of C's rows (or columns, whichever
+// side is longer) that ParallelFor's helpers each compute with a
+// single-threaded sgemm, rather than by oneDNN's own OpenMP threading:
+// oneDNN 2.6 heap-allocates on every threaded call (a std::function for
+// its parallel region: 1 allocation per call, bench/throughput allocs/step
+// 0.38 -> 5.4 on wide-mlp, 2.1 -> 58 on lstm-rows at 2 threads), and
+// matmul primitives would not help: each execute builds its argument map
+// on the heap. ParallelFor allocates nothing once its helpers run. Every
+// element of C is one dot product computed by one thread, so the result is
+// deterministic for a given thread count. Returns false (C untouched) when
+// oneDNN refuses the arguments, which happens only for leading dimensions
+// cblas_sgemm refuses too.
+bool OneDnnGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                float alpha, const float* a, int64_t lda, const float* b,
+                int64_t ldb, float beta, float* c, int64_t ldc, int threads) {
+  // C's rows r0..r1 and columns c0..c1.
+  auto block = [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    return OneDnnGemmHere(trans_a, trans_b, r1 - r0, c1 - c0, k, alpha,
+                          trans_a ? a + r0 : a + r0 * lda, lda,
+                          trans_b ? b + c0 * ldb : b + c0, ldb, beta,
+                          c + r0 * ldc + c0, ldc);
+  };
+  // Checked up front, so that no block has written C when one is refused.
+  if (lda < std::max<int64_t>(1, trans_a ? m : k) ||
+      ldb < std::max<int64_t>(1, trans_b ? k : n) ||
+      ldc < std::max<int64_t>(1, n)) {
+    return false;
+  }
+  // Columns unless there are more rows: oneDNN 2.6 packs a 1.5 MB buffer
+  // per call for 1024 columns but 72 KB for 512 (1024x1024x256, A^T B), and
+  // each helper thread's malloc arena keeps its own (peak RSS of wide-mlp
+  // at 2 threads: 76.0 MB splitting rows of that product, 73.6 columns).
+  const bool split_rows = m > n;
+  const int64_t side = split_rows ? m : n;
+  const int parts =
+      static_cast<int>(std::min<int64_t>(threads, side / kOneDnnPartAlign));
+  if (parts <= 1) return block(0, m, 0, n);
+  const int64_t blocks = (side + kOneDnnPartAlign - 1) / kOneDnnPartAlign;
+  std::atomic<bool> ok{true};
+  ParallelFor(parts, [&](int part) {
+    const int64_t lo = std::min(side, blocks * part / parts * kOneDnnPartAlign);
+    const int64_t hi =
+        std::min(side, blocks * (part + 1) / parts * kOneDnnPartAlign);
+    if (lo >= hi) return;
+    const bool done = split_rows ? block(lo, hi, 0, n) : block(0, m, lo, hi);
+    if (!done) ok.store(false, std::memory_order_relaxed);
+  });
+  // Valid leading dimensions were checked above, so no part is refused.
+  NNLAB_CHECK(ok.load());
+  return true;
+}
+
 }  // namespace
 
 GemmPath SetGemmPath(GemmPath path) { return PathSetting().exchange(path); }
@@ -138,15 +228,10 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
           float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   const int threads = ThreadsFor(m, n, k);
-  if (GemmLibraryFor(trans_a, trans_b, m, n, k) == GemmLibrary::kOneDnn) {
-    UseOneDnnThreads(threads);
-    // oneDNN's C API is row-major, like ours.
-    if (dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a,
-                   lda, b, ldb, beta, c, ldc) == dnnl_success) {
-      return;
-    }
-    // It refuses only arguments cblas_sgemm would refuse too (bad leading
-    // dimensions); let OpenBLAS report them the way it always has.
+  if (GemmLibraryFor(trans_a, trans_b, m, n, k) == GemmLibrary::kOneDnn &&
+      OneDnnGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                 threads)) {
+    return;
   }
   OpenBlasGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
                threads);
@@ -169,5 +254,17 @@ int SetBlasThreads(int n) {
 }
 
 int BlasThreads() { return MaxThreads(); }
+
+Isa OneDnnIsa() {
+  CapOneDnnIsaOnce();
+  // dnnl_cpu_isa_t values are bit sets: each level contains the ones below.
+  const unsigned isa = dnnl_get_effective_cpu_isa();
+  auto has = [isa](dnnl_cpu_isa_t level) {
+    return (isa & level) == static_cast<unsigned>(level);
+  };
+  if (has(dnnl_cpu_isa_avx512_core)) return Isa::kAvx512;
+  if (has(dnnl_cpu_isa_avx2)) return Isa::kAvx2;
+  return Isa::kBaseline;
+}
 
 }  // namespace nnlab

@@ -14,6 +14,8 @@
 
 #include <cstdint>
 
+#include "core/kernels/isa.h"
+
 namespace nnlab {
 
 // C[m x n] = alpha * op(A) * op(B) + beta * C, where op(A) is [m x k] and
@@ -48,7 +50,10 @@ void Gemv(bool trans_a, int64_t rows, int64_t cols, float alpha, const float* a,
 // previous value. Process-wide, and the one thread setting for both
 // libraries: the server sets it once from its flags. Each Gemm/Gemv then
 // runs on 1 thread or on all of them by its shape: small products (under
-// ~4 M multiply-adds, or a side under 64) are faster on one thread.
+// ~4 M multiply-adds, or a side under 64) are faster on one thread. A
+// threaded oneDNN product is split into blocks of C on ParallelFor's
+// helpers (core/kernels/parallel.h), each a single-threaded sgemm: no heap
+// allocation once warm (oneDNN's own threading allocates on every call).
 int SetBlasThreads(int n);
 int BlasThreads();
 
@@ -66,6 +71,10 @@ GemmPath CurrentGemmPath();
 enum class GemmLibrary { kOpenBlas, kOneDnn };
 GemmLibrary GemmLibraryFor(bool trans_a, bool trans_b, int64_t m, int64_t n,
                            int64_t k);
+
+// The instruction set oneDNN's kernels run on, after the NNLAB_MAX_ISA cap
+// (core/kernels/isa.h).
+Isa OneDnnIsa();
 
 }  // namespace nnlab
 

@@ -1,5 +1,7 @@
 #include "core/kernels/parallel.h"
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -10,6 +12,29 @@
 
 namespace nnlab {
 namespace {
+
+// How long a helper (or the caller, for the helpers) spins before blocking
+// on a condition variable. Calls come back to back (an LSTM's per-step
+// products, split by Gemm): a wake-up through the condition variable costs
+// tens of microseconds, as much as a whole 64x512x128 product, and made
+// lstm-rows slower on 2 threads than on 1. OpenMP's threads spin the same
+// way (longer) between parallel regions.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+// Spins until done() or kSpin has passed; returns done().
+template <typename Done>
+bool SpinUntil(const Done& done) {
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    if (std::chrono::steady_clock::now() - start > kSpin) return done();
+  }
+}
 
 class Helpers {
  public:
@@ -26,45 +51,58 @@ class Helpers {
         const int part = static_cast<int>(threads_.size()) + 1;
         // It takes the current generation as seen, so it joins this call.
         threads_.emplace_back(
-            [this, part, seen = generation_] { Loop(part, seen); });
+            [this, part, seen = generation_.load()] { Loop(part, seen); });
       }
       fn_ = &fn;
       parts_ = parts;
-      pending_ = parts - 1;
-      ++generation_;
+      pending_.store(parts - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     work_cv_.notify_all();
     fn(0);
-    std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [this] { return pending_ == 0; });
+    if (!SpinUntil(
+            [this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lock(mu_);
+      done_cv_.wait(lock, [this] {
+        return pending_.load(std::memory_order_acquire) == 0;
+      });
+    }
+    std::lock_guard<std::mutex> lock(mu_);
     fn_ = nullptr;
   }
 
  private:
   void Loop(int part, uint64_t seen) {
     for (;;) {
+      SpinUntil(
+          [&] { return generation_.load(std::memory_order_acquire) != seen; });
       absl::FunctionRef<void(int)>* fn;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        work_cv_.wait(lock, [&] { return generation_ != seen; });
-        seen = generation_;
+        work_cv_.wait(lock, [&] { return generation_.load() != seen; });
+        seen = generation_.load();
         if (part >= parts_) continue;
         fn = fn_;
       }
       (*fn)(part);
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
+      // The last helper to finish wakes the caller if it stopped spinning
+      // (under mu_, so the wake-up cannot fall between its check and wait).
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mu_);
+        done_cv_.notify_one();
+      }
     }
   }
 
   std::mutex call_mu_;  // Held for a whole Run.
-  std::mutex mu_;       // Guards the fields below.
+  std::mutex mu_;       // Guards fn_ and parts_, and the waits.
   std::condition_variable work_cv_, done_cv_;
   std::vector<std::thread> threads_;
   absl::FunctionRef<void(int)>* fn_ = nullptr;
   int parts_ = 0;
-  int pending_ = 0;
-  uint64_t generation_ = 0;
+  // Written under mu_; read while spinning without it.
+  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace

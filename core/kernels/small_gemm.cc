@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "core/kernels/blas.h"
+#include "core/kernels/isa.h"
 #include "core/kernels/simd_target.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -212,8 +213,7 @@ enum class SmallPath { kNone, kDot, kBroadcast };
 
 // `gemm` is the library Gemm would run the product on.
 SmallPath ChooseSmallPath(int64_t m, int64_t n, int64_t k, GemmLibrary gemm) {
-  static const bool supported =
-      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool supported = IsaAllowed(Isa::kAvx2);
   // Measured (bench/kernels_bench BM_GemmNTBias, one thread): up to 64
   // outputs, the dot-product kernel beats OpenBLAS for k >= 128 under ~4 M
   // multiply-adds (64x30x784: 47 us vs 66; 10x30x784: 8.7 us vs 23) and

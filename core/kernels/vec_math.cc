@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "core/kernels/isa.h"
 #include "core/kernels/simd_target.h"
 
 namespace nnlab {
@@ -65,9 +66,7 @@ const VecKernels* Avx2VecKernels() {
       vec_avx2::BoxMullerArray,
       vec_avx2::AdamArray,
   };
-  static const bool supported =
-      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return supported ? &k : nullptr;
+  return IsaAllowed(Isa::kAvx2) ? &k : nullptr;
 #else
   return nullptr;
 #endif

@@ -65,8 +65,7 @@ std::vector<Tensor*> RecurrentLayer::State() {
   return out;
 }
 
-void RecurrentLayer::LoadInitialState(int64_t n,
-                                      const std::vector<float*>& dst) {
+void RecurrentLayer::LoadInitialState(int64_t n, absl::Span<float* const> dst) {
   for (size_t k = 0; k < dst.size(); ++k) {
     const Tensor& s = state_[k];
     const bool usable =
@@ -80,7 +79,7 @@ void RecurrentLayer::LoadInitialState(int64_t n,
 }
 
 void RecurrentLayer::SaveFinalState(int64_t n,
-                                    const std::vector<const float*>& src) {
+                                    absl::Span<const float* const> src) {
   if (!stateful_) return;
   for (size_t k = 0; k < src.size(); ++k) {
     state_[k].Resize({n, units_});

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/layers/layer.h"
 #include "core/tensor/tensor.h"
 
@@ -66,10 +67,11 @@ class RecurrentLayer : public Layer {
 
  protected:
   // Copies (or zeros) the initial state for a batch of n into `dst`
-  // ([n, H] each, preallocated).
-  void LoadInitialState(int64_t n, const std::vector<float*>& dst);
+  // ([n, H] each, preallocated). Spans, so that a braced list of pointers
+  // costs no heap allocation per Forward.
+  void LoadInitialState(int64_t n, absl::Span<float* const> dst);
   // Keeps the final state of a stateful Forward.
-  void SaveFinalState(int64_t n, const std::vector<const float*>& src);
+  void SaveFinalState(int64_t n, absl::Span<const float* const> src);
   // True if no gradient flows from step t back into step t-1.
   bool CutBefore(int64_t t) const {
     return bptt_window_ > 0 && t % bptt_window_ == 0;
