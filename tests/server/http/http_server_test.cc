@@ -2,6 +2,8 @@
 // route but /healthz (header and login cookie), clean 4xx answers for
 // traversal, oversized requests and bad resumption ids, /metrics and the
 // event stream of a running job, pause and cancel from HTTP seen over gRPC.
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -286,6 +288,78 @@ TEST(HttpServerTest, MetricsEventsAndActionsOnARunningJob) {
   ASSERT_FALSE(history.empty());
   EXPECT_EQ(history.front(), 0);
   EXPECT_GE(history.back(), resumed.back());
+}
+
+void Shell(const std::string& cmd) {
+  char log[] = "/tmp/nnlab-shell-XXXXXX";
+  const int fd = mkstemp(log);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  const int rc = system((cmd + " >" + log + " 2>&1").c_str());
+  std::ifstream in(log);
+  std::stringstream out;
+  out << in.rdbuf();
+  unlink(log);
+  ASSERT_EQ(rc, 0) << cmd << "\n" << out.str();
+}
+
+std::string ReadAll(const std::string& path) {
+  absl::StatusOr<std::string> s = server::ReadFile(path);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? *s : "";
+}
+
+// With the gRPC side's certificate the HTTP port speaks only HTTPS, with
+// the whole chain, and the session cookie is Secure.
+TEST(HttpServerTest, TlsWhenGrpcHasIt) {
+  TempDir certs;
+  const std::string d = certs.path();
+  Shell(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+      "-nodes -days 2 -subj /CN=ca -keyout " +
+      d + "/ca.key -out " + d + "/ca.pem");
+  Shell(
+      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+      "-subj /CN=server -keyout " +
+      d + "/server.key -out " + d + "/server.csr");
+  std::ofstream(d + "/server.ext")
+      << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
+  Shell("openssl x509 -req -days 2 -in " + d + "/server.csr -CA " + d +
+        "/ca.pem -CAkey " + d + "/ca.key -CAcreateserial -extfile " + d +
+        "/server.ext -out " + d + "/server.pem");
+  server::ServerOptions o = HttpOptions(kToken);
+  // Leaf then CA: the chain is sent whole.
+  o.tls_cert_pem = ReadAll(d + "/server.pem") + ReadAll(d + "/ca.pem");
+  o.tls_key_pem = ReadAll(d + "/server.key");
+  TestServer s(o);
+  ASSERT_NE(s.server()->http_port(), 0);
+
+  // The chain verifies against the CA, for the loopback IP.
+  Shell(absl::StrCat("openssl s_client -connect 127.0.0.1:",
+                     s.server()->http_port(), " -CAfile ", d,
+                     "/ca.pem -verify_return_error -verify_ip 127.0.0.1 "
+                     "</dev/null"));
+  httplib::SSLClient tls("127.0.0.1", s.server()->http_port());
+  tls.set_ca_cert_path((d + "/ca.pem").c_str());
+  tls.enable_server_certificate_verification(true);
+  auto health = tls.Get("/healthz");
+  ASSERT_TRUE(health) << httplib::to_string(health.error());
+  EXPECT_EQ(health->status, 200);
+  auto metrics = tls.Get("/metrics", Bearer(kToken));
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200);
+  auto login = tls.Post("/login", absl::StrCat("token=", kToken),
+                        "application/x-www-form-urlencoded");
+  ASSERT_TRUE(login);
+  EXPECT_EQ(login->status, 303);
+  EXPECT_TRUE(
+      absl::StrContains(login->get_header_value("Set-Cookie"), "; Secure"));
+
+  // Plain HTTP on the TLS port gets no answer.
+  httplib::Client plain = Http(s);
+  plain.set_read_timeout(2);
+  auto r = plain.Get("/healthz");
+  EXPECT_FALSE(r && r->status == 200);
 }
 
 TEST(HttpServerTest, BadAddressIsAnError) {
