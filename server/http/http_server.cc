@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <thread>
 #include <utility>
@@ -146,6 +147,18 @@ struct HttpServer::Impl {
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
   std::map<std::string, absl::Time> sessions ABSL_GUARDED_BY(mu);
+  // Events as JSON, shared by the streams of one job: N browsers on a job
+  // cost one conversion per event, not N. FIFO, kJsonCache entries.
+  static constexpr size_t kJsonCache = 8192;
+  absl::Mutex json_mu;
+  std::map<std::pair<std::string, int64_t>, std::shared_ptr<const std::string>>
+      json ABSL_GUARDED_BY(json_mu);
+  std::deque<std::pair<std::string, int64_t>> json_order
+      ABSL_GUARDED_BY(json_mu);
+
+  // The event as JSON (from the cache when another stream converted it).
+  std::shared_ptr<const std::string> EventJson(const std::string& job,
+                                               const v1::MetricEvent& e);
 
   // Bearer header (exactly one) or a live session cookie; the token is
   // compared in constant time (ConstantTimeEquals, as for gRPC).
@@ -157,6 +170,30 @@ struct HttpServer::Impl {
   void Login(const httplib::Request& req, httplib::Response& res);
   void Static(const std::string& path, httplib::Response& res);
 };
+
+std::shared_ptr<const std::string> HttpServer::Impl::EventJson(
+    const std::string& job, const v1::MetricEvent& e) {
+  // dropped_events is the one field that differs between watchers.
+  if (e.dropped_events() != 0) {
+    return std::make_shared<const std::string>(ToJson(e));
+  }
+  const std::pair<std::string, int64_t> key(job, e.sequence());
+  {
+    absl::MutexLock lock(&json_mu);
+    auto it = json.find(key);
+    if (it != json.end()) return it->second;
+  }
+  auto out = std::make_shared<const std::string>(ToJson(e));
+  absl::MutexLock lock(&json_mu);
+  if (json.emplace(key, out).second) {
+    json_order.push_back(key);
+    if (json_order.size() > kJsonCache) {
+      json.erase(json_order.front());
+      json_order.pop_front();
+    }
+  }
+  return out;
+}
 
 bool HttpServer::Impl::Authorized(const httplib::Request& req,
                                   bool* by_cookie) {
@@ -345,7 +382,7 @@ void HttpServer::Impl::Events(const httplib::Request& req,
   res.set_header("Cache-Control", "no-store");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
-      "text/event-stream", [this, s](size_t, httplib::DataSink& sink) {
+      "text/event-stream", [this, s, id](size_t, httplib::DataSink& sink) {
         if (stopping.load() || c->shutting_down.load()) return false;
         std::string out;
         v1::MetricEvent e;
@@ -360,7 +397,7 @@ void HttpServer::Impl::Events(const httplib::Request& req,
             ended = true;
             break;
           }
-          absl::StrAppend(&out, "id: ", e.step(), "\ndata: ", ToJson(e),
+          absl::StrAppend(&out, "id: ", e.step(), "\ndata: ", *EventJson(id, e),
                           "\n\n");
         }
         if (ended) absl::StrAppend(&out, "event: end\ndata: {}\n\n");
