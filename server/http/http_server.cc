@@ -439,7 +439,10 @@ void HttpServer::Impl::Install() {
   s.set_payload_max_length(options.max_body_bytes);
   s.set_keep_alive_timeout(5);
   s.set_read_timeout(10);
-  s.set_write_timeout(10);
+  // A browser that has not taken any bytes for 3 s is dropped (its
+  // EventSource reconnects and resumes at Last-Event-ID); this also bounds
+  // how long a stalled stream can hold up Shutdown.
+  s.set_write_timeout(3);
   s.set_default_headers({
       {"X-Content-Type-Options", "nosniff"},
       {"X-Frame-Options", "DENY"},
