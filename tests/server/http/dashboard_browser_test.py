@@ -97,7 +97,7 @@ def main():
             "--eval_every", "20", "--label", "short"))["jobId"]
         wait_for("the short job", lambda: server.job(done)["state"] == "JOB_STATE_COMPLETED")
         long_job = json.loads(server.nnlab(
-            "train", "--model", "mlp", "--dataset", "mnist", "--epochs", "200",
+            "train", "--model", "mlp", "--dataset", "mnist", "--epochs", "10000",
             "--batch", "16", "--eval_every", "100", "--stats_every", "5",
             "--optimizer", "adam", "--label", "long"))["jobId"]
 
