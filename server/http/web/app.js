@@ -79,7 +79,8 @@ function makeChart(el, s, names, labels, log) {
   el.textContent = '';
   const opts = Object.assign(size(el), {
     scales: {x: {time: false}, y: log ? {distr: 3} : {}},
-    axes: [{label: 'step'}, {}],
+    // Log axes in powers of ten (the default format rounds 1e-4 to 0).
+    axes: [{label: 'step'}, log ? {values: (u, vals) => vals.map((v) => (v == null ? '' : v.toExponential(0)))} : {}],
     series: [{label: 'step'}].concat(names.map((n, k) => ({
       label: labels[k], stroke: COLORS[k % COLORS.length], spanGaps: true,
       points: {show: false}}))),

@@ -17,6 +17,8 @@ import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import (NoSuchElementException,
+                                        StaleElementReferenceException)
 from selenium.webdriver.common.by import By
 
 TOKEN = "browser-test-token"
@@ -78,6 +80,16 @@ def js(driver, expr):
     return driver.execute_script("return " + expr)
 
 
+def click(driver, css):
+    """Clicks `css`; False if it is not there or went stale (the jobs table
+    is redrawn every 2 s), for wait_for to retry."""
+    try:
+        driver.find_element(By.CSS_SELECTOR, css).click()
+        return True
+    except (NoSuchElementException, StaleElementReferenceException):
+        return False
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nnlabd", required=True)
@@ -112,7 +124,7 @@ def main():
         row = f'tr[data-job="{long_job}"]'
         wait_for("the jobs table", lambda: driver.find_elements(By.CSS_SELECTOR, row))
         assert len(driver.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")) == 2
-        driver.find_element(By.CSS_SELECTOR, row + " td.job").click()
+        wait_for("selecting the long job", lambda: click(driver, row + " td.job"))
         points = "(selected && selected.series.cols.train_loss ? selected.series.cols.train_loss.filter(v => v !== null).length : 0)"
         first = wait_for("loss points", lambda: js(driver, points))
         more = wait_for("more loss points", lambda: (n := js(driver, points)) > first + 20 and n)
@@ -124,13 +136,7 @@ def main():
             time.sleep(1.5)
             driver.save_screenshot(a.screenshot)
 
-        def click_pause():
-            try:
-                driver.find_element(By.CSS_SELECTOR, row + " button.pause").click()
-                return True
-            except Exception:  # The table re-renders every 2 s.
-                return False
-        wait_for("the pause button", click_pause)
+        wait_for("the pause button", lambda: click(driver, row + " button.pause"))
         wait_for("the job paused over gRPC",
                  lambda: server.job(long_job)["state"] == "JOB_STATE_PAUSED")
         print("paused from the page; gRPC says PAUSED")
@@ -139,14 +145,25 @@ def main():
         # A new page, the finished job: its whole history replays.
         driver.get(base + "/")
         wait_for("the table again", lambda: driver.find_elements(By.CSS_SELECTOR, f'tr[data-job="{done}"]'))
-        wait_for("selecting the short job", lambda: (driver.find_element(
-            By.CSS_SELECTOR, f'tr[data-job="{done}"] td.job').click() or True))
+        wait_for("selecting the short job",
+                 lambda: click(driver, f'tr[data-job="{done}"] td.job'))
         wait_for("the replay to end", lambda: js(driver, f"selected && selected.id === '{done}' && selected.series.ended"))
         replayed = js(driver, points)
         assert replayed == 40, f"replayed {replayed} of 40 training steps"
         evals = js(driver, "selected.series.cols.test_acc.filter(v => v !== null).length")
         assert evals >= 2, f"{evals} evaluations replayed"
         print(f"replayed {replayed} steps and {evals} evaluations of the finished job")
+
+        # Both jobs overlaid: marking them opens one stream each.
+        for job in (done, long_job):
+            wait_for("marking " + job, lambda: click(
+                driver, f'tr[data-job="{job}"] input[type=checkbox]'))
+        wait_for("the overlay", lambda: js(driver, "overlay.size === 2 && "
+                 "document.querySelectorAll('#chart-overlay canvas').length > 0 && "
+                 "!document.getElementById('overlay').hidden"))
+        wait_for("both jobs' curves", lambda: js(driver, "[...overlay.values()].every("
+                 "o => o.series.ended && o.series.x.length >= 40)"))
+        print("overlay of both jobs drawn")
 
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, f"console errors: {errors}"
