@@ -230,6 +230,12 @@ void HttpServer::Impl::Static(const std::string& path, httplib::Response& res) {
 
 void HttpServer::Impl::Login(const httplib::Request& req,
                              httplib::Response& res) {
+  // httplib merges query and form parameters; a token in the URL would end
+  // up in logs and browser history, so it is refused, not used.
+  if (req.target.find('?') != std::string::npos) {
+    return SetError(res, 400,
+                    "send the token in the form body, never in the URL");
+  }
   const std::string given = req.get_param_value("token");
   if (c->token.empty() || !ConstantTimeEquals(given, c->token)) {
     res.status = 401;

@@ -103,6 +103,13 @@ TEST(HttpServerTest, LoginSetsAnHttpOnlySessionCookie) {
   EXPECT_EQ(bad->status, 401);
   EXPECT_FALSE(bad->has_header("Set-Cookie"));
 
+  // Never from the URL, even when right.
+  auto in_url = c.Post(absl::StrCat("/login?token=", kToken), "",
+                       "application/x-www-form-urlencoded");
+  ASSERT_TRUE(in_url);
+  EXPECT_EQ(in_url->status, 400);
+  EXPECT_FALSE(in_url->has_header("Set-Cookie"));
+
   auto good = c.Post("/login", absl::StrCat("token=", kToken),
                      "application/x-www-form-urlencoded");
   ASSERT_TRUE(good);
