@@ -443,8 +443,10 @@ void HttpServer::Impl::Install() {
     return new httplib::ThreadPool(static_cast<size_t>(n));
   };
   s.set_payload_max_length(options.max_body_bytes);
-  s.set_keep_alive_timeout(5);
-  s.set_read_timeout(10);
+  // Idle keep-alive connections and slow requests each hold a pool thread
+  // (and delay Shutdown) for at most these.
+  s.set_keep_alive_timeout(2);
+  s.set_read_timeout(5);
   // A browser that has not taken any bytes for 3 s is dropped (its
   // EventSource reconnects and resumes at Last-Event-ID); this also bounds
   // how long a stalled stream can hold up Shutdown.
