@@ -19,7 +19,7 @@ let dirty = false;
 // One job's events as aligned columns: x = step; every series has a value
 // or null at each step (uPlot's aligned data).
 function newSeries() {
-  return {seq: -1, x: [], cols: {}, layers: [], ended: false, state: ''};
+  return {seq: -1, x: [], cols: {}, layers: [], layerIndex: {}, ended: false, state: ''};
 }
 function col(s, name) {
   if (!s.cols[name]) s.cols[name] = new Array(s.x.length).fill(null);
@@ -43,10 +43,10 @@ function addEvent(s, e) {
   if (i < 0) return false;
   if (e.phase === 'PHASE_TRAIN') {
     col(s, 'train_loss')[i] = num(e.loss);
-    col(s, 'train_acc')[i] = num(e.accuracy);
+    col(s, 'train_acc')[i] = num(e.accuracy) >= 0 ? num(e.accuracy) : null;  // -1: none.
   } else if (e.phase === 'PHASE_EVAL') {
     col(s, 'test_loss')[i] = num(e.loss);
-    col(s, 'test_acc')[i] = num(e.accuracy);
+    col(s, 'test_acc')[i] = num(e.accuracy) >= 0 ? num(e.accuracy) : null;
   } else if (e.phase === 'PHASE_GAN_D') {
     col(s, 'd_loss')[i] = num(e.loss);
     col(s, 'd_real')[i] = num(e.d_real);
@@ -54,8 +54,13 @@ function addEvent(s, e) {
   } else if (e.phase === 'PHASE_GAN_G') {
     col(s, 'g_loss')[i] = num(e.loss);
   }
-  (e.layers || []).forEach((l, j) => {
-    if (s.layers.length <= j) s.layers.push(l.name);
+  // By name: a GAN's D and G events carry different layers.
+  (e.layers || []).forEach((l) => {
+    let j = s.layerIndex[l.name];
+    if (j === undefined) {
+      j = s.layerIndex[l.name] = s.layers.length;
+      s.layers.push(l.name);
+    }
     const pos = (v) => (v > 0 ? v : null);  // Log scales take no zeros.
     col(s, 'speed' + j)[i] = pos(num(l.grad_bias_norm) || num(l.grad_weight_norm));
     col(s, 'ratio' + j)[i] = pos(num(l.update_ratio));

@@ -22,6 +22,13 @@ from selenium.common.exceptions import (NoSuchElementException,
 from selenium.webdriver.common.by import By
 
 TOKEN = "browser-test-token"
+GAN_SPEC = """name: "gan"
+noise_dim: 8
+generator { layers { dense { units: 32 } } layers { relu {} }
+            layers { dense { units: 784 } } layers { sigmoid {} } }
+discriminator { layers { dense { units: 32 } } layers { relu {} }
+                layers { dense { units: 1 } } }
+"""
 
 
 def wait_for(what, predicate, timeout=60):
@@ -108,6 +115,14 @@ def main():
             "train", "--model", "mlp", "--dataset", "mnist", "--max_steps", "40",
             "--eval_every", "20", "--label", "short"))["jobId"]
         wait_for("the short job", lambda: server.job(done)["state"] == "JOB_STATE_COMPLETED")
+        gan_spec = os.path.join(tmp, "gan.textproto")
+        with open(gan_spec, "w") as f:
+            f.write(GAN_SPEC)
+        server.nnlab("models", "create", "--spec", gan_spec, "--id", "gan")
+        gan = json.loads(server.nnlab(
+            "train", "--model", "gan", "--dataset", "mnist", "--max_steps", "30",
+            "--label", "gan"))["jobId"]
+        wait_for("the GAN job", lambda: server.job(gan)["state"] == "JOB_STATE_COMPLETED")
         long_job = json.loads(server.nnlab(
             "train", "--model", "mlp", "--dataset", "mnist", "--epochs", "10000",
             "--batch", "16", "--eval_every", "100", "--stats_every", "5",
@@ -123,7 +138,7 @@ def main():
 
         row = f'tr[data-job="{long_job}"]'
         wait_for("the jobs table", lambda: driver.find_elements(By.CSS_SELECTOR, row))
-        assert len(driver.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")) == 2
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")) == 3
         wait_for("selecting the long job", lambda: click(driver, row + " td.job"))
         points = "(selected && selected.series.cols.train_loss ? selected.series.cols.train_loss.filter(v => v !== null).length : 0)"
         first = wait_for("loss points", lambda: js(driver, points))
@@ -153,6 +168,18 @@ def main():
         evals = js(driver, "selected.series.cols.test_acc.filter(v => v !== null).length")
         assert evals >= 2, f"{evals} evaluations replayed"
         print(f"replayed {replayed} steps and {evals} evaluations of the finished job")
+
+        # The GAN's D and G curves.
+        wait_for("selecting the GAN job",
+                 lambda: click(driver, f'tr[data-job="{gan}"] td.job'))
+        wait_for("the GAN replay", lambda: js(driver, f"selected && selected.id === '{gan}' && selected.series.ended"))
+        wait_for("the GAN chart", lambda: js(
+            driver, "!document.getElementById('gan').hidden && "
+            "document.querySelectorAll('#chart-gan canvas').length > 0"))
+        counts = js(driver, "['d_loss', 'g_loss', 'd_real', 'd_fake'].map("
+                    "k => selected.series.cols[k].filter(v => v !== null).length)")
+        assert all(n == 30 for n in counts), f"GAN points {counts}, want 30 each"
+        print(f"GAN: D loss, G loss, D(x), D(G(z)) with {counts[0]} points each")
 
         # Both jobs overlaid: marking them opens one stream each.
         for job in (done, long_job):
