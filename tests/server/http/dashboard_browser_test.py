@@ -66,8 +66,14 @@ class Nnlabd:
         return json.loads(self.nnlab("jobs", "get", job_id))
 
     def stop(self):
+        """SIGTERM; the server must exit 0 (a sanitizer report would not)."""
         self.proc.terminate()
-        self.proc.wait(timeout=30)
+        code = self.proc.wait(timeout=30)
+        self.log.close()
+        if code != 0:
+            with open(self.log.name) as f:
+                sys.stderr.write(f.read()[-20000:])
+            raise AssertionError(f"nnlabd exited with {code}")
 
 
 def browser(tmp):
@@ -199,7 +205,7 @@ def main():
     finally:
         if driver is not None:
             driver.quit()
-        server.stop()
+        server.stop()  # Raises if nnlabd did not exit cleanly.
         shutil.rmtree(tmp, ignore_errors=True)
 
 

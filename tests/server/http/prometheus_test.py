@@ -106,6 +106,13 @@ scrape_configs:
         assert got["metric"]["model_id"] == "mlp", got
         assert float(got["value"][1]) == 30, got
         print(f"Prometheus query: {got['metric']['__name__']} = {got['value'][1]}")
+        nnlabd.terminate()
+        code = nnlabd.wait(timeout=30)
+        if code != 0:
+            log.close()
+            with open(log.name) as f:
+                sys.stderr.write(f.read()[-20000:])
+            raise AssertionError(f"nnlabd exited with {code}")
         print("PASS")
         return 0
     finally:
