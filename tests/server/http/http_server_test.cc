@@ -2,6 +2,11 @@
 // route but /healthz (header and login cookie), clean 4xx answers for
 // traversal, oversized requests and bad resumption ids, /metrics and the
 // event stream of a running job, pause and cancel from HTTP seen over gRPC.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -182,6 +187,22 @@ TEST(HttpServerTest, TraversalOversizeAndBadResumeIdsAreClean4xx) {
   EXPECT_EQ(bad_id->status, 400);
 }
 
+// A job on the MNIST digits that cannot finish while a test runs
+// (12.5 million steps), with per-layer statistics on every step.
+v1::Job StartLongJob(Client& g) {
+  CreateModel(g, MlpSpec(784, 32, 10), "net");
+  v1::JobSpec spec;
+  spec.set_model_id("net");
+  spec.set_dataset("mnist");
+  spec.mutable_optimizer()->set_kind(v1::OPTIMIZER_SGD);
+  spec.mutable_optimizer()->set_learning_rate(0.05f);
+  spec.set_epochs(10000);
+  spec.set_batch_size(8);
+  spec.set_stats_every(1);
+  spec.set_label("http \"test\"");
+  return StartJob(g, spec);
+}
+
 // The "step" values of the data lines of an event stream.
 std::vector<int64_t> Steps(const std::string& sse) {
   std::vector<int64_t> steps;
@@ -197,18 +218,7 @@ std::vector<int64_t> Steps(const std::string& sse) {
 TEST(HttpServerTest, MetricsEventsAndActionsOnARunningJob) {
   TestServer s(HttpOptions());
   Client g = s.MakeClient();
-  const std::string ds = UploadBlobs(g, 256, 0);  // 16 steps per epoch.
-  CreateModel(g, MlpSpec(2, 8, 2), "net");
-  v1::JobSpec spec;
-  spec.set_model_id("net");
-  spec.set_dataset(ds);
-  spec.mutable_optimizer()->set_kind(v1::OPTIMIZER_SGD);
-  spec.mutable_optimizer()->set_learning_rate(0.1f);
-  spec.set_epochs(10000);  // Cannot finish before the test cancels it.
-  spec.set_batch_size(16);
-  spec.set_stats_every(1);
-  spec.set_label("http \"test\"");
-  const v1::Job job = StartJob(g, spec);
+  const v1::Job job = StartLongJob(g);
   WaitForStep(g, job.job_id(), 20);
 
   httplib::Client c = Http(s);
@@ -367,6 +377,71 @@ TEST(HttpServerTest, TlsWhenGrpcHasIt) {
   plain.set_read_timeout(2);
   auto r = plain.Get("/healthz");
   EXPECT_FALSE(r && r->status == 200);
+}
+
+// The sse streams gauge from /metrics, or -1.
+int SseStreams(httplib::Client& c) {
+  auto m = c.Get("/metrics");
+  if (!m || m->status != 200) return -1;
+  const std::string key = "nnlab_event_streams{transport=\"sse\"} ";
+  const size_t at = m->body.find(key);
+  int n = -1;
+  if (at == std::string::npos ||
+      !absl::SimpleAtoi(m->body.substr(at + key.size(), m->body.find('\n', at) -
+                                                            at - key.size()),
+                        &n)) {
+    return -1;
+  }
+  return n;
+}
+
+// A browser that stops reading: training goes on at its pace, the server
+// keeps answering, and the stalled stream is dropped (write timeout).
+TEST(HttpServerTest, StalledBrowserNeverHoldsUpTraining) {
+  TestServer s(HttpOptions());
+  Client g = s.MakeClient();
+  const v1::Job job = StartLongJob(g);
+  WaitForStep(g, job.job_id(), 5);
+
+  // A raw connection with a tiny receive buffer that never reads.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  int small = 1024;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(s.server()->http_port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string req = absl::StrCat("GET /api/jobs/", job.job_id(),
+                                       "/events HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_EQ(write(fd, req.data(), req.size()),
+            static_cast<ssize_t>(req.size()));
+
+  httplib::Client c = Http(s);
+  // The stream opens (and stays open at least until a write stalls 3 s).
+  const auto opened = absl::Now() + absl::Seconds(2);
+  while (SseStreams(c) != 1 && absl::Now() < opened) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(SseStreams(c), 1);
+  const int64_t start = GetJob(g, job.job_id()).step();
+  // Training moves on far past what the stalled stream could have taken.
+  WaitForStep(g, job.job_id(), start + 2000);
+  auto health = c.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  // The stream was open, then is dropped once a write stalls for 3 s.
+  const auto deadline = absl::Now() + absl::Seconds(30);
+  int open = SseStreams(c);
+  while (open != 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+    open = SseStreams(c);
+  }
+  EXPECT_EQ(open, 0);
+  EXPECT_EQ(GetJob(g, job.job_id()).state(), v1::JOB_STATE_RUNNING);
+  close(fd);
+  Cancel(g, job.job_id());
 }
 
 TEST(HttpServerTest, BadAddressIsAnError) {
