@@ -21,6 +21,10 @@ packages=(
   # oneDNN's CMake config looks for OpenCL (its GPU runtime), and apt-get
   # below skips libdnnl-dev's recommendation of it.
   ocl-icd-opencl-dev
+  # nnlabd's HTTP port (dashboard, /metrics) and its browser and Prometheus
+  # tests.
+  libcpp-httplib-dev libssl-dev prometheus chromium chromium-driver
+  python3-selenium
 )
 # Debian's npm conflicts with a Node.js installed from elsewhere: only bring
 # Node.js and npm when there is no npm at all.
@@ -41,6 +45,14 @@ if ((${#missing[@]})); then
     apt-get install -y --no-install-recommends "${missing[@]}"
 else
   echo "setup: all ${#packages[@]} Debian packages are installed"
+fi
+
+# The dashboard's chart library, compiled into nnlabd (server/CMakeLists.txt);
+# an ignored folder, so a clean clone fetches it here, never at run time.
+if [[ ! -f "$repo/third_party/npm/node_modules/uplot/dist/uPlot.iife.min.js" ]]; then
+  echo "setup: npm install uplot@1.6.32 into third_party/npm"
+  npm install --prefix "$repo/third_party/npm" --ignore-scripts --no-audit \
+    --no-fund uplot@1.6.32
 fi
 
 "$repo/scripts/fetch_data.sh"

@@ -6,8 +6,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/log.h"
 #include "server/storage.h"
+#include "server/telemetry.h"
 
 namespace nnlab::server {
 
@@ -21,7 +23,10 @@ absl::Status CheckpointStore::Write(const std::string& id,
   const std::string path = PathFor(id, ".ckpt");
   const std::string prev = PathFor(id, ".ckpt.prev");
   const bool had = rename(path.c_str(), prev.c_str()) == 0;
+  const absl::Time start = absl::Now();
   absl::Status s = WriteRecord(path, ckpt);
+  Telemetry().checkpoint_write_seconds.Observe(
+      absl::ToDoubleSeconds(absl::Now() - start));
   if (!s.ok() && had && rename(prev.c_str(), path.c_str()) != 0) {
     LogError(absl::StrCat("job ", id, ": cannot restore ", prev, ": ",
                           std::strerror(errno)));

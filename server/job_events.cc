@@ -8,6 +8,7 @@
 #include "core/status_macros.h"
 #include "server/log.h"
 #include "server/models.h"  // SetTimestampNow
+#include "server/telemetry.h"
 
 namespace nnlab::server {
 
@@ -78,7 +79,10 @@ Watcher::Result Watcher::Next(absl::Duration timeout, v1::MetricEvent* event) {
       // watcher would have received count as missed.
       const int64_t end = h->next_seq_ - capacity_;
       for (; cursor_ < end; ++cursor_) {
-        if (Wants(*h->events_[cursor_ - h->first_seq_])) ++dropped_;
+        if (Wants(*h->events_[cursor_ - h->first_seq_])) {
+          ++dropped_;
+          Telemetry().watcher_events_dropped.fetch_add(1);
+        }
       }
     }
     while (cursor_ < h->next_seq_) {
@@ -202,7 +206,10 @@ void JobHistory::AppendLocked(v1::MetricEvent e) {
     // counts it if it would have received it.
     for (Watcher* w : watchers_) {
       if (w->cursor_ == first_seq_) {
-        if (w->Wants(*events_.front())) ++w->dropped_;
+        if (w->Wants(*events_.front())) {
+          ++w->dropped_;
+          Telemetry().watcher_events_dropped.fetch_add(1);
+        }
         ++w->cursor_;
       }
     }

@@ -42,6 +42,9 @@ ABSL_FLAG(std::string, tls_key, "", "Server private key (PEM file)");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "CA bundle (PEM file) for mutual TLS: clients must present a "
           "certificate it signed");
+ABSL_FLAG(std::string, http_listen, "",
+          "HOST:PORT for the dashboard, /metrics and /healthz (off when "
+          "empty; TLS and the token as for gRPC)");
 ABSL_FLAG(bool, reflection, false,
           "Enable gRPC server reflection (unauthenticated, so refused "
           "together with --token_file)");
@@ -101,6 +104,7 @@ int main(int argc, char** argv) {
   o.tls_client_ca_pem =
       ReadOrDie(absl::GetFlag(FLAGS_tls_client_ca), "--tls_client_ca");
   o.reflection = absl::GetFlag(FLAGS_reflection);
+  o.http_listen = absl::GetFlag(FLAGS_http_listen);
 
   auto server = nnlab::server::NnlabServer::Start(o);
   if (!server.ok()) {
@@ -109,6 +113,9 @@ int main(int argc, char** argv) {
   }
   // Scripts read the bound port from this line.
   std::printf("nnlabd listening on port %d\n", (*server)->port());
+  if ((*server)->http_port() != 0) {
+    std::printf("nnlabd http on port %d\n", (*server)->http_port());
+  }
   std::fflush(stdout);
 
   int sig = 0;

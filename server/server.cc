@@ -17,9 +17,11 @@
 #include "grpcpp/impl/server_builder_plugin.h"
 #include "grpcpp/security/server_credentials.h"
 #include "server/datasets.h"
+#include "server/http/http_server.h"
 #include "server/jobs.h"
 #include "server/log.h"
 #include "server/models.h"
+#include "server/rpc_metrics.h"
 #include "server/services.h"
 #include "server/storage.h"
 
@@ -62,6 +64,8 @@ struct NnlabServer::Impl {
   std::unique_ptr<DatasetServiceImpl> dataset_service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
+  RpcStats rpc_stats;  // Every gRPC call (rpc_metrics.h), for /metrics.
+  std::unique_ptr<HttpServer> http;
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
 };
@@ -71,6 +75,10 @@ NnlabServer::NnlabServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 NnlabServer::~NnlabServer() { Shutdown(absl::Seconds(1)); }
 
 int NnlabServer::port() const { return impl_->port; }
+
+int NnlabServer::http_port() const {
+  return impl_->http != nullptr ? impl_->http->port() : 0;
+}
 
 absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
     const ServerOptions& o) {
@@ -177,6 +185,13 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
   grpc::ResourceQuota quota("nnlabd");
   quota.SetMaxThreads(o.worker_threads);
   builder.SetResourceQuota(quota);
+  {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(MakeRpcMetricsInterceptorFactory(&impl->rpc_stats));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   builder.RegisterService(impl->model_service.get());
   builder.RegisterService(impl->training_service.get());
   builder.RegisterService(impl->inference_service.get());
@@ -198,6 +213,26 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
       health->SetServingStatus(name, true);
     }
   }
+  if (!o.http_listen.empty()) {
+    HttpOptions ho;
+    ho.listen = o.http_listen;
+    ho.threads = o.http_threads;
+    ho.max_streams = std::max(1, o.http_threads - 16);
+    ho.tls_cert_pem = o.tls_cert_pem;
+    ho.tls_key_pem = o.tls_key_pem;
+    HttpServer::Sources sources;
+    sources.rpc = &impl->rpc_stats;
+    TrainingServiceImpl* training = impl->training_service.get();
+    sources.grpc_streams = [training] { return training->open_streams(); };
+    absl::StatusOr<std::unique_ptr<HttpServer>> http =
+        HttpServer::Start(ho, &impl->context, std::move(sources));
+    if (!http.ok()) {
+      impl->server->Shutdown();
+      impl->jobs->Shutdown();
+      return http.status();
+    }
+    impl->http = std::move(*http);
+  }
   LogInfo(absl::StrCat("nnlabd serving on port ", impl->port, " (",
                        o.tls_cert_pem.empty()        ? "plaintext"
                        : o.tls_client_ca_pem.empty() ? "TLS"
@@ -216,6 +251,8 @@ void NnlabServer::Shutdown(absl::Duration grace) {
   LogInfo("shutting down: health NOT_SERVING, checkpointing running jobs");
   if (auto* health = impl_->server->GetHealthCheckService()) health->Shutdown();
   impl_->context.shutting_down.store(true);
+  // Its event streams end and /healthz stops answering before the jobs stop.
+  if (impl_->http != nullptr) impl_->http->Shutdown();
   // Metric streams hold no handler thread, so nothing else would end them
   // before the grace period runs out.
   impl_->training_service->EndStreams();

@@ -48,6 +48,10 @@ struct ServerOptions {
   // after they were acknowledged (server/train_session.h).
   absl::Duration train_persist_interval = absl::Seconds(2);
   int64_t watcher_buffer = 1024;
+  // HTTP port for the dashboard, /metrics and /healthz (server/http/
+  // http_server.h), "HOST:PORT"; empty: none. TLS and the token as for gRPC.
+  std::string http_listen;
+  int http_threads = 96;
 };
 
 class NnlabServer {
@@ -60,6 +64,8 @@ class NnlabServer {
 
   // The port actually bound.
   int port() const;
+  // The HTTP port actually bound; 0 without one.
+  int http_port() const;
   // Graceful stop: health NOT_SERVING, running jobs checkpoint and stop,
   // streams end with UNAVAILABLE, in-flight calls get `grace` to finish.
   // Idempotent.

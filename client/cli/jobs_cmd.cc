@@ -78,7 +78,11 @@ int WatchJob(Client& client, const Globals& g, const v1::Job& job,
     signal(SIGINT, RestoreCursorAndExit);
     signal(SIGTERM, RestoreCursorAndExit);
   } else {
-    printer = MakePlainPrinter(stdout);
+    // A pipe or log gets about one step line a second unless --every asks
+    // for every N-th step (a 4,000-step job would print 4,000 lines).
+    PlainOptions o;
+    if (f.every == 0) o.min_step_seconds = 1.0;
+    printer = MakePlainPrinter(stdout, o);
   }
   printer->Begin(job);
   v1::StreamMetricsRequest req;
@@ -193,7 +197,8 @@ void AddWatchFlags(CLI::App* cmd, WatchFlags* f) {
                   "Replay the history from this step (0: from the start)");
   cmd->add_option("--every", f->every,
                   "Show only every N-th training step (evaluations and state "
-                  "changes always)");
+                  "changes always; 0: in plain output, about one line a "
+                  "second)");
   cmd->add_flag("--no_layers", f->no_layers, "Leave out per-layer statistics");
 }
 

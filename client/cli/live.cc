@@ -323,7 +323,15 @@ class LiveView : public EventPrinter {
 
 class PlainPrinter : public EventPrinter {
  public:
-  explicit PlainPrinter(FILE* out) : out_(out) {}
+  PlainPrinter(FILE* out, PlainOptions o) : out_(out), o_(std::move(o)) {
+    if (!o_.clock) {
+      o_.clock = [] {
+        return std::chrono::duration<double>(
+                   std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+      };
+    }
+  }
   void Begin(const v1::Job& job) override {
     std::fprintf(out_, "job %s: model %s, dataset %s, %lld steps, %s\n",
                  job.job_id().c_str(), job.spec().model_id().c_str(),
@@ -333,10 +341,25 @@ class PlainPrinter : public EventPrinter {
     std::fflush(out_);
   }
   void OnEvent(const v1::MetricEvent& e) override {
+    const bool step_line = e.phase() == v1::PHASE_TRAIN ||
+                           e.phase() == v1::PHASE_GAN_D ||
+                           e.phase() == v1::PHASE_GAN_G;
+    if (step_line && o_.min_step_seconds > 0) {
+      const double now = o_.clock();
+      if (printed_any_ && now - last_printed_ < o_.min_step_seconds) {
+        held_ = PlainLine(e);  // Shown if nothing newer comes.
+        return;
+      }
+      printed_any_ = true;
+      last_printed_ = now;
+    }
+    held_.clear();
     std::fprintf(out_, "%s\n", PlainLine(e).c_str());
     std::fflush(out_);
   }
   void End(const v1::Job& job) override {
+    if (!held_.empty()) std::fprintf(out_, "%s\n", held_.c_str());
+    held_.clear();
     std::string line =
         absl::StrCat("job ", job.job_id(), " ", JobStateName(job.state()),
                      " at step ", job.step());
@@ -357,6 +380,10 @@ class PlainPrinter : public EventPrinter {
 
  private:
   FILE* out_;
+  PlainOptions o_;
+  bool printed_any_ = false;
+  double last_printed_ = 0;
+  std::string held_;  // The newest step line not printed yet.
 };
 
 std::string OneLineJson(const google::protobuf::Message& m) {
@@ -473,8 +500,9 @@ std::string PlainLine(const v1::MetricEvent& e) {
 std::unique_ptr<EventPrinter> MakeLiveView(FILE* out, LiveViewOptions options) {
   return std::make_unique<LiveView>(out, options);
 }
-std::unique_ptr<EventPrinter> MakePlainPrinter(FILE* out) {
-  return std::make_unique<PlainPrinter>(out);
+std::unique_ptr<EventPrinter> MakePlainPrinter(FILE* out,
+                                               PlainOptions options) {
+  return std::make_unique<PlainPrinter>(out, std::move(options));
 }
 std::unique_ptr<EventPrinter> MakeJsonPrinter(FILE* out) {
   return std::make_unique<JsonPrinter>(out);

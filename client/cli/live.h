@@ -11,6 +11,7 @@
 #define NNLAB_CLIENT_CLI_LIVE_H_
 
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -56,7 +57,16 @@ std::map<std::string, v1::SaturationKind> ActivationsAfter(
 
 // `out` must outlive the printer.
 std::unique_ptr<EventPrinter> MakeLiveView(FILE* out, LiveViewOptions options);
-std::unique_ptr<EventPrinter> MakePlainPrinter(FILE* out);
+// Plain lines; with min_step_seconds > 0, a step's line (training, GAN D or
+// G) is printed only if at least that long passed since the last one
+// printed (evaluations, state changes and the last step before the end are
+// always printed). `clock` (seconds, monotonic) defaults to the real one.
+struct PlainOptions {
+  double min_step_seconds = 0;
+  std::function<double()> clock;
+};
+std::unique_ptr<EventPrinter> MakePlainPrinter(FILE* out,
+                                               PlainOptions options = {});
 std::unique_ptr<EventPrinter> MakeJsonPrinter(FILE* out);
 
 // The live view's screen for `job` after `events` (no escape codes), as it

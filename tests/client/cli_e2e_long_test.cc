@@ -167,7 +167,9 @@ TEST_F(TrainingE2ETest, PlainOutputWhenNotATerminal) {
   RunResult r =
       Nnlab({"train", "--model", model.model_id(), "--dataset", "mnist",
              "--optimizer", "sgd", "--lr", "0.1", "--batch", "10",
-             "--max_steps", "60", "--eval_every", "30", "--watch"});
+             "--max_steps", "60", "--eval_every", "30", "--watch",
+             // Every step: plain output is otherwise about a line a second.
+             "--every", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(absl::StrContains(r.out, "\x1b"));
   std::vector<std::string> lines = Lines(r.out);

@@ -279,6 +279,53 @@ TEST(LiveViewTest, PlainLinesCarryTheNumbers) {
             "state FAILED at step 50: non-finite gradient in dense0");
 }
 
+// The plain printer's lines for `events` arriving `dt` seconds apart.
+std::vector<std::string> PlainOutput(const std::vector<v1::MetricEvent>& events,
+                                     double min_step_seconds, double dt) {
+  char* buf = nullptr;
+  size_t size = 0;
+  FILE* out = open_memstream(&buf, &size);
+  double now = 0;
+  PlainOptions o;
+  o.min_step_seconds = min_step_seconds;
+  o.clock = [&now] { return now; };
+  auto printer = MakePlainPrinter(out, o);
+  v1::Job job;
+  job.set_job_id("j");
+  job.set_state(v1::JOB_STATE_COMPLETED);
+  job.set_step(events.back().step());
+  printer->Begin(job);
+  for (const auto& e : events) {
+    printer->OnEvent(e);
+    now += dt;
+  }
+  printer->End(job);
+  std::fclose(out);
+  std::vector<std::string> lines =
+      absl::StrSplit(std::string(buf, size), '\n', absl::SkipEmpty());
+  free(buf);
+  return lines;
+}
+
+TEST(LiveViewTest, PlainOutputIsRateLimited) {
+  // 200 steps (4 evaluations) arriving 10 ms apart: 2 s of events.
+  const std::vector<v1::MetricEvent> events = Events(200);
+  const std::vector<std::string> all = PlainOutput(events, 0, 0.01);
+  EXPECT_EQ(all.size(), 1 + 200 + 4 + 1u);  // Begin, steps, evals, End.
+  const std::vector<std::string> limited = PlainOutput(events, 1.0, 0.01);
+  int steps = 0, evals = 0;
+  for (const std::string& l : limited) {
+    if (absl::StartsWith(l, "step ")) ++steps;
+    if (absl::StartsWith(l, "eval ")) ++evals;
+  }
+  // One step line a second (at t = 0, 1 and ~2 s) plus the last step.
+  EXPECT_GE(steps, 3);
+  EXPECT_LE(steps, 4);
+  EXPECT_EQ(evals, 4);  // Never dropped.
+  EXPECT_THAT(limited[limited.size() - 2], HasSubstr("step 200 "));
+  EXPECT_THAT(limited.back(), HasSubstr("COMPLETED at step 200"));
+}
+
 TEST(LiveViewTest, GanShowsBothLossesAndDiscriminatorOutputs) {
   v1::MetricEvent d, g;
   d.set_phase(v1::PHASE_GAN_D);

@@ -1,0 +1,213 @@
+#!/usr/bin/python3
+"""The dashboard in a real browser (Debian's chromium, headless, driven by
+selenium + chromium-driver) against a real nnlabd training MNIST jobs:
+login form, jobs table, a loss curve that gains points, one bar per
+parametrised layer, pause from the page (checked over gRPC with the nnlab
+CLI), and a finished job's whole history replayed into a new page. No
+console errors. With --screenshot, saves a PNG of the dashboard."""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import (NoSuchElementException,
+                                        StaleElementReferenceException)
+from selenium.webdriver.common.by import By
+
+TOKEN = "browser-test-token"
+GAN_SPEC = """name: "gan"
+noise_dim: 8
+generator { layers { dense { units: 32 } } layers { relu {} }
+            layers { dense { units: 784 } } layers { sigmoid {} } }
+discriminator { layers { dense { units: 32 } } layers { relu {} }
+                layers { dense { units: 1 } } }
+"""
+
+
+def wait_for(what, predicate, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Nnlabd:
+    def __init__(self, binary, cli, tmp):
+        token_file = os.path.join(tmp, "token")
+        with open(token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        self.log = open(os.path.join(tmp, "nnlabd.log"), "w")
+        self.proc = subprocess.Popen(
+            [binary, "--listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
+             f"--data_dir={tmp}/data", f"--token_file={token_file}",
+             "--blas_threads=1"],
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.grpc = int(re.search(r"port (\d+)", self.proc.stdout.readline()).group(1))
+        self.http = int(re.search(r"http on port (\d+)", self.proc.stdout.readline()).group(1))
+        self.cli = cli
+
+    def nnlab(self, *args):
+        out = subprocess.run(
+            [self.cli, f"--server=127.0.0.1:{self.grpc}", f"--token={TOKEN}",
+             "--json", *args], check=True, capture_output=True, text=True)
+        return out.stdout
+
+    def job(self, job_id):
+        return json.loads(self.nnlab("jobs", "get", job_id))
+
+    def stop(self):
+        """SIGTERM; the server must exit 0 (a sanitizer report would not)."""
+        self.proc.terminate()
+        code = self.proc.wait(timeout=30)
+        self.log.close()
+        if code != 0:
+            with open(self.log.name) as f:
+                sys.stderr.write(f.read()[-20000:])
+            raise AssertionError(f"nnlabd exited with {code}")
+
+
+def browser(tmp):
+    o = webdriver.ChromeOptions()
+    o.binary_location = "/usr/bin/chromium"
+    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1400,1700",
+                 f"--user-data-dir={tmp}/chromium"]:
+        o.add_argument(flag)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+
+
+def js(driver, expr):
+    return driver.execute_script("return " + expr)
+
+
+def click(driver, css):
+    """Clicks `css`; False if it is not there or went stale (the jobs table
+    is redrawn every 2 s), for wait_for to retry."""
+    try:
+        driver.find_element(By.CSS_SELECTOR, css).click()
+        return True
+    except (NoSuchElementException, StaleElementReferenceException):
+        return False
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nnlabd", required=True)
+    ap.add_argument("--nnlab", required=True)
+    ap.add_argument("--spec", required=True)
+    ap.add_argument("--screenshot", default="")
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="nnlab-browser-")
+    server = Nnlabd(a.nnlabd, a.nnlab, tmp)
+    driver = None
+    try:
+        server.nnlab("models", "create", "--spec", a.spec, "--id", "mlp")
+        # A short job that completes first (replayed later), then one that
+        # cannot finish before the test pauses it.
+        done = json.loads(server.nnlab(
+            "train", "--model", "mlp", "--dataset", "mnist", "--max_steps", "40",
+            "--eval_every", "20", "--label", "short"))["jobId"]
+        wait_for("the short job", lambda: server.job(done)["state"] == "JOB_STATE_COMPLETED")
+        gan_spec = os.path.join(tmp, "gan.textproto")
+        with open(gan_spec, "w") as f:
+            f.write(GAN_SPEC)
+        server.nnlab("models", "create", "--spec", gan_spec, "--id", "gan")
+        gan = json.loads(server.nnlab(
+            "train", "--model", "gan", "--dataset", "mnist", "--max_steps", "30",
+            "--label", "gan"))["jobId"]
+        wait_for("the GAN job", lambda: server.job(gan)["state"] == "JOB_STATE_COMPLETED")
+        long_job = json.loads(server.nnlab(
+            "train", "--model", "mlp", "--dataset", "mnist", "--epochs", "10000",
+            "--batch", "16", "--eval_every", "100", "--stats_every", "5",
+            "--optimizer", "adam", "--label", "long"))["jobId"]
+
+        driver = browser(tmp)
+        base = f"http://127.0.0.1:{server.http}"
+        driver.get(base + "/")
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.find_element(By.ID, "login").click()
+        wait_for("the dashboard", lambda: driver.find_elements(By.ID, "jobs"))
+        driver.get_log("browser")  # The login page's 401 is expected.
+
+        row = f'tr[data-job="{long_job}"]'
+        wait_for("the jobs table", lambda: driver.find_elements(By.CSS_SELECTOR, row))
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")) == 3
+        wait_for("selecting the long job", lambda: click(driver, row + " td.job"))
+        points = "(selected && selected.series.cols.train_loss ? selected.series.cols.train_loss.filter(v => v !== null).length : 0)"
+        first = wait_for("loss points", lambda: js(driver, points))
+        more = wait_for("more loss points", lambda: (n := js(driver, points)) > first + 20 and n)
+        print(f"loss curve: {first} then {more} points")
+        bars = wait_for("per-layer bars", lambda: driver.find_elements(By.CSS_SELECTOR, "#bars .bar"))
+        assert len(bars) == 2, f"{len(bars)} bars for 2 dense layers"
+        assert js(driver, "document.querySelectorAll('#chart-loss canvas').length") > 0
+        if a.screenshot:
+            time.sleep(1.5)
+            driver.save_screenshot(a.screenshot)
+
+        wait_for("the pause button", lambda: click(driver, row + " button.pause"))
+        wait_for("the job paused over gRPC",
+                 lambda: server.job(long_job)["state"] == "JOB_STATE_PAUSED")
+        print("paused from the page; gRPC says PAUSED")
+        server.nnlab("jobs", "cancel", long_job)
+
+        # A new page, the finished job: its whole history replays.
+        driver.get(base + "/")
+        wait_for("the table again", lambda: driver.find_elements(By.CSS_SELECTOR, f'tr[data-job="{done}"]'))
+        wait_for("selecting the short job",
+                 lambda: click(driver, f'tr[data-job="{done}"] td.job'))
+        wait_for("the replay to end", lambda: js(driver, f"selected && selected.id === '{done}' && selected.series.ended"))
+        replayed = js(driver, points)
+        assert replayed == 40, f"replayed {replayed} of 40 training steps"
+        evals = js(driver, "selected.series.cols.test_acc.filter(v => v !== null).length")
+        assert evals >= 2, f"{evals} evaluations replayed"
+        print(f"replayed {replayed} steps and {evals} evaluations of the finished job")
+
+        # The GAN's D and G curves.
+        wait_for("selecting the GAN job",
+                 lambda: click(driver, f'tr[data-job="{gan}"] td.job'))
+        wait_for("the GAN replay", lambda: js(driver, f"selected && selected.id === '{gan}' && selected.series.ended"))
+        wait_for("the GAN chart", lambda: js(
+            driver, "!document.getElementById('gan').hidden && "
+            "document.querySelectorAll('#chart-gan canvas').length > 0"))
+        counts = js(driver, "['d_loss', 'g_loss', 'd_real', 'd_fake'].map("
+                    "k => selected.series.cols[k].filter(v => v !== null).length)")
+        assert all(n == 30 for n in counts), f"GAN points {counts}, want 30 each"
+        print(f"GAN: D loss, G loss, D(x), D(G(z)) with {counts[0]} points each")
+
+        # Both jobs overlaid: marking them opens one stream each.
+        for job in (done, long_job):
+            wait_for("marking " + job, lambda: click(
+                driver, f'tr[data-job="{job}"] input[type=checkbox]'))
+        wait_for("the overlay", lambda: js(driver, "overlay.size === 2 && "
+                 "document.querySelectorAll('#chart-overlay canvas').length > 0 && "
+                 "!document.getElementById('overlay').hidden"))
+        wait_for("both jobs' curves", lambda: js(driver, "[...overlay.values()].every("
+                 "o => o.series.ended && o.series.x.length >= 40)"))
+        print("overlay of both jobs drawn")
+
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, f"console errors: {errors}"
+        print("PASS")
+        return 0
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.stop()  # Raises if nnlabd did not exit cleanly.
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
