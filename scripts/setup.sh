@@ -3,7 +3,20 @@
 # builds and tests with (only when one is missing; apt-get runs via sudo
 # when not root), then fetches the data sets (scripts/fetch_data.sh).
 # Safe to run again: a second run changes nothing.
+#
+# Usage: scripts/setup.sh [--no-test-tools]
+#   --no-test-tools  leaves out what only the tests use (the browser,
+#                    Prometheus, clang's fuzzing runtime, pytest): enough to
+#                    build nnlabd, nnlab and run the core tests, as the
+#                    Docker image's build stage does.
 set -euo pipefail
+
+test_tools=1
+case "${1:-}" in
+  "") ;;
+  --no-test-tools) test_tools=0 ;;
+  *) echo "usage: scripts/setup.sh [--no-test-tools]" >&2; exit 2 ;;
+esac
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -16,16 +29,21 @@ packages=(
   python3-grpcio python3-grpc-tools
   # The Python package (client/python): built offline with pip and
   # setuptools, tested with pytest; python3-crc32c checksums uploads fast.
-  python3-pip python3-setuptools python3-numpy python3-pytest python3-crc32c
-  clang-14 libclang-rt-14-dev libfuzzer-14-dev
+  python3-pip python3-setuptools python3-numpy python3-crc32c
   # oneDNN's CMake config looks for OpenCL (its GPU runtime), and apt-get
   # below skips libdnnl-dev's recommendation of it.
   ocl-icd-opencl-dev
-  # nnlabd's HTTP port (dashboard, /metrics) and its browser and Prometheus
-  # tests.
-  libcpp-httplib-dev libssl-dev prometheus chromium chromium-driver
-  python3-selenium
+  # nnlabd's HTTP port (dashboard, /metrics).
+  libcpp-httplib-dev libssl-dev
 )
+# Only the tests use these: the fuzz targets, the Python package's tests,
+# the dashboard's browser test and the Prometheus test.
+if ((test_tools)); then
+  packages+=(
+    clang-14 libclang-rt-14-dev libfuzzer-14-dev python3-pytest
+    prometheus chromium chromium-driver python3-selenium
+  )
+fi
 # Debian's npm conflicts with a Node.js installed from elsewhere: only bring
 # Node.js and npm when there is no npm at all.
 command -v npm >/dev/null || packages+=(nodejs npm)
