@@ -71,6 +71,8 @@ absl::StatusOr<LossKind> LossFromProto(v1::LossKind kind,
       return LossKind::kMse;
     case v1::LOSS_SIGMOID_CROSS_ENTROPY:
       return LossKind::kSigmoidCrossEntropy;
+    case v1::LOSS_SIGMOID_CROSS_ENTROPY_CLASSES:
+      return LossKind::kSigmoidCrossEntropyClasses;
     default:
       return Invalid(field, absl::StrCat("has unknown value ", int(kind)));
   }
@@ -293,6 +295,21 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& proto,
   NNLAB_ASSIGN_OR_RETURN(
       spec.init,
       InitFromProto(proto.init(), absl::StrCat(field, ".init"), &has_init));
+  switch (proto.bias_init()) {
+    case v1::BIAS_INIT_UNSPECIFIED:
+      spec.bias_init = BiasInit::kDefault;
+      break;
+    case v1::BIAS_INIT_ZERO:
+      spec.bias_init = BiasInit::kZero;
+      break;
+    case v1::BIAS_INIT_NORMAL:
+      spec.bias_init = BiasInit::kNormal;
+      break;
+    default:
+      return Invalid(
+          absl::StrCat(field, ".bias_init"),
+          absl::StrCat("has unknown value ", int(proto.bias_init())));
+  }
   spec.seed = proto.seed();
   return spec;
 }

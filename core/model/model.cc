@@ -43,11 +43,27 @@ absl::Status CheckModelLoss(const Loss* loss, const Shape& out) {
   }
   if (loss->is_classifier() && (out.size() != 1 || out[0] < 2)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "model: softmax cross-entropy needs a last layer with >= 2 outputs "
+        "model: a classification loss needs a last layer with >= 2 outputs "
         "per sample, got ",
         ShapeToString(out)));
   }
   return absl::OkStatus();
+}
+
+// Overrides the layers' own bias initialisation, after all weights are
+// drawn, so kDefault leaves every model's random stream as it was.
+void InitBiases(BiasInit init, const std::vector<Param>& params, Rng* rng) {
+  if (init == BiasInit::kDefault) return;
+  for (const Param& p : params) {
+    if (!absl::EndsWith(p.name, ".bias")) continue;
+    if (init == BiasInit::kZero) {
+      p.value->SetZero();
+    } else {
+      for (int64_t i = 0; i < p.value->size(); ++i) {
+        (*p.value)[i] = rng->Normal(0.0f, 1.0f);
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -171,6 +187,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Build(const ModelSpec& spec) {
                                        &model->rng_, ""));
   model->stack_.SetRng(&model->rng_);
   model->params_ = model->stack_.Params();
+  InitBiases(spec.bias_init, model->params_, &model->rng_);
   model->loss_ = MakeLoss(spec.loss);
   NNLAB_RETURN_IF_ERROR(
       CheckModelLoss(model->loss_.get(), model->stack_.final_shape()));
