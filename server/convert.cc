@@ -515,6 +515,20 @@ void TensorToProto(const Tensor& t, bool raw, v1::Tensor* p) {
   }
 }
 
+std::vector<int64_t> TimestepSample(int64_t steps) {
+  std::vector<int64_t> picked;
+  if (steps <= kMaxTimestepPoints) {
+    for (int64_t t = 0; t < steps; ++t) picked.push_back(t);
+    return picked;
+  }
+  // round(i (T - 1) / (K - 1)) in integers; distinct because T > K.
+  const int64_t last = steps - 1, intervals = kMaxTimestepPoints - 1;
+  for (int64_t i = 0; i < kMaxTimestepPoints; ++i) {
+    picked.push_back((2 * i * last + intervals) / (2 * intervals));
+  }
+  return picked;
+}
+
 void LayerStatsToProto(const LayerStats& s, v1::LayerStats* p) {
   p->set_name(s.name);
   p->set_kind(s.kind);
@@ -525,6 +539,10 @@ void LayerStatsToProto(const LayerStats& s, v1::LayerStats* p) {
   p->set_activation_mean(s.activation_mean);
   p->set_activation_std(s.activation_std);
   p->set_saturated_fraction(s.saturated_fraction);
+  for (int64_t t : TimestepSample(int64_t(s.timestep_grad_norms.size()))) {
+    p->add_timestep_grad_norms(s.timestep_grad_norms[t]);
+    p->add_timestep_indices(static_cast<int32_t>(t));
+  }
 }
 
 void StepStatsToEvent(const StepStats& s, v1::MetricEvent* e) {

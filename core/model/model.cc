@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/layers/recurrent.h"
 #include "core/layers/registry.h"
 #include "core/status_macros.h"
 
@@ -294,6 +295,10 @@ std::vector<LayerStats> Model::CollectLayerStats(
     MeanStd(stack_.output(act), &s.activation_mean, &s.activation_std);
     s.saturated_fraction =
         stack_.layer(act)->SaturatedFraction(stack_.output(act));
+    if (LayerTraitsOf(layer->kind()).recurrent) {
+      s.timestep_grad_norms =
+          static_cast<RecurrentLayer*>(layer)->timestep_grad_norms();
+    }
     out.push_back(std::move(s));
   }
   return out;
