@@ -305,6 +305,9 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& proto,
     case v1::BIAS_INIT_NORMAL:
       spec.bias_init = BiasInit::kNormal;
       break;
+    case v1::BIAS_INIT_CENTERED:
+      spec.bias_init = BiasInit::kCentered;
+      break;
     default:
       return Invalid(
           absl::StrCat(field, ".bias_init"),

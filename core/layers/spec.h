@@ -35,6 +35,10 @@ enum class BiasInit {
              // (and the LSTM's forget-gate bias 1).
   kZero,     // Every "*.bias" parameter 0.
   kNormal,   // Every "*.bias" parameter ~ N(0, 1) (Nielsen 2015, ch. 5).
+  // Dense layers: b = -W (1/2, ..., 1/2), so z = W (a - 1/2) is 0 where the
+  // inputs sit at a sigmoid's midpoint (the exploding-gradient setup:
+  // z near 0 keeps sigma'(z) at its largest); other layers as kDefault.
+  kCentered,
 };
 
 // One layer. `kind` selects the layer; only the fields that kind reads
@@ -70,8 +74,8 @@ struct ModelSpec {
   std::vector<LayerSpec> layers;
   LossKind loss = LossKind::kSoftmaxCrossEntropy;
   InitKind init = InitKind::kNormal;
-  // Applies to every parameter named "*.bias" (dense, conv, recurrent,
-  // residual projections); batch norm's beta is left alone.
+  // kZero and kNormal apply to every parameter named "*.bias" (dense, conv,
+  // recurrent, residual projections); batch norm's beta is left alone.
   BiasInit bias_init = BiasInit::kDefault;
   uint64_t seed = 1;
 };

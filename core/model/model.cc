@@ -53,16 +53,32 @@ absl::Status CheckModelLoss(const Loss* loss, const Shape& out) {
 
 // Overrides the layers' own bias initialisation, after all weights are
 // drawn, so kDefault leaves every model's random stream as it was.
-void InitBiases(BiasInit init, const std::vector<Param>& params, Rng* rng) {
+void InitBiases(BiasInit init, LayerStack* stack, Rng* rng) {
   if (init == BiasInit::kDefault) return;
-  for (const Param& p : params) {
+  for (const Param& p : stack->Params()) {
     if (!absl::EndsWith(p.name, ".bias")) continue;
     if (init == BiasInit::kZero) {
       p.value->SetZero();
-    } else {
+    } else if (init == BiasInit::kNormal) {
       for (int64_t i = 0; i < p.value->size(); ++i) {
         (*p.value)[i] = rng->Normal(0.0f, 1.0f);
       }
+    }
+  }
+  if (init != BiasInit::kCentered) return;
+  // b = -W (1/2, ..., 1/2): z = W (a - 1/2) is 0 where the inputs sit at a
+  // sigmoid's midpoint. Dense layers only; the others keep their default.
+  for (int l = 0; l < stack->size(); ++l) {
+    Layer* layer = stack->layer(l);
+    if (layer->kind() != "dense") continue;
+    std::vector<Param> params = layer->Params();
+    const Tensor& w = *params[0].value;
+    Tensor& b = *params[1].value;
+    const int64_t in = w.dim(1);
+    for (int64_t o = 0; o < w.dim(0); ++o) {
+      double sum = 0;
+      for (int64_t i = 0; i < in; ++i) sum += w[o * in + i];
+      b[o] = static_cast<float>(-0.5 * sum);
     }
   }
 }
@@ -188,7 +204,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Build(const ModelSpec& spec) {
                                        &model->rng_, ""));
   model->stack_.SetRng(&model->rng_);
   model->params_ = model->stack_.Params();
-  InitBiases(spec.bias_init, model->params_, &model->rng_);
+  InitBiases(spec.bias_init, &model->stack_, &model->rng_);
   model->loss_ = MakeLoss(spec.loss);
   NNLAB_RETURN_IF_ERROR(
       CheckModelLoss(model->loss_.get(), model->stack_.final_shape()));

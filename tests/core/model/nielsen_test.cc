@@ -1,6 +1,7 @@
 // What Nielsen's ch. 5 setup needs from the core: sigmoid cross-entropy on
 // one-hot class labels, and biases drawn from N(0, 1) — checked by value, by
 // central finite differences, and through a whole model's backward pass.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -182,6 +183,32 @@ TEST(BiasInitTest, ZeroOverridesTheNormalInitialisersBiases) {
   EXPECT_EQ(model->Params()[1].value->SquaredNorm(), 0);
   EXPECT_EQ(model->Params()[3].value->SquaredNorm(), 0);
   EXPECT_GT(model->Params()[0].value->SquaredNorm(), 1000);
+}
+
+TEST(BiasInitTest, CenteredHoldsZAtZeroForInputsAtOneHalf) {
+  auto model =
+      std::move(Model::Build(SmallNet(InitKind::kNormal, BiasInit::kCentered)))
+          .value();
+  // z = W a + b with a = (1/2, ..., 1/2) is 0 in every dense layer.
+  Tensor half({1, 200});
+  for (int64_t i = 0; i < 200; ++i) half[i] = 0.5f;
+  std::vector<Param> p = model->Params();
+  for (size_t k = 0; k < p.size(); k += 2) {
+    const Tensor& w = *p[k].value;
+    const Tensor& b = *p[k + 1].value;
+    const int64_t in = w.dim(1);
+    double largest = 0;
+    for (int64_t o = 0; o < w.dim(0); ++o) {
+      double z = b[o];
+      for (int64_t i = 0; i < in; ++i) z += 0.5 * w[o * in + i];
+      largest = std::max(largest, std::abs(z));
+    }
+    EXPECT_LT(largest, 1e-4) << p[k].name;
+  }
+  // So the hidden layer's sigmoids sit at 1/2 for that input, and the
+  // output layer's z is 0 as well.
+  const Tensor& out = model->Forward(half, Mode::kEval);
+  for (int64_t k = 0; k < out.size(); ++k) EXPECT_NEAR(out[k], 0, 1e-3);
 }
 
 // The whole Nielsen model: d(mean cost)/d(every bias) from Backward against
