@@ -14,6 +14,8 @@ packages=(
   libgmock-dev
   libbenchmark-dev libcli11-dev libpng-dev zlib1g-dev dataset-fashion-mnist
   python3-grpcio python3-grpc-tools
+  # The float64 check of the Nielsen learning speeds (nielsen_numpy_check).
+  python3-numpy
   clang-14 libclang-rt-14-dev libfuzzer-14-dev
   # oneDNN's CMake config looks for OpenCL (its GPU runtime), and apt-get
   # below skips libdnnl-dev's recommendation of it.

@@ -88,7 +88,7 @@ std::vector<PlotPanel> TimestepPanels(
     for (const TimestepHistory::Layer& layer : job.layers) {
       PlotPanel p;
       p.title = absl::StrCat(job.label, " ", layer.name, " (", layer.kind,
-                             u8"): \u2016dE/dh\u209c\u2016 against t");
+                             u8"): \u2016dE/dh_t\u2016 against t");
       p.x_label = "t";
       p.log_y = true;
       // Up to four recorded steps, evenly spread, first and last included.
