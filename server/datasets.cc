@@ -205,6 +205,10 @@ absl::StatusOr<std::shared_ptr<const DatasetPair>> DatasetRegistry::BuildUpload(
 
 absl::StatusOr<std::shared_ptr<const DatasetPair>> DatasetRegistry::Get(
     const std::string& id) {
+  // Generated per request, not cached: a client naming many sequence
+  // lengths must not pin a data set in memory for each (a job keeps its own
+  // reference while it runs).
+  if (IsSequenceBuiltin(id)) return MakeSequenceBuiltin(id);
   {
     absl::MutexLock lock(&mu_);
     auto it = cache_.find(id);
@@ -226,9 +230,7 @@ absl::StatusOr<std::shared_ptr<const DatasetPair>> DatasetRegistry::Get(
     if (it != cache_.end()) return it->second;
   }
   std::shared_ptr<const DatasetPair> pair;
-  if (IsSequenceBuiltin(id)) {
-    NNLAB_ASSIGN_OR_RETURN(pair, MakeSequenceBuiltin(id));
-  } else if (IsBuiltin(id)) {
+  if (IsBuiltin(id)) {
     absl::StatusOr<TrainTest> tt = id == "mnist"
                                        ? LoadMnist(builtin_dir_)
                                        : LoadFashionMnist(builtin_dir_);

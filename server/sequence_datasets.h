@@ -6,7 +6,8 @@
 //                      fixed seeds, 2 <= T <= 1000. "adding" alone is
 //                      adding:T=50.
 //
-// Generated on first use and cached by the DatasetRegistry like MNIST.
+// Generated whenever a job asks (22 M floats for T = 1000), never cached:
+// memory stays bounded by the running jobs whatever lengths clients name.
 #ifndef NNLAB_SERVER_SEQUENCE_DATASETS_H_
 #define NNLAB_SERVER_SEQUENCE_DATASETS_H_
 
