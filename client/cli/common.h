@@ -81,10 +81,11 @@ void AddModelsCommands(CLI::App& app, Cli& cli);    // models ...
 void AddDatasetsCommands(CLI::App& app, Cli& cli);  // datasets ...
 // train, watch, jobs list/get/cancel/pause/resume.
 void AddJobsCommands(CLI::App& app, Cli& cli);
-void AddInferCommand(CLI::App& app, Cli& cli);          // infer
-void AddSampleCommand(CLI::App& app, Cli& cli);         // sample
-void AddPlotCommand(CLI::App& app, Cli& cli);           // plot
-void AddPlotTimestepsCommand(CLI::App& app, Cli& cli);  // plot-timesteps
+void AddInferCommand(CLI::App& app, Cli& cli);   // infer
+void AddSampleCommand(CLI::App& app, Cli& cli);  // sample
+void AddPlotCommand(CLI::App& app, Cli& cli);    // plot
+// plot-timesteps
+void AddPlotTimestepsCommand(CLI::App& app, Cli& cli);
 
 // The whole CLI: builds the app, parses argv, runs the command; returns
 // the process exit code.

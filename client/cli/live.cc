@@ -88,9 +88,10 @@ const char* UnitsWord(const LiveViewOptions& o, const std::string& layer) {
 
 struct LayerRow {
   std::string name, kind;
-  double speed = 0;          // grad_bias_norm of the latest event
-  double saturated = -1;     // saturated/dead fraction
-  v1::LayerStats timesteps;  // latest stats with ||dE/dh_t|| (recurrent)
+  double speed = 0;       // grad_bias_norm of the latest event
+  double saturated = -1;  // saturated/dead fraction
+  // The latest stats with ||dE/dh_t|| (recurrent layers).
+  v1::LayerStats timesteps;
 };
 
 // Everything the live view shows, folded from the events.
