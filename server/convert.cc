@@ -71,6 +71,8 @@ absl::StatusOr<LossKind> LossFromProto(v1::LossKind kind,
       return LossKind::kMse;
     case v1::LOSS_SIGMOID_CROSS_ENTROPY:
       return LossKind::kSigmoidCrossEntropy;
+    case v1::LOSS_SIGMOID_CROSS_ENTROPY_CLASSES:
+      return LossKind::kSigmoidCrossEntropyClasses;
     default:
       return Invalid(field, absl::StrCat("has unknown value ", int(kind)));
   }
@@ -293,6 +295,24 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& proto,
   NNLAB_ASSIGN_OR_RETURN(
       spec.init,
       InitFromProto(proto.init(), absl::StrCat(field, ".init"), &has_init));
+  switch (proto.bias_init()) {
+    case v1::BIAS_INIT_UNSPECIFIED:
+      spec.bias_init = BiasInit::kDefault;
+      break;
+    case v1::BIAS_INIT_ZERO:
+      spec.bias_init = BiasInit::kZero;
+      break;
+    case v1::BIAS_INIT_NORMAL:
+      spec.bias_init = BiasInit::kNormal;
+      break;
+    case v1::BIAS_INIT_CENTERED:
+      spec.bias_init = BiasInit::kCentered;
+      break;
+    default:
+      return Invalid(
+          absl::StrCat(field, ".bias_init"),
+          absl::StrCat("has unknown value ", int(proto.bias_init())));
+  }
   spec.seed = proto.seed();
   return spec;
 }
@@ -498,6 +518,20 @@ void TensorToProto(const Tensor& t, bool raw, v1::Tensor* p) {
   }
 }
 
+std::vector<int64_t> TimestepSample(int64_t steps) {
+  std::vector<int64_t> picked;
+  if (steps <= kMaxTimestepPoints) {
+    for (int64_t t = 0; t < steps; ++t) picked.push_back(t);
+    return picked;
+  }
+  // round(i (T - 1) / (K - 1)) in integers; distinct because T > K.
+  const int64_t last = steps - 1, intervals = kMaxTimestepPoints - 1;
+  for (int64_t i = 0; i < kMaxTimestepPoints; ++i) {
+    picked.push_back((2 * i * last + intervals) / (2 * intervals));
+  }
+  return picked;
+}
+
 void LayerStatsToProto(const LayerStats& s, v1::LayerStats* p) {
   p->set_name(s.name);
   p->set_kind(s.kind);
@@ -508,6 +542,10 @@ void LayerStatsToProto(const LayerStats& s, v1::LayerStats* p) {
   p->set_activation_mean(s.activation_mean);
   p->set_activation_std(s.activation_std);
   p->set_saturated_fraction(s.saturated_fraction);
+  for (int64_t t : TimestepSample(int64_t(s.timestep_grad_norms.size()))) {
+    p->add_timestep_grad_norms(s.timestep_grad_norms[t]);
+    p->add_timestep_indices(static_cast<int32_t>(t));
+  }
 }
 
 void StepStatsToEvent(const StepStats& s, v1::MetricEvent* e) {

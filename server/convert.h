@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -86,6 +87,14 @@ absl::StatusOr<Tensor> TensorFromProto(const v1::Tensor& proto,
 void TensorToProto(const Tensor& t, bool raw, v1::Tensor* proto);
 
 // Core statistics to wire events.
+// The steps of a T-step sequence whose ||dE/dh_t|| go on the wire
+// (LayerStats.timestep_grad_norms): all of them for T <= kMaxTimestepPoints,
+// else kMaxTimestepPoints evenly spaced, t_i = round(i (T - 1) / (K - 1)),
+// first and last included. Increasing.
+inline constexpr int64_t kMaxTimestepPoints = 64;
+std::vector<int64_t> TimestepSample(int64_t steps);
+
+// Copies `s`, with its per-timestep norms down-sampled by TimestepSample.
 void LayerStatsToProto(const LayerStats& s, v1::LayerStats* proto);
 void StepStatsToEvent(const StepStats& s, v1::MetricEvent* event);
 

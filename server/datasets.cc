@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "core/status_macros.h"
 #include "server/log.h"
+#include "server/sequence_datasets.h"
 #include "server/storage.h"
 #include "server/storage.pb.h"
 
@@ -41,7 +42,7 @@ v1::DatasetInfo BuiltinInfo(const std::string& id) {
 }
 
 bool IsBuiltin(const std::string& id) {
-  return id == "mnist" || id == "fashion-mnist";
+  return id == "mnist" || id == "fashion-mnist" || IsSequenceBuiltin(id);
 }
 
 std::string NewUploadId() {
@@ -204,6 +205,10 @@ absl::StatusOr<std::shared_ptr<const DatasetPair>> DatasetRegistry::BuildUpload(
 
 absl::StatusOr<std::shared_ptr<const DatasetPair>> DatasetRegistry::Get(
     const std::string& id) {
+  // Generated per request, not cached: a client naming many sequence
+  // lengths must not pin a data set in memory for each (a job keeps its own
+  // reference while it runs).
+  if (IsSequenceBuiltin(id)) return MakeSequenceBuiltin(id);
   {
     absl::MutexLock lock(&mu_);
     auto it = cache_.find(id);
@@ -214,7 +219,8 @@ absl::StatusOr<std::shared_ptr<const DatasetPair>> DatasetRegistry::Get(
     absl::MutexLock lock(&mu_);
     if (uploads_.count(id) == 0) {
       return absl::NotFoundError(absl::StrCat(
-          "dataset \"", id, "\" not found (built-in: mnist, fashion-mnist)"));
+          "dataset \"", id,
+          "\" not found (built-in: mnist, fashion-mnist, adding:T=<steps>)"));
     }
   }
   absl::MutexLock load_lock(&load_mu_);
@@ -255,6 +261,9 @@ absl::StatusOr<std::shared_ptr<const DatasetPair>> DatasetRegistry::Get(
 std::vector<v1::DatasetInfo> DatasetRegistry::List() {
   std::vector<v1::DatasetInfo> out = {BuiltinInfo("mnist"),
                                       BuiltinInfo("fashion-mnist")};
+  for (v1::DatasetInfo& info : SequenceBuiltinInfos()) {
+    out.push_back(std::move(info));
+  }
   absl::MutexLock lock(&mu_);
   for (const auto& [id, info] : uploads_) out.push_back(info);
   return out;

@@ -141,8 +141,9 @@ absl::StatusOr<int64_t> CheckJobSpecAgainst(const v1::JobSpec& spec,
   const v1::Model info = entry.Info();
   Shape out(info.output_shape().begin(), info.output_shape().end());
   if (data.train->num_classes() > 0) {
-    if (ms.loss != LossKind::kSoftmaxCrossEntropy || out.size() != 1 ||
-        out[0] < data.train->num_classes()) {
+    const bool class_loss = ms.loss == LossKind::kSoftmaxCrossEntropy ||
+                            ms.loss == LossKind::kSigmoidCrossEntropyClasses;
+    if (!class_loss || out.size() != 1 || out[0] < data.train->num_classes()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "data set ", spec.dataset(), " has ", data.train->num_classes(),
           " classes; the model needs softmax cross-entropy and at least that "

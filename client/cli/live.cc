@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "client/cli/timesteps.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -89,6 +90,8 @@ struct LayerRow {
   std::string name, kind;
   double speed = 0;       // grad_bias_norm of the latest event
   double saturated = -1;  // saturated/dead fraction
+  // The latest stats with ||dE/dh_t|| (recurrent layers).
+  v1::LayerStats timesteps;
 };
 
 // Everything the live view shows, folded from the events.
@@ -147,11 +150,14 @@ struct LiveState {
           std::find_if(layers.begin(), layers.end(),
                        [&](const LayerRow& r) { return r.name == l.name(); });
       if (it == layers.end()) {
-        layers.push_back({l.name(), l.kind()});
+        layers.emplace_back();
+        layers.back().name = l.name();
+        layers.back().kind = l.kind();
         it = std::prev(layers.end());
       }
       it->speed = l.grad_bias_norm();
       it->saturated = l.saturated_fraction();
+      if (l.timestep_grad_norms_size() > 0) it->timesteps = l;
       if (l.grad_bias_norm() > 0 && std::isfinite(l.grad_bias_norm())) {
         double lg = std::log10(l.grad_bias_norm());
         log_lo = std::min(log_lo, std::floor(lg));
@@ -244,6 +250,11 @@ struct LiveState {
                                 r.saturated * 100);
         }
         lines.push_back(line);
+      }
+      // Recurrent layers: ||dE/dh_t|| against t, one compact line each.
+      for (const LayerRow& r : layers) {
+        if (r.timesteps.timestep_grad_norms_size() == 0) continue;
+        lines.push_back("  " + TimestepLine(r.timesteps, cols - 50, o.unicode));
       }
     }
     if (dropped > 0) {

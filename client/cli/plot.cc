@@ -735,4 +735,84 @@ absl::Status WritePlot(const TrainingHistory& history,
   return absl::OkStatus();
 }
 
+// ---------------------------------------------------------------------------
+// Free-form figures (PlotPanel): the same panels, any integer x.
+
+namespace {
+
+std::vector<Panel> ToPanels(const std::vector<PlotPanel>& in, int64_t* max_x) {
+  *max_x = 0;
+  std::vector<Panel> out;
+  for (const PlotPanel& p : in) {
+    Panel panel{p.title, p.log_y, {}};
+    size_t i = 0;
+    for (const auto& [label, s] : p.curves) {
+      for (const auto& point : s) *max_x = std::max(*max_x, point.first);
+      panel.curves.push_back({label, s, PaletteColor(i++), 2});
+    }
+    out.push_back(std::move(panel));
+  }
+  return out;
+}
+
+// Each panel with its own x label, where DrawPanel puts "step".
+void DrawPanels(const std::string& title, const std::vector<Panel>& panels,
+                const std::vector<PlotPanel>& spec, int64_t max_x, Canvas* c) {
+  c->FillRect(0, 0, kWidth, FigureHeight(panels.size()), kWhite);
+  c->Text(kWidth / 2.0, 42, title, kBlack, Anchor::kMiddle, /*big=*/true);
+  for (size_t i = 0; i < panels.size(); ++i) {
+    const double top = 60 + static_cast<double>(i) * kPanelHeight;
+    DrawPanel(panels[i], top, max_x, false, c);
+    c->Text((130 + kWidth - 40) / 2.0, top + kPanelHeight - 5, spec[i].x_label,
+            kBlack, Anchor::kMiddle, false);
+  }
+}
+
+}  // namespace
+
+std::string RenderPanelsSvg(const std::string& title,
+                            const std::vector<PlotPanel>& panels) {
+  int64_t max_x;
+  std::vector<Panel> drawn = ToPanels(panels, &max_x);
+  SvgCanvas svg(kWidth, FigureHeight(drawn.size()));
+  DrawPanels(title, drawn, panels, max_x, &svg);
+  return svg.Finish();
+}
+
+absl::Status WritePanels(const std::string& title,
+                         const std::vector<PlotPanel>& panels,
+                         const std::string& path) {
+  if (panels.empty()) {
+    return absl::FailedPreconditionError("nothing to plot");
+  }
+  if (absl::EndsWithIgnoreCase(path, ".svg")) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << RenderPanelsSvg(title, panels);
+    out.close();
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
+    return absl::OkStatus();
+  }
+  if (!absl::EndsWithIgnoreCase(path, ".png")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--out ", path, ": the file name must end in .svg or .png"));
+  }
+  int64_t max_x;
+  std::vector<Panel> drawn = ToPanels(panels, &max_x);
+  const int height = FigureHeight(drawn.size());
+  RasterCanvas raster(kWidth, height);
+  DrawPanels(title, drawn, panels, max_x, &raster);
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  image.width = kWidth;
+  image.height = static_cast<png_uint_32>(height);
+  image.format = PNG_FORMAT_RGB;
+  if (!png_image_write_to_file(&image, path.c_str(), 0, raster.pixels().data(),
+                               0, nullptr)) {
+    std::string msg = image.message;
+    png_image_free(&image);
+    return absl::InternalError(absl::StrCat("writing ", path, ": ", msg));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace nnlab::cli

@@ -42,6 +42,23 @@ absl::Status WritePng(const TrainingHistory& history, const std::string& path);
 // cannot be written.
 absl::Status WritePlot(const TrainingHistory& history, const std::string& path);
 
+// A panel of a free-form figure: labelled curves of (x, y) points, x an
+// integer (a step, a time step t) from 0.
+struct PlotPanel {
+  std::string title;
+  std::string x_label = "step";
+  bool log_y = false;
+  std::vector<std::pair<std::string, Series>> curves;
+};
+
+// A figure of `panels` stacked under `title`, as SVG.
+std::string RenderPanelsSvg(const std::string& title,
+                            const std::vector<PlotPanel>& panels);
+// The same as SVG (*.svg) or PNG (*.png); errors as WritePlot's.
+absl::Status WritePanels(const std::string& title,
+                         const std::vector<PlotPanel>& panels,
+                         const std::string& path);
+
 // Writes `pixels` (8-bit grey, row-major height x width) as a PNG file.
 absl::Status WriteGrayPng(const std::string& path, int width, int height,
                           const std::vector<uint8_t>& pixels);

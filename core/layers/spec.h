@@ -24,6 +24,21 @@ enum class LossKind {
   kSoftmaxCrossEntropy,  // Targets: class indices [N].
   kMse,                  // C = 1/(2N) sum ||y - a||^2; targets like outputs.
   kSigmoidCrossEntropy,  // Binary targets in [0, 1], shape like outputs.
+  // Sigmoid cross-entropy against one-hot encoded class indices [N]: every
+  // output is an independent sigmoid unit (Nielsen 2015, ch. 3 and 5).
+  kSigmoidCrossEntropyClasses,
+};
+
+// What biases start at.
+enum class BiasInit {
+  kDefault,  // N(0, 1) for dense layers under InitKind::kNormal, else zero
+             // (and the LSTM's forget-gate bias 1).
+  kZero,     // Every "*.bias" parameter 0.
+  kNormal,   // Every "*.bias" parameter ~ N(0, 1) (Nielsen 2015, ch. 5).
+  // Dense layers: b = -W (1/2, ..., 1/2), so z = W (a - 1/2) is 0 where the
+  // inputs sit at a sigmoid's midpoint (the exploding-gradient setup:
+  // z near 0 keeps sigma'(z) at its largest); other layers as kDefault.
+  kCentered,
 };
 
 // One layer. `kind` selects the layer; only the fields that kind reads
@@ -59,6 +74,9 @@ struct ModelSpec {
   std::vector<LayerSpec> layers;
   LossKind loss = LossKind::kSoftmaxCrossEntropy;
   InitKind init = InitKind::kNormal;
+  // kZero and kNormal apply to every parameter named "*.bias" (dense, conv,
+  // recurrent, residual projections); batch norm's beta is left alone.
+  BiasInit bias_init = BiasInit::kDefault;
   uint64_t seed = 1;
 };
 

@@ -150,6 +150,56 @@ class SigmoidCrossEntropy : public Loss {
   }
 };
 
+// Sigmoid cross-entropy of outputs [N, C] against class indices [N], one-hot
+// encoded: t_nk = [k == y_n]. Nielsen's cost (2015, eq. 63), summed over the
+// C output units and averaged over the batch:
+// C = -1/N sum_n sum_k t ln a + (1 - t) ln(1 - a), a = sigmoid(z), in the
+// stable form above; dC/dz = (a - t) / N. A classifier: argmax(z) = argmax(a).
+class SigmoidCrossEntropyClasses : public Loss {
+ public:
+  float Compute(const Tensor& pred, const Tensor& target,
+                Tensor* grad) override {
+    const int64_t n = pred.rows(), c = pred.cols();
+    grad->Resize(pred.shape());
+    const float inv_n = 1.0f / static_cast<float>(n);
+    double total = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t y = static_cast<int64_t>(target[r]);
+      const float* z = pred.data() + r * c;
+      float* g = grad->data() + r * c;
+      for (int64_t k = 0; k < c; ++k) {
+        const float t = k == y ? 1.0f : 0.0f;
+        total += std::max(z[k], 0.0f) - z[k] * t +
+                 std::log1p(std::exp(-std::abs(z[k])));
+        g[k] = (1.0f / (1.0f + std::exp(-z[k])) - t) * inv_n;
+      }
+    }
+    return static_cast<float>(total / n);
+  }
+
+  int64_t CountCorrect(const Tensor& pred,
+                       const Tensor& target) const override {
+    return CountCorrectRows(pred.data(), pred.rows(), pred.cols(), target);
+  }
+
+  absl::Status ValidateTarget(const Shape& pred_shape,
+                              const Tensor& target) const override {
+    if (pred_shape.size() != 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sigmoid cross-entropy on classes needs outputs [N, classes], got ",
+          ShapeToString(pred_shape)));
+    }
+    if (target.rank() != 1 || target.dim(0) != pred_shape[0]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("targets must be class indices [", pred_shape[0],
+                       "], got ", ShapeToString(target.shape())));
+    }
+    return CheckClassIndices(target, pred_shape[1]);
+  }
+
+  bool is_classifier() const override { return true; }
+};
+
 }  // namespace
 
 int64_t Loss::CountCorrect(const Tensor& pred, const Tensor& target) const {
@@ -181,6 +231,8 @@ std::unique_ptr<Loss> MakeLoss(LossKind kind) {
       return std::make_unique<Mse>();
     case LossKind::kSigmoidCrossEntropy:
       return std::make_unique<SigmoidCrossEntropy>();
+    case LossKind::kSigmoidCrossEntropyClasses:
+      return std::make_unique<SigmoidCrossEntropyClasses>();
   }
   return nullptr;
 }

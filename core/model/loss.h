@@ -16,8 +16,9 @@ class Loss {
 
   // Returns the mean loss over the batch of `pred` [N, ...] against
   // `target` and writes dLoss/dpred to `grad` (resized; same shape as pred).
-  // Targets: softmax cross-entropy takes class indices [N] stored as floats;
-  // MSE and sigmoid cross-entropy take a tensor shaped like `pred`.
+  // Targets: softmax cross-entropy and sigmoid cross-entropy on classes take
+  // class indices [N] stored as floats; MSE and sigmoid cross-entropy take a
+  // tensor shaped like `pred`.
   // REQUIRES: ValidateTarget(pred.shape(), target) is OK.
   virtual float Compute(const Tensor& pred, const Tensor& target,
                         Tensor* grad) = 0;
@@ -31,7 +32,8 @@ class Loss {
   virtual absl::Status ValidateTarget(const Shape& pred_shape,
                                       const Tensor& target) const = 0;
 
-  // True if the loss treats outputs as class scores (softmax CE).
+  // True if the loss treats outputs as class scores (softmax CE, sigmoid CE
+  // on classes).
   virtual bool is_classifier() const { return false; }
 };
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/layers/recurrent.h"
 #include "core/layers/registry.h"
 #include "core/status_macros.h"
 
@@ -43,11 +44,43 @@ absl::Status CheckModelLoss(const Loss* loss, const Shape& out) {
   }
   if (loss->is_classifier() && (out.size() != 1 || out[0] < 2)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "model: softmax cross-entropy needs a last layer with >= 2 outputs "
+        "model: a classification loss needs a last layer with >= 2 outputs "
         "per sample, got ",
         ShapeToString(out)));
   }
   return absl::OkStatus();
+}
+
+// Overrides the layers' own bias initialisation, after all weights are
+// drawn, so kDefault leaves every model's random stream as it was.
+void InitBiases(BiasInit init, LayerStack* stack, Rng* rng) {
+  if (init == BiasInit::kDefault) return;
+  for (const Param& p : stack->Params()) {
+    if (!absl::EndsWith(p.name, ".bias")) continue;
+    if (init == BiasInit::kZero) {
+      p.value->SetZero();
+    } else if (init == BiasInit::kNormal) {
+      for (int64_t i = 0; i < p.value->size(); ++i) {
+        (*p.value)[i] = rng->Normal(0.0f, 1.0f);
+      }
+    }
+  }
+  if (init != BiasInit::kCentered) return;
+  // b = -W (1/2, ..., 1/2): z = W (a - 1/2) is 0 where the inputs sit at a
+  // sigmoid's midpoint. Dense layers only; the others keep their default.
+  for (int l = 0; l < stack->size(); ++l) {
+    Layer* layer = stack->layer(l);
+    if (layer->kind() != "dense") continue;
+    std::vector<Param> params = layer->Params();
+    const Tensor& w = *params[0].value;
+    Tensor& b = *params[1].value;
+    const int64_t in = w.dim(1);
+    for (int64_t o = 0; o < w.dim(0); ++o) {
+      double sum = 0;
+      for (int64_t i = 0; i < in; ++i) sum += w[o * in + i];
+      b[o] = static_cast<float>(-0.5 * sum);
+    }
+  }
 }
 
 }  // namespace
@@ -171,6 +204,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Build(const ModelSpec& spec) {
                                        &model->rng_, ""));
   model->stack_.SetRng(&model->rng_);
   model->params_ = model->stack_.Params();
+  InitBiases(spec.bias_init, &model->stack_, &model->rng_);
   model->loss_ = MakeLoss(spec.loss);
   NNLAB_RETURN_IF_ERROR(
       CheckModelLoss(model->loss_.get(), model->stack_.final_shape()));
@@ -277,6 +311,10 @@ std::vector<LayerStats> Model::CollectLayerStats(
     MeanStd(stack_.output(act), &s.activation_mean, &s.activation_std);
     s.saturated_fraction =
         stack_.layer(act)->SaturatedFraction(stack_.output(act));
+    if (LayerTraitsOf(layer->kind()).recurrent) {
+      s.timestep_grad_norms =
+          static_cast<RecurrentLayer*>(layer)->timestep_grad_norms();
+    }
     out.push_back(std::move(s));
   }
   return out;

@@ -24,6 +24,9 @@ struct LayerStats {
   double activation_mean = 0;
   double activation_std = 0;
   double saturated_fraction = -1;
+  // Recurrent layers: ||dE/dh_t|| for t = 0..T-1 from this step's backward
+  // pass (RecurrentLayer::timestep_grad_norms); empty for other layers.
+  std::vector<double> timestep_grad_norms;
 };
 
 struct StepStats {

@@ -16,7 +16,8 @@ using ::testing::StartsWith;
 
 TEST(SpecTest, ExampleSpecsParse) {
   for (const char* name : {"examples/mnist_mlp_100.textproto",
-                           "examples/lecture_deep_sigmoid.textproto"}) {
+                           "examples/lecture_deep_sigmoid.textproto",
+                           "examples/nielsen_ch5.textproto"}) {
     v1::CreateModelRequest req;
     absl::Status s =
         LoadModelDefinition(nnlab::testing::SourcePath(name), &req);

@@ -190,11 +190,11 @@ TEST(ServiceTest, JobOnUploadedDataStreamsAndLearns) {
     v1::ListDatasetsResponse resp;
     auto ctx = Ctx();
     ASSERT_TRUE(c.training->ListDatasets(ctx.get(), req, &resp).ok());
-    ASSERT_EQ(resp.datasets_size(), 3);
+    ASSERT_EQ(resp.datasets_size(), 4);  // mnist, fashion-mnist, adding.
     EXPECT_EQ(resp.datasets(0).dataset_id(), "mnist");
-    EXPECT_EQ(resp.datasets(2).dataset_id(), ds);
-    EXPECT_EQ(resp.datasets(2).train_samples(), 256);
-    EXPECT_EQ(resp.datasets(2).test_samples(), 64);
+    EXPECT_EQ(resp.datasets(3).dataset_id(), ds);
+    EXPECT_EQ(resp.datasets(3).train_samples(), 256);
+    EXPECT_EQ(resp.datasets(3).test_samples(), 64);
   }
   CreateModel(c, MlpSpec(2, 8, 2), "blob-net");
   v1::JobSpec spec = BlobJob("blob-net", ds);
