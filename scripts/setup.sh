@@ -12,6 +12,8 @@ packages=(
   libgrpc-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   protobuf-compiler libabsl-dev libopenblas-dev libdnnl-dev libgtest-dev
   libgmock-dev
+  # Gloo: the collective engine of data-parallel jobs (server/cluster/).
+  libgloo-dev
   libbenchmark-dev libcli11-dev libpng-dev zlib1g-dev dataset-fashion-mnist
   python3-grpcio python3-grpc-tools
   clang-14 libclang-rt-14-dev libfuzzer-14-dev

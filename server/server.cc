@@ -16,6 +16,7 @@
 #include "grpcpp/impl/server_builder_option.h"
 #include "grpcpp/impl/server_builder_plugin.h"
 #include "grpcpp/security/server_credentials.h"
+#include "server/cluster/cluster_node.h"
 #include "server/datasets.h"
 #include "server/jobs.h"
 #include "server/log.h"
@@ -60,6 +61,7 @@ struct NnlabServer::Impl {
   std::unique_ptr<TrainingServiceImpl> training_service;
   std::unique_ptr<InferenceServiceImpl> inference_service;
   std::unique_ptr<DatasetServiceImpl> dataset_service;
+  std::unique_ptr<ClusterNode> cluster;  // Outlives `server`.
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   absl::Mutex mu;
@@ -127,6 +129,14 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
   impl->inference_service =
       std::make_unique<InferenceServiceImpl>(&impl->context);
   impl->dataset_service = std::make_unique<DatasetServiceImpl>(&impl->context);
+  {
+    auto cluster = ClusterNode::Create(o.cluster, &impl->context, o.max_jobs);
+    if (!cluster.ok()) {
+      impl->jobs->Shutdown();
+      return cluster.status();
+    }
+    impl->cluster = std::move(cluster).value();
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   // Registered before the builder exists (it collects plugins when
@@ -181,12 +191,19 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
   builder.RegisterService(impl->training_service.get());
   builder.RegisterService(impl->inference_service.get());
   builder.RegisterService(impl->dataset_service.get());
+  builder.RegisterService(impl->cluster->service());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0) {
     impl->jobs->Shutdown();
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", o.listen,
                      " (address in use, bad address, or bad TLS material)"));
+  }
+  if (absl::Status joined = impl->cluster->Start(o.listen, impl->port);
+      !joined.ok()) {
+    impl->jobs->Shutdown();
+    impl->server->Shutdown(std::chrono::system_clock::now());
+    return joined;
   }
   grpc::HealthCheckServiceInterface* health =
       impl->server->GetHealthCheckService();
@@ -216,6 +233,7 @@ void NnlabServer::Shutdown(absl::Duration grace) {
   LogInfo("shutting down: health NOT_SERVING, checkpointing running jobs");
   if (auto* health = impl_->server->GetHealthCheckService()) health->Shutdown();
   impl_->context.shutting_down.store(true);
+  impl_->cluster->Shutdown();
   // Metric streams hold no handler thread, so nothing else would end them
   // before the grace period runs out.
   impl_->training_service->EndStreams();

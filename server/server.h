@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "server/cluster/cluster_node.h"
 #include "server/convert.h"
 
 namespace nnlab::server {
@@ -48,6 +49,8 @@ struct ServerOptions {
   // after they were acknowledged (server/train_session.h).
   absl::Duration train_persist_interval = absl::Seconds(2);
   int64_t watcher_buffer = 1024;
+  // Cluster membership and the Gloo transport (server/cluster/).
+  ClusterOptions cluster;
 };
 
 class NnlabServer {

@@ -81,9 +81,10 @@ void AddModelsCommands(CLI::App& app, Cli& cli);    // models ...
 void AddDatasetsCommands(CLI::App& app, Cli& cli);  // datasets ...
 // train, watch, jobs list/get/cancel/pause/resume.
 void AddJobsCommands(CLI::App& app, Cli& cli);
-void AddInferCommand(CLI::App& app, Cli& cli);   // infer
-void AddSampleCommand(CLI::App& app, Cli& cli);  // sample
-void AddPlotCommand(CLI::App& app, Cli& cli);    // plot
+void AddInferCommand(CLI::App& app, Cli& cli);     // infer
+void AddSampleCommand(CLI::App& app, Cli& cli);    // sample
+void AddPlotCommand(CLI::App& app, Cli& cli);      // plot
+void AddClusterCommands(CLI::App& app, Cli& cli);  // cluster list
 
 // The whole CLI: builds the app, parses argv, runs the command; returns
 // the process exit code.
