@@ -106,6 +106,9 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
       o.datasets_dir.empty() ? DefaultDatasetsDir() : o.datasets_dir,
       absl::StrCat(o.data_dir, "/datasets"), o.max_upload_bytes, o.limits);
   NNLAB_RETURN_IF_ERROR(impl->datasets->Load());
+  NNLAB_ASSIGN_OR_RETURN(
+      impl->cluster,
+      ClusterNode::Create(o.cluster, &impl->context, o.max_jobs));
   JobManagerOptions jo;
   jo.dir = absl::StrCat(o.data_dir, "/jobs");
   jo.max_running = o.max_jobs;
@@ -113,6 +116,7 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
   jo.limits = o.limits;
   jo.publish_interval = o.publish_interval;
   jo.watcher_buffer = o.watcher_buffer;
+  jo.cluster = impl->cluster.get();
   impl->jobs = std::make_unique<JobManager>(jo, impl->models.get(),
                                             impl->datasets.get());
   NNLAB_RETURN_IF_ERROR(impl->jobs->Start());
@@ -129,14 +133,6 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
   impl->inference_service =
       std::make_unique<InferenceServiceImpl>(&impl->context);
   impl->dataset_service = std::make_unique<DatasetServiceImpl>(&impl->context);
-  {
-    auto cluster = ClusterNode::Create(o.cluster, &impl->context, o.max_jobs);
-    if (!cluster.ok()) {
-      impl->jobs->Shutdown();
-      return cluster.status();
-    }
-    impl->cluster = std::move(cluster).value();
-  }
 
   grpc::EnableDefaultHealthCheckService(true);
   // Registered before the builder exists (it collects plugins when

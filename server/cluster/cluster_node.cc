@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/status_macros.h"
+#include "server/cluster/distributed.h"
 #include "server/cluster/gloo_collective.h"
 #include "server/log.h"
 
@@ -31,7 +32,13 @@ ClusterNode::ClusterNode(const ClusterOptions& options, ServiceContext* context,
       context_(context),
       max_concurrent_jobs_(max_concurrent_jobs),
       membership_(Self(options), options.heartbeat_interval),
-      service_(context, &membership_, &store_) {}
+      service_(context, &membership_, &store_) {
+  service_.set_replica_runner([this](const v1::RunReplicaRequest& req,
+                                     const std::function<bool()>& cancelled) {
+    return RunReplica(req, this, context_->datasets, context_->limits,
+                      cancelled);
+  });
+}
 
 absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Create(
     const ClusterOptions& options, ServiceContext* context,
@@ -68,8 +75,8 @@ absl::Status ClusterNode::Start(const std::string& listen, int port) {
     ssl.pem_root_certs = options_.join_tls_ca_pem;
     creds = grpc::SslCredentials(ssl);
   }
-  coordinator_ =
-      v1::ClusterService::NewStub(grpc::CreateChannel(options_.join, creds));
+  coordinator_channel_ = grpc::CreateChannel(options_.join, creds);
+  coordinator_ = v1::ClusterService::NewStub(coordinator_channel_);
   NNLAB_RETURN_IF_ERROR(Join());
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   return absl::OkStatus();
@@ -120,6 +127,11 @@ void ClusterNode::HeartbeatLoop() {
                             s.error_message()));
     }
   }
+}
+
+std::shared_ptr<grpc::Channel> ClusterNode::MemberChannel(
+    const std::string& address) {
+  return grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
 }
 
 void ClusterNode::Shutdown() {

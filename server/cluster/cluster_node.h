@@ -57,6 +57,15 @@ class ClusterNode {
   // code, e.g. UNAUTHENTICATED or ALREADY_EXISTS, is returned as is) and
   // starts heartbeating.
   absl::Status Start(const std::string& listen, int port);
+  // The cluster's bearer token (empty: none).
+  const std::string& token() const { return context_->token; }
+  // A worker's channel to its coordinator (null on the coordinator).
+  std::shared_ptr<grpc::Channel> coordinator_channel() const {
+    return coordinator_channel_;
+  }
+  // A channel to member `address` (plaintext: TLS between members is not
+  // wired yet).
+  std::shared_ptr<grpc::Channel> MemberChannel(const std::string& address);
   // Stops heartbeating. Idempotent.
   void Shutdown();
 
@@ -73,6 +82,7 @@ class ClusterNode {
   Membership membership_;
   ClusterServiceImpl service_;
   std::string advertise_;
+  std::shared_ptr<grpc::Channel> coordinator_channel_;
   std::unique_ptr<v1::ClusterService::Stub> coordinator_;
   absl::Mutex mu_;
   std::string member_id_ ABSL_GUARDED_BY(mu_);

@@ -56,4 +56,19 @@ grpc::Status ClusterServiceImpl::StoreGet(grpc::ServerContext* ctx,
   });
 }
 
+grpc::Status ClusterServiceImpl::RunReplica(grpc::ServerContext* ctx,
+                                            const v1::RunReplicaRequest* req,
+                                            v1::RunReplicaResponse* resp) {
+  return c_->Serve(ctx, "RunReplica", req->job_id(), [&]() -> absl::Status {
+    if (!run_replica_) {
+      return absl::UnimplementedError("this server runs no replicas");
+    }
+    NNLAB_ASSIGN_OR_RETURN(const int64_t step, run_replica_(*req, [ctx] {
+                             return ctx->IsCancelled();
+                           }));
+    resp->set_final_step(step);
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace nnlab::server

@@ -4,6 +4,9 @@
 #ifndef NNLAB_SERVER_CLUSTER_CLUSTER_SERVICE_H_
 #define NNLAB_SERVER_CLUSTER_CLUSTER_SERVICE_H_
 
+#include <functional>
+
+#include "absl/status/statusor.h"
 #include "nnlab/v1/cluster.grpc.pb.h"
 #include "server/cluster/membership.h"
 #include "server/cluster/rendezvous_store.h"
@@ -34,11 +37,23 @@ class ClusterServiceImpl final : public v1::ClusterService::Service {
   grpc::Status StoreGet(grpc::ServerContext* ctx,
                         const v1::StoreGetRequest* req,
                         v1::StoreGetResponse* resp) override;
+  grpc::Status RunReplica(grpc::ServerContext* ctx,
+                          const v1::RunReplicaRequest* req,
+                          v1::RunReplicaResponse* resp) override;
+
+  // Runs a replica until it ends, polling `cancelled`; returns its final
+  // step. Unset: RunReplica answers UNIMPLEMENTED. Set before serving.
+  using ReplicaRunner = std::function<absl::StatusOr<int64_t>(
+      const v1::RunReplicaRequest&, const std::function<bool()>& cancelled)>;
+  void set_replica_runner(ReplicaRunner runner) {
+    run_replica_ = std::move(runner);
+  }
 
  private:
   ServiceContext* c_;
   Membership* members_;
   RendezvousStore* store_;
+  ReplicaRunner run_replica_;
 };
 
 }  // namespace nnlab::server

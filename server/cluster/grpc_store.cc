@@ -74,4 +74,34 @@ void GrpcStore::wait(const std::vector<std::string>& keys,
   }
 }
 
+void LocalStore::set(const std::string& key, const std::vector<char>& data) {
+  absl::Status s =
+      store_->Set(prefix_ + key, std::string(data.begin(), data.end()));
+  if (!s.ok()) GLOO_THROW_IO_EXCEPTION("rendezvous set: ", s.ToString());
+}
+
+std::vector<char> LocalStore::get(const std::string& key) {
+  absl::StatusOr<std::string> v =
+      store_->Get(prefix_ + key, absl::FromChrono(timeout_));
+  if (!v.ok())
+    GLOO_THROW_IO_EXCEPTION("rendezvous get: ", v.status().ToString());
+  return std::vector<char>(v->begin(), v->end());
+}
+
+void LocalStore::wait(const std::vector<std::string>& keys) {
+  wait(keys, timeout_);
+}
+
+void LocalStore::wait(const std::vector<std::string>& keys,
+                      const std::chrono::milliseconds& timeout) {
+  const absl::Time end = absl::Now() + absl::FromChrono(timeout);
+  for (const std::string& key : keys) {
+    absl::StatusOr<std::string> v =
+        store_->Get(prefix_ + key, end - absl::Now());
+    if (!v.ok()) {
+      GLOO_THROW_IO_EXCEPTION("rendezvous wait: ", v.status().ToString());
+    }
+  }
+}
+
 }  // namespace nnlab::server

@@ -18,6 +18,7 @@
 #include "gloo/rendezvous/store.h"
 #include "grpcpp/grpcpp.h"
 #include "nnlab/v1/cluster.grpc.pb.h"
+#include "server/cluster/rendezvous_store.h"
 
 namespace nnlab::server {
 
@@ -39,6 +40,26 @@ class GrpcStore final : public gloo::rendezvous::Store {
 
   std::unique_ptr<v1::ClusterService::Stub> stub_;
   std::string token_;
+  std::string prefix_;
+  std::chrono::milliseconds timeout_;
+};
+
+// The same Store for rank 0, which runs inside the coordinator: straight
+// to its RendezvousStore, no RPC. Throws like GrpcStore.
+class LocalStore final : public gloo::rendezvous::Store {
+ public:
+  LocalStore(RendezvousStore* store, std::string prefix,
+             std::chrono::milliseconds timeout)
+      : store_(store), prefix_(std::move(prefix)), timeout_(timeout) {}
+
+  void set(const std::string& key, const std::vector<char>& data) override;
+  std::vector<char> get(const std::string& key) override;
+  void wait(const std::vector<std::string>& keys) override;
+  void wait(const std::vector<std::string>& keys,
+            const std::chrono::milliseconds& timeout) override;
+
+ private:
+  RendezvousStore* store_;
   std::string prefix_;
   std::chrono::milliseconds timeout_;
 };
