@@ -695,9 +695,10 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
   if (ReplicasOf(spec) > 1) {
     NNLAB_ASSIGN_OR_RETURN(
         replicas,
-        ReplicaGroup::Start(options_.cluster, job->id, spec,
-                            ReplicaCheckpoint(entry->Info().spec(),
-                                              trainer.get(), base_steps)));
+        ReplicaGroup::Start(
+            options_.cluster, job->id, spec,
+            ReplicaCheckpoint(entry->Info().spec(), trainer.get(), base_steps),
+            [&job] { return job->stop.load() != kNoStop; }));
     trainer->set_collective(replicas->collective());
     absl::MutexLock lock(&job->mu);
     job->record.clear_replica_members();

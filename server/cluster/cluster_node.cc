@@ -35,8 +35,11 @@ ClusterNode::ClusterNode(const ClusterOptions& options, ServiceContext* context,
       service_(context, &membership_, &store_) {
   service_.set_replica_runner([this](const v1::RunReplicaRequest& req,
                                      const std::function<bool()>& cancelled) {
-    return RunReplica(req, this, context_->datasets, context_->limits,
-                      cancelled);
+    ++running_replicas_;
+    absl::StatusOr<int64_t> step =
+        RunReplica(req, this, context_->datasets, context_->limits, cancelled);
+    --running_replicas_;
+    return step;
   });
 }
 
@@ -116,6 +119,7 @@ void ClusterNode::HeartbeatLoop() {
       absl::MutexLock lock(&mu_);
       req.set_member_id(member_id_);
     }
+    req.set_running_jobs(running_replicas_.load());
     v1::HeartbeatResponse resp;
     const grpc::Status s = coordinator_->Heartbeat(&ctx, req, &resp);
     if (s.error_code() == grpc::StatusCode::NOT_FOUND) {

@@ -11,6 +11,7 @@
 #ifndef NNLAB_SERVER_CLUSTER_CLUSTER_NODE_H_
 #define NNLAB_SERVER_CLUSTER_CLUSTER_NODE_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -86,6 +87,7 @@ class ClusterNode {
   std::unique_ptr<v1::ClusterService::Stub> coordinator_;
   absl::Mutex mu_;
   std::string member_id_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int> running_replicas_{0};  // Reported in heartbeats.
   absl::Notification stop_;
   std::thread heartbeat_;
 };

@@ -110,15 +110,27 @@ std::string ReplicaCheckpoint(const v1::ModelSpec& spec, Trainer* trainer,
 
 absl::StatusOr<std::unique_ptr<ReplicaGroup>> ReplicaGroup::Start(
     ClusterNode* cluster, const std::string& job_id, const v1::JobSpec& spec,
-    std::string checkpoint) {
+    std::string checkpoint, const std::function<bool()>& should_stop) {
   const int n = ReplicasOf(spec);
   if (cluster == nullptr) {
     return absl::FailedPreconditionError("this server has no cluster");
   }
-  // Workers only, least loaded first (stable: earliest joined first).
+  // Workers only, least loaded first (stable: earliest joined first). A
+  // job resumed at start-up waits (up to the collective timeout) for its
+  // workers to join again.
   std::vector<v1::Member> workers;
-  for (v1::Member& m : cluster->membership()->Alive()) {
-    if (!m.coordinator()) workers.push_back(std::move(m));
+  const absl::Time give_up =
+      absl::Now() + cluster->options().collective_timeout;
+  while (true) {
+    workers.clear();
+    for (v1::Member& m : cluster->membership()->Alive()) {
+      if (!m.coordinator()) workers.push_back(std::move(m));
+    }
+    if (static_cast<int>(workers.size()) >= n - 1 || absl::Now() > give_up ||
+        (should_stop && should_stop())) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
   }
   std::stable_sort(workers.begin(), workers.end(),
                    [](const v1::Member& a, const v1::Member& b) {

@@ -59,12 +59,14 @@ std::string ReplicaCheckpoint(const v1::ModelSpec& spec, Trainer* trainer,
 class ReplicaGroup {
  public:
   // Places ranks 1..N-1 (FailedPrecondition when too few members are
-  // alive), starts their RunReplica calls with `checkpoint` (rank 0's
-  // state, serialised StoredCheckpoint), and connects rank 0's collective.
-  // Errors of the connection say which member failed to show up.
+  // alive after waiting up to the collective timeout for them, or sooner
+  // once `should_stop` says so), starts their RunReplica calls with
+  // `checkpoint` (rank 0's state, serialised StoredCheckpoint), and connects
+  // rank 0's collective. Errors of the connection say which member failed to
+  // show up.
   static absl::StatusOr<std::unique_ptr<ReplicaGroup>> Start(
       ClusterNode* cluster, const std::string& job_id, const v1::JobSpec& spec,
-      std::string checkpoint);
+      std::string checkpoint, const std::function<bool()>& should_stop);
   ~ReplicaGroup();
 
   Collective* collective();

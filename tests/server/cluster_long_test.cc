@@ -29,7 +29,9 @@ const char kToken[] = "cluster-test-token";
 // A coordinator and workers, all sharing one token file.
 class Cluster {
  public:
-  Cluster() {
+  // `timeout_ms`: --collective_timeout_ms of every process (sanitizer
+  // builds start replicas slowly; the fault cases want a short bound).
+  explicit Cluster(int timeout_ms = 20000) : timeout_ms_(timeout_ms) {
     token_file_ = dir_.path() + "/token";
     FILE* f = std::fopen(token_file_.c_str(), "w");
     std::fputs(kToken, f);
@@ -40,7 +42,8 @@ class Cluster {
                                  const std::string& token_file) const {
     return {absl::StrCat("--data_dir=", dir_.path(), "/", name),
             "--token_file=" + token_file, "--blas_threads=1",
-            "--heartbeat_ms=500", "--collective_timeout_ms=5000"};
+            "--heartbeat_ms=500",
+            absl::StrCat("--collective_timeout_ms=", timeout_ms_)};
   }
   std::string Log(const std::string& name) const {
     return absl::StrCat(dir_.path(), "/", name, ".log");
@@ -84,6 +87,7 @@ class Cluster {
   NnlabdProcess& worker(int i) { return *workers_[i]; }
 
  private:
+  int timeout_ms_;
   TempDir dir_;
   std::string token_file_;
   NnlabdProcess coordinator_;
@@ -228,7 +232,7 @@ TEST(ClusterTest, FourReplicasTrainLikeOneProcessAtTheGlobalBatch) {
 }
 
 TEST(ClusterTest, BadInputGetsClearCodesAndNothingHangs) {
-  Cluster cluster;
+  Cluster cluster(/*timeout_ms=*/5000);
   ASSERT_TRUE(cluster.StartCoordinator().ok());
   ASSERT_TRUE(cluster.AddWorker().ok());
   // A worker with another token never starts serving; it says why.
@@ -265,6 +269,30 @@ TEST(ClusterTest, BadInputGetsClearCodesAndNothingHangs) {
   min.set_min_replicas(3);
   Start(c, min, &s);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // RunReplica is for the coordinator; garbage gets clear codes.
+  {
+    auto stub = v1::ClusterService::NewStub(grpc::CreateChannel(
+        cluster.worker(0).address(), grpc::InsecureChannelCredentials()));
+    v1::RunReplicaRequest req;
+    req.set_job_id("j");
+    *req.mutable_spec() = Spec("m", 16, 2);
+    req.set_rendezvous_prefix("p/");
+    req.set_rank(1);
+    req.set_size(2);
+    req.set_checkpoint("not a checkpoint");
+    v1::RunReplicaResponse resp;
+    auto ctx = Ctx(30, kToken);
+    EXPECT_EQ(stub->RunReplica(ctx.get(), req, &resp).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    req.set_rank(2);
+    ctx = Ctx(30, kToken);
+    EXPECT_EQ(stub->RunReplica(ctx.get(), req, &resp).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    ctx = Ctx(30, "wrong");
+    EXPECT_EQ(stub->RunReplica(ctx.get(), req, &resp).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
 
   // A worker whose Gloo address is not this machine's: its replica cannot
   // bind, rank 0's rendezvous times out, the job fails with the reason
