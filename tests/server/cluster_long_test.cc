@@ -321,5 +321,50 @@ TEST(ClusterTest, BadInputGetsClearCodesAndNothingHangs) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(30));
 }
 
+// kill -9 of a worker mid-job: rank 0's next allreduce fails (the peer's
+// sockets close), the job ends FAILED with the reason instead of hanging,
+// the coordinator notices the member is gone and keeps serving.
+TEST(ClusterTest, KilledWorkerFailsTheJobInsteadOfHanging) {
+  Cluster cluster(/*timeout_ms=*/5000);
+  ASSERT_TRUE(cluster.StartCoordinator().ok());
+  ASSERT_TRUE(cluster.AddWorker().ok());
+  Client c = cluster.MakeClient();
+  CreateModel(c, "m");
+  v1::JobSpec spec = Spec("m", 16, 2);
+  spec.set_max_steps(0);
+  spec.set_epochs(50);  // 12,500 steps: it cannot finish first.
+  grpc::Status s;
+  const v1::Job job = Start(c, spec, &s);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  v1::Job now;
+  for (int i = 0; i < 600; ++i) {
+    v1::GetJobRequest req;
+    req.set_job_id(job.job_id());
+    auto ctx = Ctx(10, kToken);
+    ASSERT_TRUE(c.training->GetJob(ctx.get(), req, &now).ok());
+    if (now.step() >= 20) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_GE(now.step(), 20);
+  ASSERT_EQ(now.state(), v1::JOB_STATE_RUNNING);
+  const absl::Time killed = absl::Now();
+  cluster.worker(0).Signal(SIGKILL);
+  const v1::Job failed = Wait(c, job.job_id());
+  EXPECT_EQ(failed.state(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(failed.failure_reason().find("allreduce"), std::string::npos)
+      << failed.failure_reason();
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(15));
+  EXPECT_LT(failed.step(), 12500);
+  std::printf("failed at step %lld: %s\n", (long long)failed.step(),
+              failed.failure_reason().c_str());
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    const std::vector<v1::Member> members = cluster.Members();
+    gone = members.size() == 2 && !members[1].alive();
+    if (!gone) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(gone);
+}
+
 }  // namespace
 }  // namespace nnlab::testing
