@@ -21,7 +21,8 @@ namespace {
 
 // Gloo reports every failure by throwing; this is where nnlab turns them
 // into statuses. A timeout says "Timed out" (pair.cc, unbound_buffer.cc).
-absl::Status FromException(const std::exception& e, absl::string_view what) {
+absl::Status GlooExceptionToStatus(const std::exception& e,
+                                   absl::string_view what) {
   const std::string message = e.what();
   const bool timeout = absl::StrContains(message, "Timed out") ||
                        absl::StrContains(message, "timed out") ||
@@ -80,7 +81,7 @@ absl::StatusOr<std::unique_ptr<GlooCollective>> GlooCollective::Create(
     context->connectFullMesh(*store, c->device_);
     c->context_ = std::move(context);
   } catch (const std::exception& e) {
-    return FromException(
+    return GlooExceptionToStatus(
         e, absl::StrCat("connecting rank ", options.rank, " of ", options.size,
                         " on ", options.address));
   }
@@ -110,8 +111,8 @@ absl::Status GlooCollective::AllreduceAverage(
       algorithm_->run();
     } catch (const std::exception& e) {
       broken_ = true;
-      return FromException(e, absl::StrCat("allreduce of ", b.size(),
-                                           " floats on rank ", rank_));
+      return GlooExceptionToStatus(e, absl::StrCat("allreduce of ", b.size(),
+                                                   " floats on rank ", rank_));
     }
     const float inv = 1.0f / static_cast<float>(size_);
     for (float& v : b) v *= inv;
