@@ -25,6 +25,8 @@ packages=(
   libgrpc-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   protobuf-compiler libabsl-dev libopenblas-dev libdnnl-dev libgtest-dev
   libgmock-dev
+  # Gloo: the collective engine of data-parallel jobs (server/cluster/).
+  libgloo-dev
   libbenchmark-dev libcli11-dev libpng-dev zlib1g-dev dataset-fashion-mnist
   python3-grpcio python3-grpc-tools
   # The Python package (client/python): built offline with pip and

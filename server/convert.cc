@@ -556,6 +556,7 @@ void StepStatsToEvent(const StepStats& s, v1::MetricEvent* e) {
   e->set_accuracy(s.accuracy);
   e->set_learning_rate(s.learning_rate);
   e->set_grad_norm(s.grad_norm);
+  e->set_comm_seconds(s.comm_seconds);
   for (const LayerStats& l : s.layers) LayerStatsToProto(l, e->add_layers());
 }
 

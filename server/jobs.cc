@@ -15,6 +15,7 @@
 #include "core/train/gan_trainer.h"
 #include "core/train/run_state.h"
 #include "core/train/trainer.h"
+#include "server/cluster/distributed.h"
 #include "server/event_log.h"
 #include "server/job_spec.h"
 #include "server/log.h"
@@ -346,6 +347,13 @@ absl::Status JobManager::ValidateSpec(const v1::JobSpec& spec,
                          datasets_->Get(spec.dataset()));
   NNLAB_ASSIGN_OR_RETURN(
       *total_steps, CheckJobSpecAgainst(spec, **entry, *data, options_.limits));
+  // Data-parallel jobs (server/cluster/distributed.h) count global batches.
+  NNLAB_RETURN_IF_ERROR(
+      CheckReplicas(spec, (*entry)->is_gan(), options_.cluster));
+  if (ReplicasOf(spec) > 1) {
+    *total_steps = TotalSteps(GlobalBatchSpec(spec),
+                              TrainSamples(spec, data->train->size()));
+  }
   return absl::OkStatus();
 }
 
@@ -682,6 +690,23 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     in.resume.reset();
   }
 
+  // Data-parallel: this is rank 0; ranks 1..N-1 run on other members.
+  std::unique_ptr<ReplicaGroup> replicas;
+  if (ReplicasOf(spec) > 1) {
+    NNLAB_ASSIGN_OR_RETURN(
+        replicas,
+        ReplicaGroup::Start(
+            options_.cluster, job->id, spec,
+            ReplicaCheckpoint(entry->Info().spec(), trainer.get(), base_steps),
+            [&job] { return job->stop.load() != kNoStop; }));
+    trainer->set_collective(replicas->collective());
+    absl::MutexLock lock(&job->mu);
+    job->record.clear_replica_members();
+    for (const std::string& m : replicas->members()) {
+      job->record.add_replica_members(m);
+    }
+  }
+
   CheckpointWriter writer([this, job](const StoredCheckpoint& ckpt) {
     return CommitCheckpoint(job, ckpt);
   });
@@ -697,7 +722,7 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     return writer.Submit(std::move(ckpt));
   };
 
-  const int64_t per_epoch = StepsPerEpoch(spec, ntrain);
+  const int64_t per_epoch = StepsPerEpoch(GlobalBatchSpec(spec), ntrain);
   absl::Time last_publish = absl::Now();
   absl::Time last_step_time = absl::Now();
   double sps = 0;
@@ -708,7 +733,8 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     const absl::Time now = absl::Now();
     const double dt = absl::ToDoubleSeconds(now - last_step_time);
     last_step_time = now;
-    const int64_t batch = std::min<int64_t>(eff.batch_size, ntrain);
+    const int64_t batch =
+        std::min<int64_t>(eff.batch_size * ReplicasOf(spec), ntrain);
     if (dt > 0) {
       const double inst = double(batch) / dt;
       sps = sps == 0 ? inst : 0.9 * sps + 0.1 * inst;
@@ -765,6 +791,7 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
   } else {
     status = trainer->Run(train, test, cb);
   }
+  if (replicas != nullptr) status = replicas->Finish(status);
   if (reached_max_steps) {
     status = absl::OkStatus();
     // max_steps may stop mid-epoch, before the epoch-end evaluation: the

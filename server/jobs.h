@@ -59,6 +59,8 @@
 
 namespace nnlab::server {
 
+class ClusterNode;
+
 struct JobManagerOptions {
   std::string dir;                // Where job files live.
   int max_running = 1;            // Worker threads (concurrent jobs).
@@ -68,6 +70,8 @@ struct JobManagerOptions {
   absl::Duration publish_interval = absl::Milliseconds(100);  // Weights for
                                                               // inference.
   Limits limits;
+  // Members for distributed jobs (spec.replicas > 1); null: none.
+  ClusterNode* cluster = nullptr;
 };
 
 class Job;

@@ -45,6 +45,25 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(std::string, http_listen, "",
           "HOST:PORT for the dashboard, /metrics and /healthz (off when "
           "empty; TLS and the token as for gRPC)");
+ABSL_FLAG(std::string, join, "",
+          "Join the cluster of the nnlabd at HOST:PORT as a worker (with "
+          "--token_file's token; TLS with --join_tls_ca)");
+ABSL_FLAG(std::string, join_tls_ca, "",
+          "CA (PEM file) of the coordinator's certificate: join over TLS");
+ABSL_FLAG(std::string, advertise, "",
+          "gRPC HOST:PORT other members reach this one at (default: the "
+          "--listen host with the bound port)");
+ABSL_FLAG(std::string, collective_listen, "127.0.0.1",
+          "Numeric interface address Gloo's TCP transport binds to: a "
+          "private interface (the data plane is unauthenticated and "
+          "unencrypted)");
+ABSL_FLAG(bool, allow_wildcard_collective, false,
+          "Allow --collective_listen to be a wildcard (0.0.0.0, ::)");
+ABSL_FLAG(int64_t, collective_timeout_ms, 30000,
+          "Bound on every Gloo connect and receive: a dead or cut-off "
+          "replica fails the job within it");
+ABSL_FLAG(int64_t, heartbeat_ms, 1000,
+          "Worker heartbeat interval; 3 missed beats and a member is gone");
 ABSL_FLAG(bool, reflection, false,
           "Enable gRPC server reflection (unauthenticated, so refused "
           "together with --token_file)");
@@ -105,6 +124,17 @@ int main(int argc, char** argv) {
       ReadOrDie(absl::GetFlag(FLAGS_tls_client_ca), "--tls_client_ca");
   o.reflection = absl::GetFlag(FLAGS_reflection);
   o.http_listen = absl::GetFlag(FLAGS_http_listen);
+  o.cluster.join = absl::GetFlag(FLAGS_join);
+  o.cluster.join_tls_ca_pem =
+      ReadOrDie(absl::GetFlag(FLAGS_join_tls_ca), "--join_tls_ca");
+  o.cluster.advertise = absl::GetFlag(FLAGS_advertise);
+  o.cluster.collective_listen = absl::GetFlag(FLAGS_collective_listen);
+  o.cluster.allow_wildcard_collective =
+      absl::GetFlag(FLAGS_allow_wildcard_collective);
+  o.cluster.collective_timeout =
+      absl::Milliseconds(absl::GetFlag(FLAGS_collective_timeout_ms));
+  o.cluster.heartbeat_interval =
+      absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));
 
   auto server = nnlab::server::NnlabServer::Start(o);
   if (!server.ok()) {

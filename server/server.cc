@@ -16,6 +16,7 @@
 #include "grpcpp/impl/server_builder_option.h"
 #include "grpcpp/impl/server_builder_plugin.h"
 #include "grpcpp/security/server_credentials.h"
+#include "server/cluster/cluster_node.h"
 #include "server/datasets.h"
 #include "server/http/http_server.h"
 #include "server/jobs.h"
@@ -62,6 +63,7 @@ struct NnlabServer::Impl {
   std::unique_ptr<TrainingServiceImpl> training_service;
   std::unique_ptr<InferenceServiceImpl> inference_service;
   std::unique_ptr<DatasetServiceImpl> dataset_service;
+  std::unique_ptr<ClusterNode> cluster;  // Outlives `server`.
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   RpcStats rpc_stats;  // Every gRPC call (rpc_metrics.h), for /metrics.
@@ -112,6 +114,9 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
       o.datasets_dir.empty() ? DefaultDatasetsDir() : o.datasets_dir,
       absl::StrCat(o.data_dir, "/datasets"), o.max_upload_bytes, o.limits);
   NNLAB_RETURN_IF_ERROR(impl->datasets->Load());
+  NNLAB_ASSIGN_OR_RETURN(
+      impl->cluster,
+      ClusterNode::Create(o.cluster, &impl->context, o.max_jobs));
   JobManagerOptions jo;
   jo.dir = absl::StrCat(o.data_dir, "/jobs");
   jo.max_running = o.max_jobs;
@@ -119,6 +124,7 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
   jo.limits = o.limits;
   jo.publish_interval = o.publish_interval;
   jo.watcher_buffer = o.watcher_buffer;
+  jo.cluster = impl->cluster.get();
   impl->jobs = std::make_unique<JobManager>(jo, impl->models.get(),
                                             impl->datasets.get());
   NNLAB_RETURN_IF_ERROR(impl->jobs->Start());
@@ -196,12 +202,19 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
   builder.RegisterService(impl->training_service.get());
   builder.RegisterService(impl->inference_service.get());
   builder.RegisterService(impl->dataset_service.get());
+  builder.RegisterService(impl->cluster->service());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0) {
     impl->jobs->Shutdown();
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", o.listen,
                      " (address in use, bad address, or bad TLS material)"));
+  }
+  if (absl::Status joined = impl->cluster->Start(o.listen, impl->port);
+      !joined.ok()) {
+    impl->jobs->Shutdown();
+    impl->server->Shutdown(std::chrono::system_clock::now());
+    return joined;
   }
   grpc::HealthCheckServiceInterface* health =
       impl->server->GetHealthCheckService();
@@ -253,6 +266,7 @@ void NnlabServer::Shutdown(absl::Duration grace) {
   impl_->context.shutting_down.store(true);
   // Its event streams end and /healthz stops answering before the jobs stop.
   if (impl_->http != nullptr) impl_->http->Shutdown();
+  impl_->cluster->Shutdown();
   // Metric streams hold no handler thread, so nothing else would end them
   // before the grace period runs out.
   impl_->training_service->EndStreams();

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "server/cluster/cluster_node.h"
 #include "server/convert.h"
 
 namespace nnlab::server {
@@ -52,6 +53,8 @@ struct ServerOptions {
   // http_server.h), "HOST:PORT"; empty: none. TLS and the token as for gRPC.
   std::string http_listen;
   int http_threads = 96;
+  // Cluster membership and the Gloo transport (server/cluster/).
+  ClusterOptions cluster;
 };
 
 class NnlabServer {

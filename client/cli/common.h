@@ -86,6 +86,7 @@ void AddSampleCommand(CLI::App& app, Cli& cli);  // sample
 void AddPlotCommand(CLI::App& app, Cli& cli);    // plot
 // plot-timesteps
 void AddPlotTimestepsCommand(CLI::App& app, Cli& cli);
+void AddClusterCommands(CLI::App& app, Cli& cli);  // cluster list
 
 // The whole CLI: builds the app, parses argv, runs the command; returns
 // the process exit code.

@@ -140,6 +140,7 @@ struct TrainFlags {
   int epochs = 1;
   int64_t batch = 32, eval_every = 0, checkpoint_every = 0, stats_every = 0;
   int64_t max_train_samples = 0, max_steps = 0;
+  int replicas = 1;
   uint64_t seed = 0;
   bool no_shuffle = false, watch = false, quiet = false;
   std::vector<int64_t> sample_shape;
@@ -175,6 +176,7 @@ int RunTrain(const Globals& g, const TrainFlags& f) {
   spec.set_no_shuffle(f.no_shuffle);
   spec.set_max_train_samples(f.max_train_samples);
   spec.set_max_steps(f.max_steps);
+  spec.set_replicas(f.replicas);
   spec.set_label(f.label);
 
   auto client = Connect(g);
@@ -263,6 +265,9 @@ void AddJobsCommands(CLI::App& app, Cli& cli) {
                     "Train on the first N samples only");
   train->add_option("--max_steps", tf->max_steps, "Stop after N steps");
   train->add_option("--label", tf->label, "Free text shown in job listings");
+  train->add_option("--replicas", tf->replicas,
+                    "Data-parallel replicas on the server's cluster (global "
+                    "batch = replicas x batch)");
   train->add_flag("--watch", tf->watch,
                   "Follow the job until it ends; exit 0 only if it completed");
   train->add_flag("-q,--quiet", tf->quiet, "Print only the job id");

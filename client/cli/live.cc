@@ -475,6 +475,10 @@ std::string PlainLine(const v1::MetricEvent& e) {
       if (e.samples_per_sec() > 0) {
         absl::StrAppendFormat(&line, " %.0f samples/s", e.samples_per_sec());
       }
+      if (e.comm_seconds() > 0) {  // Distributed: the gradient allreduce.
+        absl::StrAppendFormat(&line, " allreduce %.2fms",
+                              e.comm_seconds() * 1000);
+      }
       break;
     case v1::PHASE_EVAL:
       absl::StrAppend(&line, "eval step ", e.step(), " epoch ", e.epoch(),

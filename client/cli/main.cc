@@ -73,6 +73,7 @@ int Main(int argc, char** argv) {
   AddSampleCommand(app, cli);
   AddPlotCommand(app, cli);
   AddPlotTimestepsCommand(app, cli);
+  AddClusterCommands(app, cli);
 
   try {
     app.parse(argc, argv);

@@ -390,9 +390,25 @@ bool BatchIterator::Next(Tensor* x, Tensor* y) {
   const int64_t n = static_cast<int64_t>(order_.size());
   if (position_ >= n) return false;
   const int64_t count = std::min(batch_size_, n - position_);
-  data_->Gather(absl::MakeConstSpan(order_.data() + position_, count), x, y);
+  // Slice [count * s / S, count * (s + 1) / S): exact shares of a full
+  // batch, and a short last batch spread as evenly as it goes.
+  const int64_t begin = count * shard_ / num_shards_;
+  const int64_t end = count * (shard_ + 1) / num_shards_;
+  last_global_ = count;
+  last_shard_ = end - begin;
+  if (last_shard_ > 0) {
+    data_->Gather(
+        absl::MakeConstSpan(order_.data() + position_ + begin, last_shard_), x,
+        y);
+  }
   position_ += count;
   return true;
+}
+
+void BatchIterator::SetShard(int shard, int num_shards) {
+  NNLAB_CHECK(num_shards >= 1 && shard >= 0 && shard < num_shards);
+  shard_ = shard;
+  num_shards_ = num_shards;
 }
 
 int64_t BatchIterator::batches_per_epoch() const {

@@ -131,7 +131,19 @@ class BatchIterator {
   // Starts a new epoch (shuffling if enabled).
   void StartEpoch();
   // Fills the next batch of the current epoch; false when it is exhausted.
+  // With shards set, fills only this shard's slice of it, and leaves x and
+  // y unchanged when that slice is empty (shard_batch_size() == 0).
   bool Next(Tensor* x, Tensor* y);
+  // Data-parallel runs: every batch of `batch_size` (the global batch) is
+  // split into `num_shards` contiguous slices, the first ones no larger than
+  // the last (a full batch of num_shards * b gives b to each); Next yields
+  // slice `shard`. All shards must use the same RNG state, so they agree on
+  // the order. REQUIRES: 0 <= shard < num_shards.
+  void SetShard(int shard, int num_shards);
+  // Samples in the batch Next last yielded: over all shards, and this
+  // shard's part of it.
+  int64_t global_batch_size() const { return last_global_; }
+  int64_t shard_batch_size() const { return last_shard_; }
   // Skips to batch `index` of the current epoch (for resuming).
   void SkipTo(int64_t index) { position_ = index * batch_size_; }
   int64_t batches_per_epoch() const;
@@ -144,6 +156,10 @@ class BatchIterator {
   Rng* rng_;
   std::vector<int64_t> order_;
   int64_t position_ = 0;
+  int shard_ = 0;
+  int num_shards_ = 1;
+  int64_t last_global_ = 0;
+  int64_t last_shard_ = 0;
 };
 
 }  // namespace nnlab

@@ -35,7 +35,10 @@ struct StepStats {
   double loss = 0;
   double accuracy = -1;  // Batch accuracy in [0, 1]; -1 for non-classifiers.
   double learning_rate = 0;
-  double grad_norm = 0;            // Global gradient norm before clipping.
+  double grad_norm = 0;  // Global gradient norm before clipping.
+  // Data-parallel runs: seconds this step spent in the gradient allreduce
+  // (0 in one process).
+  double comm_seconds = 0;
   std::vector<LayerStats> layers;  // Empty unless statistics were requested.
 };
 

@@ -1,5 +1,6 @@
 #include "core/train/trainer.h"
 
+#include <chrono>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -76,22 +77,95 @@ absl::Status Trainer::SetState(const TrainerState& state) {
   return absl::OkStatus();
 }
 
+void Trainer::set_collective(Collective* collective) {
+  collective_ = collective;
+  exchange_.clear();
+  if (!distributed()) return;
+  size_t n = 2;  // Loss and accuracy ride along with the gradients.
+  for (const Param& p : params_) n += static_cast<size_t>(p.grad->size());
+  exchange_.assign(n, 0.0f);
+}
+
 absl::Status Trainer::TrainStep(const Tensor& x, const Tensor& y,
                                 bool layer_stats, StepStats* stats) {
   NNLAB_RETURN_IF_ERROR(model_->CheckInput(x));
+  return Step(x, y, x.dim(0), x.dim(0), layer_stats, stats);
+}
+
+absl::Status Trainer::Step(const Tensor& x, const Tensor& y, int64_t local_n,
+                           int64_t global_n, bool layer_stats,
+                           StepStats* stats) {
   const int64_t step = state_.step + 1;  // 1-based number of this step.
   model_->ZeroGrad();
-  const Tensor& out = model_->Forward(x, Mode::kTrain);
   Loss* loss = model_->loss();
-  NNLAB_RETURN_IF_ERROR(loss->ValidateTarget(out.shape(), y));
-  const float loss_value = loss->Compute(out, y, &grad_out_);
-  if (!std::isfinite(loss_value)) {
-    return absl::OutOfRangeError(absl::StrCat(
-        "step ", step, ": loss is ", loss_value,
-        " (the outputs overflowed); lower the learning rate or clip "
-        "gradients"));
+  float loss_value = 0;
+  int64_t correct = 0;
+  if (local_n > 0) {
+    const Tensor& out = model_->Forward(x, Mode::kTrain);
+    NNLAB_RETURN_IF_ERROR(loss->ValidateTarget(out.shape(), y));
+    loss_value = loss->Compute(out, y, &grad_out_);
+    // Distributed, a replica must still join the allreduce, which carries
+    // the non-finite loss to all of them: the check comes after it.
+    if (!distributed() && !std::isfinite(loss_value)) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "step ", step, ": loss is ", loss_value,
+          " (the outputs overflowed); lower the learning rate or clip "
+          "gradients"));
+    }
+    model_->Backward(grad_out_);
+    correct = loss->CountCorrect(out, y);
+  } else {
+    layer_stats = false;  // No activations of this step to describe.
   }
-  model_->Backward(grad_out_);
+  double accuracy = correct < 0 ? -1.0 : double(correct) / global_n;
+  stats->comm_seconds = 0;
+  if (distributed()) {
+    // Each replica's gradient is the mean over its local_n samples; scaled
+    // by N * local_n / global_n, their mean over the N replicas is the mean
+    // over the global batch. A full batch has scale exactly 1.
+    const float n = static_cast<float>(collective_->size());
+    const float scale =
+        n * static_cast<float>(local_n) / static_cast<float>(global_n);
+    float* out = exchange_.data();
+    for (const Param& p : params_) {
+      const float* g = p.grad->data();
+      const int64_t size = p.grad->size();
+      for (int64_t i = 0; i < size; ++i) out[i] = g[i] * scale;
+      out += size;
+    }
+    out[0] = loss_value * scale;
+    out[1] = loss->is_classifier() ? n * static_cast<float>(correct) /
+                                         static_cast<float>(global_n)
+                                   : 0.0f;
+    const auto t0 = std::chrono::steady_clock::now();
+    const absl::Span<float> buffer(exchange_);
+    absl::Status s =
+        collective_->AllreduceAverage(absl::MakeConstSpan(&buffer, 1));
+    stats->comm_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
+    if (!s.ok()) {
+      return absl::Status(
+          s.code(),
+          absl::StrCat("step ", step, ": gradient allreduce: ", s.message()));
+    }
+    const float* in = exchange_.data();
+    for (const Param& p : params_) {
+      float* g = p.grad->data();
+      const int64_t size = p.grad->size();
+      for (int64_t i = 0; i < size; ++i) g[i] = in[i];
+      in += size;
+    }
+    loss_value = in[0];
+    if (loss->is_classifier()) accuracy = in[1];
+    if (!std::isfinite(loss_value)) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "step ", step, ": loss is ", loss_value,
+          " (the outputs overflowed on some replica); lower the learning "
+          "rate or clip gradients"));
+    }
+    if (collective_->rank() != 0) layer_stats = false;
+  }
   if (options_.optimizer.weight_decay > 0) {
     ApplyWeightDecay(params_, options_.optimizer.weight_decay);
   }
@@ -126,8 +200,7 @@ absl::Status Trainer::TrainStep(const Tensor& x, const Tensor& y,
   stats->step = step;
   stats->epoch = state_.epoch;
   stats->loss = loss_value;
-  const int64_t correct = loss->CountCorrect(out, y);
-  stats->accuracy = correct < 0 ? -1.0 : double(correct) / x.dim(0);
+  stats->accuracy = accuracy;
   stats->learning_rate = lr;
   stats->grad_norm = grad_norm;
   stats->layers.clear();
@@ -144,7 +217,10 @@ absl::Status Trainer::Run(const Dataset& train, const Dataset* test,
   if (!state_.shuffle_rng.empty()) {
     NNLAB_RETURN_IF_ERROR(shuffle_rng.Restore(state_.shuffle_rng));
   }
-  BatchIterator it(&train, options_.batch_size, options_.shuffle, &shuffle_rng);
+  const int replicas = distributed() ? collective_->size() : 1;
+  BatchIterator it(&train, options_.batch_size * replicas, options_.shuffle,
+                   &shuffle_rng);
+  if (replicas > 1) it.SetShard(collective_->rank(), replicas);
   Tensor x, y;
   StepStats stats;
   // Layer statistics on steps 1, N + 1, ... (counted before the step).
@@ -171,7 +247,11 @@ absl::Status Trainer::Run(const Dataset& train, const Dataset* test,
       }
       if (!it.Next(&x, &y)) break;
       const bool layer_stats = layer_stats_at.Due(state_.step, false, false);
-      NNLAB_RETURN_IF_ERROR(TrainStep(x, y, layer_stats, &stats));
+      if (it.shard_batch_size() > 0) {
+        NNLAB_RETURN_IF_ERROR(model_->CheckInput(x));
+      }
+      NNLAB_RETURN_IF_ERROR(Step(x, y, it.shard_batch_size(),
+                                 it.global_batch_size(), layer_stats, &stats));
       ++state_.batch_in_epoch;
       if (callbacks.on_step) NNLAB_RETURN_IF_ERROR(callbacks.on_step(stats));
       const bool epoch_end = state_.batch_in_epoch >= it.batches_per_epoch();

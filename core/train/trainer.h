@@ -15,6 +15,7 @@
 #include "core/data/dataset.h"
 #include "core/model/model.h"
 #include "core/optim/optimizer.h"
+#include "core/train/collective.h"
 #include "core/train/run.h"
 #include "core/train/stats.h"
 
@@ -84,8 +85,29 @@ class Trainer {
   // Trains for options.epochs epochs over `train`, from state() on,
   // evaluating on `test` (if given) at each epoch's end and every
   // eval_every_steps steps.
+  //
+  // Data-parallel (set_collective with size() = N > 1): every replica
+  // shuffles with the same seed, the global batch is N x batch_size and
+  // replica r trains on slice r of it (BatchIterator::SetShard). Each step
+  // averages the gradients, weighted by each slice's size, together with
+  // the loss and the correct count in one allreduce, so loss, accuracy and
+  // the update equal those of one process at batch N x batch_size up to
+  // summation order. Weight decay, clipping and the optimizer step come
+  // after the allreduce and are identical everywhere. Batch norm uses each
+  // replica's own batch statistics (and running statistics), as PyTorch's
+  // DDP does by default; dropout masks come from each replica's model RNG.
+  // Only rank 0 computes per-layer statistics (on the averaged gradients);
+  // the caller decides who evaluates and checkpoints (pass `test` and
+  // on_checkpoint on rank 0 only). An error on one replica (bad input,
+  // cancellation) makes the others' next allreduce fail: stop all alike.
   absl::Status Run(const Dataset& train, const Dataset* test,
                    const Callbacks& callbacks);
+
+  // Averages gradients over `collective`'s replicas (nullptr or size 1:
+  // one process, the default). Allocates the flat exchange buffer once.
+  // REQUIRES: not during Run; `collective` outlives the trainer's runs.
+  void set_collective(Collective* collective);
+  Collective* collective() const { return collective_; }
 
   const TrainerState& state() const { return state_; }
   absl::Status SetState(const TrainerState& state);
@@ -96,6 +118,15 @@ class Trainer {
  private:
   Trainer(Model* model, const TrainOptions& options);
 
+  // One step on this replica's `x`, `y` (local_n samples; 0 = this replica
+  // has no part of the batch) of a global batch of global_n samples.
+  // REQUIRES: CheckInput(x) is OK when local_n > 0.
+  absl::Status Step(const Tensor& x, const Tensor& y, int64_t local_n,
+                    int64_t global_n, bool layer_stats, StepStats* stats);
+  bool distributed() const {
+    return collective_ != nullptr && collective_->size() > 1;
+  }
+
   Model* model_;
   TrainOptions options_;
   std::unique_ptr<Optimizer> optimizer_;
@@ -103,6 +134,9 @@ class Trainer {
   TrainerState state_;
   Tensor grad_out_;
   std::vector<Tensor> weights_before_;  // Reused for update ratios.
+  Collective* collective_ = nullptr;
+  // All gradients, then loss and accuracy: one allreduce per step.
+  std::vector<float> exchange_;
 };
 
 }  // namespace nnlab

@@ -1,0 +1,110 @@
+// Distributed (data-parallel) jobs: placing a job's replicas on cluster
+// members, shipping them its state, and running a replica on a member.
+//
+// Placement rule: rank 0 is the coordinator itself (it streams events,
+// evaluates, checkpoints and owns the result); ranks 1..N-1 go to the live
+// workers with the fewest running jobs relative to their
+// --max_concurrent_jobs (ties: the earliest joined). Each replica gets the
+// job spec and rank 0's full RunState (weights, buffers, optimizer slots,
+// RNGs, step) as a checkpoint record, so all replicas start identical; the
+// trainer then keeps them identical (core/train/trainer.h). Replicas meet
+// through the coordinator's rendezvous store under a prefix unique to the
+// attempt.
+#ifndef NNLAB_SERVER_CLUSTER_DISTRIBUTED_H_
+#define NNLAB_SERVER_CLUSTER_DISTRIBUTED_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/train/trainer.h"
+#include "grpcpp/grpcpp.h"
+#include "nnlab/v1/cluster.grpc.pb.h"
+#include "nnlab/v1/training.pb.h"
+#include "server/cluster/cluster_node.h"
+#include "server/convert.h"
+#include "server/datasets.h"
+
+namespace nnlab::server {
+
+class GlooCollective;
+
+// spec.replicas with 0 meaning 1.
+int ReplicasOf(const v1::JobSpec& spec);
+// `spec` with batch_size = replicas x the effective batch: what the steps
+// per epoch and the total steps of a distributed job count.
+// REQUIRES: ValidateJobSpecFields(spec) is OK.
+v1::JobSpec GlobalBatchSpec(const v1::JobSpec& spec);
+
+// StartJob's check: InvalidArgument for replicas < 0 or min_replicas
+// outside [0, replicas]; FailedPrecondition for a GAN with replicas > 1
+// or more replicas than live members (`cluster` may be null: one member).
+absl::Status CheckReplicas(const v1::JobSpec& spec, bool is_gan,
+                           ClusterNode* cluster);
+
+// The TrainOptions of a job spec (what the job manager builds).
+absl::StatusOr<TrainOptions> TrainOptionsOf(const v1::JobSpec& spec);
+
+// The state replicas start from: `trainer`'s RunState with the model spec,
+// as a serialised StoredCheckpoint (trained_steps = base_steps + step).
+std::string ReplicaCheckpoint(const v1::ModelSpec& spec, Trainer* trainer,
+                              int64_t base_steps);
+
+// Rank 0's side of one attempt of a distributed job. Not thread-safe.
+class ReplicaGroup {
+ public:
+  // Places ranks 1..N-1 (FailedPrecondition when too few members are
+  // alive after waiting up to the collective timeout for them, or sooner
+  // once `should_stop` says so), starts their RunReplica calls with
+  // `checkpoint` (rank 0's state, serialised StoredCheckpoint), and connects
+  // rank 0's collective. Errors of the connection say which member failed to
+  // show up.
+  static absl::StatusOr<std::unique_ptr<ReplicaGroup>> Start(
+      ClusterNode* cluster, const std::string& job_id, const v1::JobSpec& spec,
+      std::string checkpoint, const std::function<bool()>& should_stop);
+  ~ReplicaGroup();
+
+  Collective* collective();
+  // Member ids, rank 0 (the coordinator) first.
+  const std::vector<std::string>& members() const { return members_; }
+
+  // Waits for the other replicas. If `status` (rank 0's result) is an
+  // error they are cancelled first. Returns `status`, with the first
+  // replica error appended when there is one (it usually names the
+  // cause: a member that died), or a replica's error if rank 0 succeeded.
+  absl::Status Finish(absl::Status status);
+
+ private:
+  struct Replica {
+    std::string member_id;
+    grpc::ClientContext ctx;
+    v1::RunReplicaResponse resp;
+    grpc::Status status;
+    std::thread thread;
+  };
+  ReplicaGroup() = default;
+  void CancelAndJoin();
+
+  ClusterNode* cluster_ = nullptr;
+  std::string prefix_;
+  std::vector<std::string> members_;
+  std::vector<std::unique_ptr<Replica>> replicas_;
+  std::unique_ptr<GlooCollective> collective_;
+};
+
+// A member's side: runs replica req.rank() of a job until it ends (the
+// RunReplica handler). `cancelled` is polled between steps.
+absl::StatusOr<int64_t> RunReplica(const v1::RunReplicaRequest& req,
+                                   ClusterNode* cluster,
+                                   DatasetRegistry* datasets,
+                                   const Limits& limits,
+                                   const std::function<bool()>& cancelled);
+
+}  // namespace nnlab::server
+
+#endif  // NNLAB_SERVER_CLUSTER_DISTRIBUTED_H_
