@@ -130,6 +130,19 @@ absl::Status ApplySweepParam(const v1::SweepParam& param, v1::ModelSpec* model,
   const std::string& path = param.field();
   const std::string& value = param.value();
   const std::string where = absl::StrCat("\"", path, "\"");
+  if (path == "model") {
+    // A whole model (the lecture's cures differ in structure).
+    v1::ModelSpec m;
+    SilentErrors errors;
+    pb::TextFormat::Parser parser;
+    parser.RecordErrorsTo(&errors);
+    if (!parser.ParseFromString(value, &m)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": the value is not a text-format ModelSpec"));
+    }
+    *model = std::move(m);
+    return absl::OkStatus();
+  }
   if (path == "model.activation") {
     v1::LayerSpec repl;
     if (value == "sigmoid") {
@@ -236,7 +249,7 @@ absl::StatusOr<std::vector<std::vector<v1::SweepParam>>> ExpandSweep(
     const v1::SweepAxis& axis = spec.axes(a);
     const std::string name = absl::StrCat("spec.axes[", a, "]");
     const pb::FieldDescriptor* leaf = nullptr;
-    if (axis.field() != "model.activation" &&
+    if (axis.field() != "model" && axis.field() != "model.activation" &&
         axis.field() != "model.dropout_keep_prob") {
       NNLAB_ASSIGN_OR_RETURN(leaf, ResolveField(axis.field(), name + ".field"));
     }

@@ -84,6 +84,8 @@ void AddJobsCommands(CLI::App& app, Cli& cli);
 void AddInferCommand(CLI::App& app, Cli& cli);   // infer
 void AddSampleCommand(CLI::App& app, Cli& cli);  // sample
 void AddPlotCommand(CLI::App& app, Cli& cli);    // plot
+// sweep --spec FILE, sweep list/get/cancel/pause/resume (sweep_cmd.cc).
+void AddSweepCommands(CLI::App& app, Cli& cli);
 
 // The whole CLI: builds the app, parses argv, runs the command; returns
 // the process exit code.

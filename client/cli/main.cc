@@ -72,6 +72,7 @@ int Main(int argc, char** argv) {
   AddInferCommand(app, cli);
   AddSampleCommand(app, cli);
   AddPlotCommand(app, cli);
+  AddSweepCommands(app, cli);
 
   try {
     app.parse(argc, argv);

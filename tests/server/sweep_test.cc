@@ -82,6 +82,13 @@ TEST(SweepExpandTest, ParamsApplyToTheSpecs) {
   p.set_value("64");
   ASSERT_TRUE(server::ApplySweepParam(p, &model, &job).ok());
   EXPECT_EQ(job.batch_size(), 64);
+  p.set_field("model");
+  p.set_value("input_shape: [3] layers { dense { units: 4 } }");
+  ASSERT_TRUE(server::ApplySweepParam(p, &model, &job).ok());
+  EXPECT_EQ(model.input_shape(0), 3);
+  EXPECT_EQ(model.layers_size(), 1);
+  p.set_value("layers { nope {} }");
+  EXPECT_FALSE(server::ApplySweepParam(p, &model, &job).ok());
 }
 
 TEST(SweepExpandTest, RandomSearchIsDeterministicWithASeed) {
