@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -84,6 +85,10 @@ void AddJobsCommands(CLI::App& app, Cli& cli);
 void AddInferCommand(CLI::App& app, Cli& cli);   // infer
 void AddSampleCommand(CLI::App& app, Cli& cli);  // sample
 void AddPlotCommand(CLI::App& app, Cli& cli);    // plot
+// plot with several jobs or a sweep (plot_overlay.cc): `ids` are job or
+// sweep ids; `layer` names the layer whose learning speed is drawn.
+int RunOverlayPlot(const Globals& g, const std::vector<std::string>& ids,
+                   const std::string& layer, const std::string& out);
 // sweep --spec FILE, sweep list/get/cancel/pause/resume (sweep_cmd.cc).
 void AddSweepCommands(CLI::App& app, Cli& cli);
 
