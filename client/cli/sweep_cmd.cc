@@ -151,6 +151,26 @@ absl::Status ExpandFileValues(const std::string& spec_path,
   return absl::OkStatus();
 }
 
+// "sweep ID running: 3/21 ended, 2 running, best 0.9120 (trial 4)".
+std::string ProgressLine(const v1::Sweep& s) {
+  int ended = 0, running = 0;
+  for (const v1::SweepTrial& t : s.trials()) {
+    ended += t.state() == v1::JOB_STATE_COMPLETED ||
+             t.state() == v1::JOB_STATE_CANCELLED ||
+             t.state() == v1::JOB_STATE_FAILED;
+    running += t.state() == v1::JOB_STATE_RUNNING;
+  }
+  std::string out = absl::StrFormat("sweep %s %s: %d/%d ended, %d running",
+                                    s.sweep_id(), SweepStateName(s.state()),
+                                    ended, s.trials_size(), running);
+  if (s.ranking_size() > 0 && s.trials(s.ranking(0)).has_metric()) {
+    const v1::SweepTrial& best = s.trials(s.ranking(0));
+    out += absl::StrFormat(", best %.4f (trial %d)", best.best_metric(),
+                           best.index());
+  }
+  return out;
+}
+
 struct StartFlags {
   std::string spec, model;
   bool watch = false;
@@ -161,6 +181,7 @@ int Watch(Client& c, const Globals& g, const std::string& id) {
   req.set_sweep_id(id);
   const bool tty = isatty(STDOUT_FILENO) != 0;
   size_t lines = 0;
+  std::string last_line;
   for (;;) {
     auto s = Call(c, &v1::SweepService::Stub::GetSweep, req);
     if (!s.ok()) return Fail(s.status());
@@ -168,13 +189,20 @@ int Watch(Client& c, const Globals& g, const std::string& id) {
                       s->state() == v1::SWEEP_STATE_CANCELLED;
     if (g.json) {
       if (done) PrintJson(*s);
-    } else {
+    } else if (tty) {
       const std::string table = SweepTable(*s);
-      if (tty && lines > 0) std::printf("\x1b[%zuA\x1b[J", lines);
-      // Plain output repeats the table once a second at most, so logs
-      // stay readable.
-      std::printf("%s%s", table.c_str(), tty ? "" : "\n");
+      if (lines > 0) std::printf("\x1b[%zuA\x1b[J", lines);
+      std::printf("%s", table.c_str());
       lines = static_cast<size_t>(std::count(table.begin(), table.end(), '\n'));
+      std::fflush(stdout);
+    } else if (done) {
+      std::printf("%s", SweepTable(*s).c_str());
+    } else {
+      // Plain output (logs, pipes): one progress line when it changes, at
+      // most one a second; the table once the sweep ends.
+      const std::string line = ProgressLine(*s);
+      if (line != last_line) std::printf("%s\n", line.c_str());
+      last_line = line;
       std::fflush(stdout);
     }
     if (done) {
