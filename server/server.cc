@@ -25,6 +25,8 @@
 #include "server/rpc_metrics.h"
 #include "server/services.h"
 #include "server/storage.h"
+#include "server/sweep_service.h"
+#include "server/sweeps.h"
 
 namespace nnlab::server {
 namespace {
@@ -64,6 +66,9 @@ struct NnlabServer::Impl {
   std::unique_ptr<InferenceServiceImpl> inference_service;
   std::unique_ptr<DatasetServiceImpl> dataset_service;
   std::unique_ptr<ClusterNode> cluster;  // Outlives `server`.
+  // Before `jobs` in destruction order: its scheduler calls into `jobs`.
+  std::unique_ptr<SweepManager> sweeps;
+  std::unique_ptr<SweepServiceImpl> sweep_service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   RpcStats rpc_stats;  // Every gRPC call (rpc_metrics.h), for /metrics.
@@ -141,6 +146,12 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
   impl->inference_service =
       std::make_unique<InferenceServiceImpl>(&impl->context);
   impl->dataset_service = std::make_unique<DatasetServiceImpl>(&impl->context);
+  impl->sweeps = std::make_unique<SweepManager>(
+      SweepManagerOptions{absl::StrCat(o.data_dir, "/sweeps")},
+      impl->models.get(), impl->jobs.get());
+  NNLAB_RETURN_IF_ERROR(impl->sweeps->Start());
+  impl->sweep_service =
+      std::make_unique<SweepServiceImpl>(&impl->context, impl->sweeps.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   // Registered before the builder exists (it collects plugins when
@@ -203,6 +214,7 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
   builder.RegisterService(impl->inference_service.get());
   builder.RegisterService(impl->dataset_service.get());
   builder.RegisterService(impl->cluster->service());
+  builder.RegisterService(impl->sweep_service.get());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0) {
     impl->jobs->Shutdown();
@@ -222,7 +234,8 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
     health->SetServingStatus(true);
     for (const char* name :
          {"nnlab.v1.ModelService", "nnlab.v1.TrainingService",
-          "nnlab.v1.InferenceService", "nnlab.v1.DatasetService"}) {
+          "nnlab.v1.InferenceService", "nnlab.v1.DatasetService",
+          "nnlab.v1.SweepService"}) {
       health->SetServingStatus(name, true);
     }
   }
@@ -270,6 +283,7 @@ void NnlabServer::Shutdown(absl::Duration grace) {
   // Metric streams hold no handler thread, so nothing else would end them
   // before the grace period runs out.
   impl_->training_service->EndStreams();
+  impl_->sweeps->Shutdown();  // First: it must not see jobs interrupted.
   impl_->jobs->Shutdown();
   impl_->server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   impl_->models->FlushAll();

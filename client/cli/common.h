@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -87,6 +88,12 @@ void AddPlotCommand(CLI::App& app, Cli& cli);    // plot
 // plot-timesteps
 void AddPlotTimestepsCommand(CLI::App& app, Cli& cli);
 void AddClusterCommands(CLI::App& app, Cli& cli);  // cluster list
+// plot with several jobs or a sweep (plot_overlay.cc): `ids` are job or
+// sweep ids; `layer` names the layer whose learning speed is drawn.
+int RunOverlayPlot(const Globals& g, const std::vector<std::string>& ids,
+                   const std::string& layer, const std::string& out);
+// sweep --spec FILE, sweep list/get/cancel/pause/resume (sweep_cmd.cc).
+void AddSweepCommands(CLI::App& app, Cli& cli);
 
 // The whole CLI: builds the app, parses argv, runs the command; returns
 // the process exit code.

@@ -74,6 +74,7 @@ int Main(int argc, char** argv) {
   AddPlotCommand(app, cli);
   AddPlotTimestepsCommand(app, cli);
   AddClusterCommands(app, cli);
+  AddSweepCommands(app, cli);
 
   try {
     app.parse(argc, argv);

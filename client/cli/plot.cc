@@ -770,6 +770,51 @@ void DrawPanels(const std::string& title, const std::vector<Panel>& panels,
 
 }  // namespace
 
+namespace {
+
+std::vector<Panel> BuildOverlayPanels(const std::vector<OverlayTrial>& trials,
+                                      const std::string& layer,
+                                      int64_t* max_step) {
+  *max_step = 0;
+  Panel loss{"training loss (mean over batches)", false, {}};
+  Panel acc{"test accuracy", false, {}};
+  Panel speed{absl::StrCat(u8"learning speed \u2016\u03b4\u02e1\u2016 of ",
+                           layer, " (log scale)"),
+              true,
+              {}};
+  for (size_t i = 0; i < trials.size(); ++i) {
+    const TrainingHistory& h = trials[i].history;
+    const Color color = PaletteColor(i);
+    for (const Series* s : {&h.train_loss, &h.eval_accuracy}) {
+      for (const auto& p : *s) *max_step = std::max(*max_step, p.first);
+    }
+    if (!h.train_loss.empty()) {
+      loss.curves.push_back(
+          {trials[i].label,
+           Smooth(h.train_loss, std::max<size_t>(1, h.train_loss.size() / 100),
+                  false),
+           color, 2});
+    }
+    if (!h.eval_accuracy.empty()) {
+      acc.curves.push_back({trials[i].label, h.eval_accuracy, color, 2});
+    }
+    for (const auto& [name, s] : h.learning_speed) {
+      if (layer.empty() || name != layer) continue;
+      for (const auto& p : s) *max_step = std::max(*max_step, p.first);
+      speed.curves.push_back(
+          {trials[i].label,
+           Smooth(s, std::max<size_t>(1, s.size() / 200), true), color, 2});
+    }
+  }
+  std::vector<Panel> panels;
+  for (Panel* p : {&loss, &acc, &speed}) {
+    if (!p->curves.empty()) panels.push_back(std::move(*p));
+  }
+  return panels;
+}
+
+}  // namespace
+
 std::string RenderPanelsSvg(const std::string& title,
                             const std::vector<PlotPanel>& panels) {
   int64_t max_x;
@@ -812,6 +857,48 @@ absl::Status WritePanels(const std::string& title,
     png_image_free(&image);
     return absl::InternalError(absl::StrCat("writing ", path, ": ", msg));
   }
+  return absl::OkStatus();
+}
+
+absl::Status WriteOverlayPlot(const std::string& title,
+                              const std::vector<OverlayTrial>& trials,
+                              const std::string& layer,
+                              const std::string& path) {
+  int64_t max_step;
+  const std::vector<Panel> panels =
+      BuildOverlayPanels(trials, layer, &max_step);
+  if (panels.empty()) {
+    return absl::FailedPreconditionError("the jobs have no events to plot yet");
+  }
+  TrainingHistory header;  // DrawFigure reads only the title.
+  header.title = title;
+  const int height = FigureHeight(panels.size());
+  if (absl::EndsWithIgnoreCase(path, ".png")) {
+    RasterCanvas raster(kWidth, height);
+    DrawFigure(header, panels, max_step, &raster);
+    png_image image{};
+    image.version = PNG_IMAGE_VERSION;
+    image.width = kWidth;
+    image.height = static_cast<png_uint_32>(height);
+    image.format = PNG_FORMAT_RGB;
+    if (!png_image_write_to_file(&image, path.c_str(), 0,
+                                 raster.pixels().data(), 0, nullptr)) {
+      std::string msg = image.message;
+      png_image_free(&image);
+      return absl::InternalError(absl::StrCat("writing ", path, ": ", msg));
+    }
+    return absl::OkStatus();
+  }
+  if (!absl::EndsWithIgnoreCase(path, ".svg")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--out ", path, ": the file name must end in .svg or .png"));
+  }
+  SvgCanvas svg(kWidth, height);
+  DrawFigure(header, panels, max_step, &svg);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << svg.Finish();
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
   return absl::OkStatus();
 }
 

@@ -58,6 +58,20 @@ std::string RenderPanelsSvg(const std::string& title,
 absl::Status WritePanels(const std::string& title,
                          const std::vector<PlotPanel>& panels,
                          const std::string& path);
+// One curve set of an overlay: the legend label and the trial's history.
+struct OverlayTrial {
+  std::string label;
+  TrainingHistory history;
+};
+
+// Several jobs on one figure: training loss (smoothed), test accuracy and
+// the learning speed of the layer named `layer` (that panel is left out
+// when `layer` is empty or no trial has it), one curve per trial. Same file
+// types and errors as WritePlot.
+absl::Status WriteOverlayPlot(const std::string& title,
+                              const std::vector<OverlayTrial>& trials,
+                              const std::string& layer,
+                              const std::string& path);
 
 // Writes `pixels` (8-bit grey, row-major height x width) as a PNG file.
 absl::Status WriteGrayPng(const std::string& path, int width, int height,

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -55,6 +56,8 @@ int RunPlot(const Globals& g, const std::string& job_id,
 void AddPlotCommand(CLI::App& app, Cli& cli) {
   struct PlotFlags {
     std::string job_id, out;
+    std::vector<std::string> more;  // Overlay: further jobs.
+    std::string layer;
   };
   auto f = std::make_shared<PlotFlags>();
   CLI::App* plot = JobCommand(
@@ -62,8 +65,22 @@ void AddPlotCommand(CLI::App& app, Cli& cli) {
       "Plot loss, accuracy and per-layer learning speed of a job (SVG or PNG)",
       &f->job_id);
   plot->add_option("--out", f->out, "Output file, .svg or .png")->required();
+  plot->add_option("--and", f->more,
+                   "Overlay: further jobs drawn on the same figure (JOB may "
+                   "also be a sweep id: all its trials)");
+  plot->add_option("--layer", f->layer,
+                   "Overlay: the layer whose learning speed is drawn");
   plot->callback([&cli, f] {
-    cli.run = [&g = cli.globals, f] { return RunPlot(g, f->job_id, f->out); };
+    cli.run = [&g = cli.globals, f] {
+      // Sweep ids start with "s-"; a sweep is always an overlay.
+      if (!f->more.empty() || !f->layer.empty() ||
+          absl::StartsWith(f->job_id, "s-")) {
+        std::vector<std::string> ids = {f->job_id};
+        ids.insert(ids.end(), f->more.begin(), f->more.end());
+        return RunOverlayPlot(g, ids, f->layer, f->out);
+      }
+      return RunPlot(g, f->job_id, f->out);
+    };
   });
 }
 
