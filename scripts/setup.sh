@@ -14,6 +14,9 @@ packages=(
   libgmock-dev
   libbenchmark-dev libcli11-dev libpng-dev zlib1g-dev dataset-fashion-mnist
   python3-grpcio python3-grpc-tools
+  # ONNX export: the onnx.proto schema (libonnx-dev); its tests check files
+  # with python3-onnx and compare outputs with python3-numpy.
+  libonnx-dev python3-onnx python3-numpy
   clang-14 libclang-rt-14-dev libfuzzer-14-dev
   # oneDNN's CMake config looks for OpenCL (its GPU runtime), and apt-get
   # below skips libdnnl-dev's recommendation of it.
@@ -41,3 +44,5 @@ else
 fi
 
 "$repo/scripts/fetch_data.sh"
+# ONNX Runtime for the ONNX export test (npm, into .cache/npm).
+"$repo/scripts/install_onnxruntime.sh" >/dev/null

@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""ONNX export checked by a real runtime: for example architectures, a
+model trained a few steps on a real nnlabd is exported as ONNX; ONNX
+Runtime (onnxruntime-node) and nnlab's Infer run the same inputs, whose
+outputs must agree within 1e-4 and whose predictions must be identical;
+python3-onnx's checker must accept every file. Also: an unknown format is
+INVALID_ARGUMENT, a layer without an ONNX form FAILED_PRECONDITION.
+
+Run with Debian's /usr/bin/python3 (python3-grpcio, python3-grpc-tools,
+python3-onnx, python3-numpy).
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+
+# (example file, steps, batch): small batches keep the test short.
+EXAMPLES = [
+    ("mnist_mlp_100.textproto", 3, 16),
+    ("lecture_deep_sigmoid.textproto", 3, 16),
+    ("dropout_wide_mlp.textproto", 3, 16),
+    ("resnet_fashion.textproto", 2, 8),
+]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nnlabd", required=True)
+    ap.add_argument("--repo", required=True)
+    args = ap.parse_args()
+
+    node_modules = subprocess.run(
+        [os.path.join(args.repo, "scripts/install_onnxruntime.sh")],
+        check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
+    env = dict(os.environ, NODE_PATH=node_modules)
+    ort_run = os.path.join(args.repo, "tests/onnx/ort_run.js")
+
+    work = tempfile.mkdtemp(prefix="nnlab-onnx-")
+    server = None
+    try:
+        gen = os.path.join(work, "gen")
+        os.makedirs(gen)
+        proto_dir = os.path.join(args.repo, "proto")
+        protos = sorted(glob.glob(os.path.join(proto_dir, "nnlab/v1/*.proto")))
+        subprocess.run([sys.executable, "-m", "grpc_tools.protoc",
+                        "-I" + proto_dir, "--python_out=" + gen,
+                        "--grpc_python_out=" + gen] + protos, check=True)
+        sys.path.insert(0, gen)
+        import grpc
+        from google.protobuf import text_format
+        from nnlab.v1 import (inference_pb2, inference_pb2_grpc, model_pb2,
+                              model_pb2_grpc, tensor_pb2, training_pb2,
+                              training_pb2_grpc)
+
+        server = subprocess.Popen(
+            [args.nnlabd, "--listen=127.0.0.1:0",
+             "--data_dir=" + os.path.join(work, "data")],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = server.stdout.readline()
+        assert line.startswith("nnlabd listening on port "), line
+        # Exported models of the wide MLPs exceed the default 4 MiB.
+        channel = grpc.insecure_channel(
+            "127.0.0.1:" + line.split()[-1],
+            options=[("grpc.max_receive_message_length", 64 << 20)])
+        grpc.channel_ready_future(channel).result(timeout=30)
+        models = model_pb2_grpc.ModelServiceStub(channel)
+        training = training_pb2_grpc.TrainingServiceStub(channel)
+        inference = inference_pb2_grpc.InferenceServiceStub(channel)
+        rng = np.random.default_rng(7)
+
+        def tensor(a):
+            return tensor_pb2.Tensor(shape=list(a.shape),
+                                     data=a.astype(np.float32).ravel().tolist())
+
+        for path, steps, batch in EXAMPLES:
+            spec = model_pb2.ModelSpec()
+            with open(os.path.join(args.repo, "examples", path)) as f:
+                text_format.Parse(f.read(), spec)
+            mid = path.split(".")[0].replace("_", "-")
+            model = models.CreateModel(
+                model_pb2.CreateModelRequest(model_id=mid, spec=spec),
+                timeout=30)
+            in_shape = list(model.input_shape)
+            classes = model.output_shape[0]
+            # Pixel-like inputs in [0, 1): training moves every weight and
+            # the batch-norm running statistics off their initial values.
+            for _ in range(steps):
+                x = rng.random([batch] + in_shape, dtype=np.float32)
+                y = rng.integers(0, classes, batch).astype(np.float32)
+                training.TrainStep(training_pb2.TrainStepRequest(
+                    model_id=mid, inputs=tensor(x), targets=tensor(y)),
+                    timeout=120)
+            assert models.GetModel(model_pb2.GetModelRequest(
+                model_id=mid), timeout=30).trained_steps == steps
+
+            resp = models.ExportModel(model_pb2.ExportModelRequest(
+                model_id=mid, format=model_pb2.EXPORT_FORMAT_ONNX), timeout=60)
+            onnx_path = os.path.join(work, mid + ".onnx")
+            with open(onnx_path, "wb") as f:
+                f.write(resp.onnx_model)
+            m = onnx.load(onnx_path)
+            onnx.checker.check_model(m)
+            assert m.opset_import[0].version == 13, m.opset_import
+            assert [i.name for i in m.graph.input] == ["input"]
+            assert [o.name for o in m.graph.output] == ["output",
+                                                        "probabilities"]
+            ops = {n.op_type for n in m.graph.node}
+            assert "Dropout" not in ops, ops
+
+            x = rng.random([9] + in_shape, dtype=np.float32)
+            want = inference.Infer(inference_pb2.InferRequest(
+                model_id=mid, inputs=tensor(x)), timeout=60)
+            want_out = np.array(want.outputs.data, np.float32).reshape(
+                list(want.outputs.shape))
+            x_path = os.path.join(work, mid + ".f32")
+            x.astype("<f4").tofile(x_path)
+            got = json.loads(subprocess.run(
+                ["node", ort_run, onnx_path, x_path,
+                 ",".join(str(d) for d in x.shape)],
+                check=True, stdout=subprocess.PIPE, env=env, text=True).stdout)
+            got_out = np.array(got["output"]["data"], np.float32).reshape(
+                got["output"]["dims"])
+            probs = np.array(got["probabilities"]["data"]).reshape(
+                got["probabilities"]["dims"])
+            assert got_out.shape == want_out.shape, (got_out.shape,
+                                                     want_out.shape)
+            err = float(np.max(np.abs(got_out - want_out)))
+            assert err <= 1e-4, (mid, err)
+            assert list(np.argmax(probs, 1)) == list(want.predictions), mid
+            assert np.allclose(probs.sum(1), 1, atol=1e-5)
+            print("%-24s %-40s max |ORT - Infer| = %.2e, %d predictions equal"
+                  % (mid, ",".join(sorted(ops)), err, len(want.predictions)))
+
+        # Unknown formats and layers without an ONNX form.
+        try:
+            models.ExportModel(model_pb2.ExportModelRequest(
+                model_id="mnist-mlp-100", format=99), timeout=30)
+            raise AssertionError("format 99 was accepted")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+            assert "format" in e.details(), e.details()
+        try:
+            models.ExportModel(model_pb2.ExportModelRequest(
+                model_id="nope", format=model_pb2.EXPORT_FORMAT_ONNX),
+                timeout=30)
+            raise AssertionError("a missing model was exported")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.NOT_FOUND, e
+        # The native format is still the default.
+        native = models.ExportModel(model_pb2.ExportModelRequest(
+            model_id="mnist-mlp-100"), timeout=30)
+        assert native.file.format_version == 1 and not native.onnx_model
+        return_spec = text_format.Parse("""
+            input_shape: [5, 3]
+            layers { name: "memory" lstm { units: 4 } }
+            layers { dense { units: 2 } }
+        """, model_pb2.ModelSpec())
+        models.CreateModel(model_pb2.CreateModelRequest(
+            model_id="seq", spec=return_spec), timeout=30)
+        try:
+            models.ExportModel(model_pb2.ExportModelRequest(
+                model_id="seq", format=model_pb2.EXPORT_FORMAT_ONNX),
+                timeout=30)
+            raise AssertionError("an lstm layer was exported")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, e
+            assert "memory" in e.details() and "lstm" in e.details(), \
+                e.details()
+        print("1 passed, 0 failed")
+        return 0
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
