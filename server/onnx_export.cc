@@ -148,8 +148,67 @@ class GraphBuilder {
       }
       return Node("Add", name, {shortcut, body})->output(0);
     }
+    if (k == "rnn" || k == "lstm") return EmitRecurrent(s, name, x);
     return absl::FailedPreconditionError(
         absl::StrCat("layer ", name, " (", k, ") cannot be exported to ONNX"));
+  }
+
+  // nnlab's RNN and LSTM are exactly ONNX's RNN (tanh) and LSTM (sigmoid,
+  // tanh, tanh; no peepholes) operators with zero initial state, once the
+  // weights are rearranged: ONNX stacks the LSTM gates i, o, f, c where
+  // nnlab stacks f, i, g (= c), o, and splits the bias into Wb and Rb (Rb
+  // zero here). The operators are time-major: [N, T, F] is transposed in
+  // and out.
+  absl::StatusOr<std::string> EmitRecurrent(const LayerSpec& s,
+                                            const std::string& name,
+                                            const std::string& x) {
+    const bool lstm = s.kind == "lstm";
+    NNLAB_ASSIGN_OR_RETURN(const Tensor* w_ih, Find(name + ".weight_ih"));
+    NNLAB_ASSIGN_OR_RETURN(const Tensor* w_hh, Find(name + ".weight_hh"));
+    NNLAB_ASSIGN_OR_RETURN(const Tensor* bias, Find(name + ".bias"));
+    const int64_t h = s.units, f = w_ih->dim(1);
+    // ONNX block j comes from nnlab block kFrom[j].
+    static constexpr int kLstmFrom[4] = {1, 3, 0, 2};
+    static constexpr int kRnnFrom[1] = {0};
+    const int* from = lstm ? kLstmFrom : kRnnFrom;
+    const int gates = lstm ? 4 : 1;
+    auto reorder = [&](const Tensor& t, int64_t cols, std::vector<float>* out) {
+      const int64_t block = h * cols;
+      for (int j = 0; j < gates; ++j) {
+        const float* src = t.data() + from[j] * block;
+        out->insert(out->end(), src, src + block);
+      }
+    };
+    std::vector<float> w, r, b;
+    reorder(*w_ih, f, &w);
+    reorder(*w_hh, h, &r);
+    reorder(*bias, 1, &b);
+    b.resize(size_t(2 * gates * h), 0.0f);  // Rb = 0.
+    AddInitializer(name + ".W", Shape{1, gates * h, f}, w.data());
+    AddInitializer(name + ".R", Shape{1, gates * h, h}, r.data());
+    AddInitializer(name + ".B", Shape{1, 2 * gates * h}, b.data());
+
+    onnx::NodeProto* in = Node("Transpose", name + "/time_major", {x});
+    AttrInts(in, "perm", {1, 0, 2});
+    onnx::NodeProto* n =
+        Node(lstm ? "LSTM" : "RNN", name,
+             {in->output(0), name + ".W", name + ".R", name + ".B"});
+    AttrInt(n, "hidden_size", h);
+    n->add_output(name + ":h_last");  // Y_h [1, N, H].
+    if (s.return_sequences) {
+      // Y [T, 1, N, H] -> [T, N, H] -> [N, T, H].
+      const std::string axes = name + "/axes";
+      AddInt64s(axes, {1});
+      onnx::NodeProto* sq =
+          Node("Squeeze", name + "/squeeze", {n->output(0), axes});
+      onnx::NodeProto* out =
+          Node("Transpose", name + "/batch_major", {sq->output(0)});
+      AttrInts(out, "perm", {1, 0, 2});
+      return out->output(0);
+    }
+    const std::string axes = name + "/axes";
+    AddInt64s(axes, {0});
+    return Node("Squeeze", name + "/last", {n->output(1), axes})->output(0);
   }
 
   onnx::NodeProto* Node(const std::string& op, const std::string& name,
@@ -207,6 +266,13 @@ class GraphBuilder {
         t[size_t(j * r + i)] = w.data()[i * c + j];
     }
     AddInitializer(name, Shape{c, r}, t.data());
+  }
+  void AddInt64s(const std::string& name, std::initializer_list<int64_t> v) {
+    onnx::TensorProto* t = g_->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_dims(int64_t(v.size()));
+    for (int64_t x : v) t->add_int64_data(x);
   }
   void AddInitializer(const std::string& name, const Shape& shape,
                       const float* data) {
