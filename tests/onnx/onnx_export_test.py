@@ -165,7 +165,54 @@ def main() -> int:
             print("%-24s %-40s max |ORT - Infer| = %.2e, %d predictions equal"
                   % (mid, ",".join(sorted(ops)), err, len(want.predictions)))
 
-        # Unknown formats and layers without an ONNX form.
+        # The GAN of examples/gan_mnist.cc exports its generator (input:
+        # noise). nnlab's Infer scores a GAN's discriminator, so the same
+        # generator weights are imported as a plain model to compare.
+        gan = text_format.Parse("""
+            noise_dim: 64
+            generator { layers { dense { units: 256 } } layers { relu {} }
+                        layers { dense { units: 784 } } layers { sigmoid {} }
+                        init: INIT_HE }
+            discriminator { layers { dense { units: 256 } }
+                            layers { leaky_relu { alpha: 0.2 } }
+                            layers { dense { units: 1 } } init: INIT_HE }
+        """, model_pb2.GanSpec())
+        models.CreateModel(model_pb2.CreateModelRequest(model_id="gan",
+                                                        gan=gan), timeout=30)
+        native = models.ExportModel(model_pb2.ExportModelRequest(
+            model_id="gan"), timeout=30).file
+        plain = model_pb2.ModelFile(format_version=1)
+        plain.spec.CopyFrom(gan.generator)
+        plain.spec.input_shape[:] = [64]
+        plain.spec.loss = model_pb2.LOSS_MSE
+        for p in native.params:
+            if p.name.startswith("generator/"):
+                plain.params.add(name=p.name[len("generator/"):],
+                                 tensor=p.tensor)
+        models.ImportModel(model_pb2.ImportModelRequest(
+            model_id="gan-generator", file=plain), timeout=30)
+        resp = models.ExportModel(model_pb2.ExportModelRequest(
+            model_id="gan", format=model_pb2.EXPORT_FORMAT_ONNX), timeout=60)
+        onnx_path = os.path.join(work, "gan.onnx")
+        with open(onnx_path, "wb") as f:
+            f.write(resp.onnx_model)
+        onnx.checker.check_model(onnx.load(onnx_path))
+        z = rng.uniform(-1, 1, [9, 64]).astype(np.float32)
+        want = inference.Infer(inference_pb2.InferRequest(
+            model_id="gan-generator", inputs=tensor(z)), timeout=60)
+        z_path = os.path.join(work, "z.f32")
+        z.astype("<f4").tofile(z_path)
+        got = json.loads(subprocess.run(
+            ["node", ort_run, onnx_path, z_path, "9,64"], check=True,
+            stdout=subprocess.PIPE, env=env, text=True).stdout)
+        assert list(got) == ["output"], list(got)
+        assert got["output"]["dims"] == [9, 784], got["output"]["dims"]
+        err = float(np.max(np.abs(np.array(got["output"]["data"]) -
+                                  np.array(want.outputs.data))))
+        assert err <= 1e-4, err
+        print("%-24s max |ORT - Infer| = %.2e" % ("gan generator", err))
+
+        # Unknown formats.
         try:
             models.ExportModel(model_pb2.ExportModelRequest(
                 model_id="mnist-mlp-100", format=99), timeout=30)
