@@ -15,6 +15,12 @@
 namespace nnlab::server {
 namespace {
 
+constexpr absl::string_view kExportableKinds[] = {
+    "dense",           "sigmoid",    "tanh",     "relu",       "leaky_relu",
+    "dropout",         "batch_norm", "conv2d",   "max_pool2d", "avg_pool2d",
+    "global_avg_pool", "flatten",    "residual", "rnn",        "lstm",
+    "time_dense"};
+
 // Builds one graph: each Emit* appends nodes and initializers and returns
 // the name of the value it produced.
 class GraphBuilder {
@@ -36,6 +42,10 @@ class GraphBuilder {
       const std::string name = s.name.empty()
                                    ? absl::StrCat(name_prefix, s.kind, i)
                                    : absl::StrCat(name_prefix, s.name);
+      if (!OnnxExportable(s.kind)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "layer ", name, " (", s.kind, ") cannot be exported to ONNX"));
+      }
       auto out_shape = LayerStack::OutputShape({s}, in, name_prefix);
       if (!out_shape.ok()) return out_shape.status();
       auto y = EmitLayer(s, name, x, in, *out_shape);
@@ -306,6 +316,13 @@ void SetValueInfo(onnx::ValueInfoProto* v, const std::string& name,
 }
 
 }  // namespace
+
+bool OnnxExportable(absl::string_view kind) {
+  for (absl::string_view k : kExportableKinds) {
+    if (k == kind) return true;
+  }
+  return false;
+}
 
 absl::StatusOr<std::string> ExportOnnx(const ModelSpec& spec,
                                        const WeightSet& w,

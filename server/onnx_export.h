@@ -23,6 +23,10 @@ namespace nnlab::server {
 // The opset the exported graphs declare (default domain).
 inline constexpr int kOnnxOpset = 13;
 
+// Whether layers of `kind` have an ONNX form (every kind of
+// core/layers/registry.h today).
+bool OnnxExportable(absl::string_view kind);
+
 // Serialized ONNX ModelProto of the network `spec` with the tensors of `w`
 // whose names start with `prefix` (GAN halves: "generator/"). `graph_name`
 // names the graph. `classifier` adds the "probabilities" output.
