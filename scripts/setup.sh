@@ -44,5 +44,8 @@ else
 fi
 
 "$repo/scripts/fetch_data.sh"
-# ONNX Runtime for the ONNX export test (npm, into .cache/npm).
-"$repo/scripts/install_onnxruntime.sh" >/dev/null
+# ONNX Runtime for the ONNX export test (npm, into .cache/npm; ~300 MB with
+# every platform's library, so the container build, which runs no tests,
+# sets NNLAB_SKIP_ONNXRUNTIME=1).
+[[ -n "${NNLAB_SKIP_ONNXRUNTIME:-}" ]] ||
+  "$repo/scripts/install_onnxruntime.sh" >/dev/null
