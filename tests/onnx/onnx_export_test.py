@@ -53,6 +53,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nnlabd", required=True)
     ap.add_argument("--repo", required=True)
+    ap.add_argument("--nnlab", required=True)
     args = ap.parse_args()
 
     node_modules = subprocess.run(
@@ -84,6 +85,7 @@ def main() -> int:
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = server.stdout.readline()
         assert line.startswith("nnlabd listening on port "), line
+        address = "127.0.0.1:" + line.split()[-1]
         # Exported models of the wide MLPs exceed the default 4 MiB.
         channel = grpc.insecure_channel(
             "127.0.0.1:" + line.split()[-1],
@@ -162,8 +164,8 @@ def main() -> int:
                 assert list(np.argmax(probs, 1)) == list(want.predictions), mid
                 assert np.allclose(probs.sum(1), 1, atol=1e-5)
                 assert len(want.predictions) == 9, mid
-            print("%-24s %-40s max |ORT - Infer| = %.2e, %d predictions equal"
-                  % (mid, ",".join(sorted(ops)), err, len(want.predictions)))
+            print("%-16s max |ORT - Infer| = %.2e, %d equal predictions; %s"
+                  % (mid, err, len(want.predictions), ",".join(sorted(ops))))
 
         # The GAN of examples/gan_mnist.cc exports its generator (input:
         # noise). nnlab's Infer scores a GAN's discriminator, so the same
@@ -211,6 +213,23 @@ def main() -> int:
                                   np.array(want.outputs.data))))
         assert err <= 1e-4, err
         print("%-24s max |ORT - Infer| = %.2e" % ("gan generator", err))
+
+        # The CLI writes the same bytes; an unknown format is a usage error.
+        cli_path = os.path.join(work, "cli.onnx")
+        cli = subprocess.run([args.nnlab, "--server", address, "models",
+                              "export", "mnist-mlp-100", "--format", "onnx",
+                              "--out", cli_path], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        assert cli.returncode == 0, cli.stderr
+        assert "ONNX" in cli.stdout, cli.stdout
+        with open(cli_path, "rb") as f, \
+                open(os.path.join(work, "mnist-mlp-100.onnx"), "rb") as g:
+            assert f.read() == g.read()
+        cli = subprocess.run([args.nnlab, "--server", address, "models",
+                              "export", "mnist-mlp-100", "--format", "tf",
+                              "--out", cli_path], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        assert cli.returncode == 2 and "--format" in cli.stderr, cli
 
         # Unknown formats.
         try:
