@@ -2,7 +2,7 @@
 // onnx_export.h for the graph's names and shapes.
 #include "server/onnx_export.h"
 
-#include <cstring>
+#include <algorithm>
 #include <map>
 #include <utility>
 #include <vector>
@@ -148,6 +148,8 @@ class GraphBuilder {
           int64_t stride = 1;
           while ((in[1] - 1) / stride + 1 != out[1] ||
                  (in[2] - 1) / stride + 1 != out[2]) {
+            // Built models always have such a stride (residual.cc).
+            NNLAB_CHECK(stride < std::max(in[1], in[2]));
             ++stride;
           }
           onnx::NodeProto* n = Node("Conv", proj, {x, w, b});

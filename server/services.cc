@@ -132,6 +132,10 @@ grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext* ctx,
                                            const v1::ExportModelRequest* req,
                                            v1::ExportModelResponse* resp) {
   return c_->Serve(ctx, "ExportModel", req->model_id(), [&]() -> absl::Status {
+    if (!v1::ExportFormat_IsValid(req->format())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("format: unknown export format ", req->format()));
+    }
     NNLAB_ASSIGN_OR_RETURN(auto entry, c_->models->Get(req->model_id()));
     switch (req->format()) {
       case v1::EXPORT_FORMAT_UNSPECIFIED:
@@ -150,9 +154,8 @@ grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext* ctx,
                            !entry->is_gan()));
         return absl::OkStatus();
       }
-      default:
-        return absl::InvalidArgumentError(
-            absl::StrCat("format: unknown export format ", req->format()));
+      default:  // Proto3's out-of-range sentinels; refused above.
+        return absl::InvalidArgumentError("format: unknown export format");
     }
   });
 }

@@ -239,6 +239,12 @@ def main() -> int:
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
             assert "format" in e.details(), e.details()
+        try:  # Checked before the model is looked up.
+            models.ExportModel(model_pb2.ExportModelRequest(
+                model_id="nope", format=-3), timeout=30)
+            raise AssertionError("format -3 was accepted")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
         try:
             models.ExportModel(model_pb2.ExportModelRequest(
                 model_id="nope", format=model_pb2.EXPORT_FORMAT_ONNX),
