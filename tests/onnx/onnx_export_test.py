@@ -256,6 +256,11 @@ def main() -> int:
         native = models.ExportModel(model_pb2.ExportModelRequest(
             model_id="mnist-mlp-100"), timeout=30)
         assert native.file.format_version == 1 and not native.onnx_model
+        # A clean exit: under the sanitizers a leak or error is non-zero.
+        server.terminate()
+        code = server.wait(timeout=60)
+        server = None
+        assert code == 0, "nnlabd exited with %d" % code
         print("1 passed, 0 failed")
         return 0
     finally:
