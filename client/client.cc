@@ -257,6 +257,16 @@ absl::StatusOr<v1::ModelFile> Client::ExportModel(const std::string& model_id) {
   return std::move(*resp->mutable_file());
 }
 
+absl::StatusOr<std::string> Client::ExportOnnx(const std::string& model_id) {
+  v1::ExportModelRequest req;
+  req.set_model_id(model_id);
+  req.set_format(v1::EXPORT_FORMAT_ONNX);
+  auto resp =
+      Unary(*this, models_.get(), &v1::ModelService::Stub::ExportModel, req);
+  if (!resp.ok()) return resp.status();
+  return std::move(*resp->mutable_onnx_model());
+}
+
 absl::StatusOr<v1::Model> Client::ImportModel(const std::string& model_id,
                                               const v1::ModelFile& file) {
   v1::ImportModelRequest req;

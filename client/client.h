@@ -92,6 +92,8 @@ class Client {
   absl::StatusOr<std::vector<v1::Model>> ListModels();
   absl::Status DeleteModel(const std::string& model_id);
   absl::StatusOr<v1::ModelFile> ExportModel(const std::string& model_id);
+  // The model as a serialized ONNX ModelProto (ExportFormat ONNX).
+  absl::StatusOr<std::string> ExportOnnx(const std::string& model_id);
   absl::StatusOr<v1::Model> ImportModel(const std::string& model_id,
                                         const v1::ModelFile& file);
 

@@ -6,7 +6,8 @@
 #
 # Usage: scripts/setup.sh [--no-test-tools]
 #   --no-test-tools  leaves out what only the tests use (the browser,
-#                    Prometheus, clang's fuzzing runtime, pytest): enough to
+#                    Prometheus, clang's fuzzing runtime, pytest, the ONNX
+#                    checker and ONNX Runtime): enough to
 #                    build nnlabd, nnlab and run the core tests, as the
 #                    Docker image's build stage does.
 set -euo pipefail
@@ -33,6 +34,8 @@ packages=(
   # setuptools, tested with pytest; python3-crc32c checksums uploads fast; numpy
   # also checks the Nielsen learning speeds in float64 (nielsen_numpy_check).
   python3-pip python3-setuptools python3-numpy python3-crc32c
+  # ONNX export: the onnx.proto schema, compiled (libonnx-dev).
+  libonnx-dev
   # oneDNN's CMake config looks for OpenCL (its GPU runtime), and apt-get
   # below skips libdnnl-dev's recommendation of it.
   ocl-icd-opencl-dev
@@ -40,10 +43,10 @@ packages=(
   libcpp-httplib-dev libssl-dev
 )
 # Only the tests use these: the fuzz targets, the Python package's tests,
-# the dashboard's browser test and the Prometheus test.
+# the ONNX checker, the dashboard's browser test and the Prometheus test.
 if ((test_tools)); then
   packages+=(
-    clang-14 libclang-rt-14-dev libfuzzer-14-dev python3-pytest
+    clang-14 libclang-rt-14-dev libfuzzer-14-dev python3-pytest python3-onnx
     prometheus chromium chromium-driver python3-selenium
   )
 fi
@@ -77,3 +80,8 @@ if [[ ! -f "$repo/third_party/npm/node_modules/uplot/dist/uPlot.iife.min.js" ]];
 fi
 
 "$repo/scripts/fetch_data.sh"
+# ONNX Runtime for the ONNX export test (npm, into .cache/npm; ~300 MB with
+# every platform's library): a test tool.
+if ((test_tools)); then
+  "$repo/scripts/install_onnxruntime.sh" >/dev/null
+fi

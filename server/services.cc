@@ -17,6 +17,7 @@
 #include "server/evaluate.h"
 #include "server/job_spec.h"
 #include "server/log.h"
+#include "server/onnx_export.h"
 #include "server/rpc_status.h"
 #include "server/storage.h"
 
@@ -131,9 +132,31 @@ grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext* ctx,
                                            const v1::ExportModelRequest* req,
                                            v1::ExportModelResponse* resp) {
   return c_->Serve(ctx, "ExportModel", req->model_id(), [&]() -> absl::Status {
+    if (!v1::ExportFormat_IsValid(req->format())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("format: unknown export format ", req->format()));
+    }
     NNLAB_ASSIGN_OR_RETURN(auto entry, c_->models->Get(req->model_id()));
-    *resp->mutable_file() = entry->File(/*raw=*/false);
-    return absl::OkStatus();
+    switch (req->format()) {
+      case v1::EXPORT_FORMAT_UNSPECIFIED:
+      case v1::EXPORT_FORMAT_NATIVE:
+        *resp->mutable_file() = entry->File(/*raw=*/false);
+        return absl::OkStatus();
+      case v1::EXPORT_FORMAT_ONNX: {
+        const ModelPart part =
+            entry->is_gan() ? ModelPart::kGenerator : ModelPart::kMain;
+        const ModelSpec& spec = entry->spec(part);
+        NNLAB_ASSIGN_OR_RETURN(
+            *resp->mutable_onnx_model(),
+            ExportOnnx(spec, *entry->weights(), ModelEntry::Prefix(part),
+                       entry->id(),
+                       spec.loss == LossKind::kSoftmaxCrossEntropy &&
+                           !entry->is_gan()));
+        return absl::OkStatus();
+      }
+      default:  // Proto3's out-of-range sentinels; refused above.
+        return absl::InvalidArgumentError("format: unknown export format");
+    }
   });
 }
 

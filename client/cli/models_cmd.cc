@@ -28,6 +28,14 @@ absl::Status ReadModelFile(const std::string& path, v1::ModelFile* file) {
   return absl::OkStatus();
 }
 
+absl::Status WriteBytes(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
 absl::Status WriteModelFile(const std::string& path,
                             const v1::ModelFile& file) {
   std::string data;
@@ -39,15 +47,12 @@ absl::Status WriteModelFile(const std::string& path,
   } else {
     file.SerializeToString(&data);
   }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
+  return WriteBytes(path, data);
 }
 
 struct ModelsFlags {
   std::string spec_path, model_id, file_path;
+  std::string format = "native";  // export: native | onnx
   bool quiet = false;
 };
 
@@ -132,13 +137,31 @@ void AddModelsCommands(CLI::App& app, Cli& cli) {
   CLI::App* mexport =
       models->add_subcommand("export",
                              "Write a model (definition + weights) to a file: "
-                             "binary, or .json/.textproto");
+                             "binary, .json/.textproto, or ONNX");
   mexport->add_option("MODEL", f->model_id, "Model id")->required();
   mexport->add_option("--out", f->file_path, "Output file")->required();
+  mexport
+      ->add_option("--format", f->format,
+                   "native (nnlab's model file) or onnx (opset 13; a GAN "
+                   "exports its generator)")
+      ->check(CLI::IsMember({"native", "onnx"}));
   mexport->callback([&cli, &g, f] {
     cli.run = [&g, f] {
       auto client = Connect(g);
       if (!client.ok()) return Fail(client.status());
+      if (f->format == "onnx") {
+        auto onnx = (*client)->ExportOnnx(f->model_id);
+        if (!onnx.ok()) return Fail(onnx.status());
+        absl::Status s = WriteBytes(f->file_path, *onnx);
+        if (!s.ok()) return Fail(s);
+        if (!g.json) {
+          std::printf("wrote %s (ONNX, %zu bytes)\n", f->file_path.c_str(),
+                      onnx->size());
+        } else {
+          std::printf("{}\n");
+        }
+        return kExitOk;
+      }
       auto file = (*client)->ExportModel(f->model_id);
       if (!file.ok()) return Fail(file.status());
       absl::Status s = WriteModelFile(f->file_path, *file);
