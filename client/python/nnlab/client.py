@@ -214,16 +214,24 @@ class Client:
         self._call(self._models.DeleteModel,
                    model_pb2.DeleteModelRequest(model_id=model_id))
 
-    def export_model(self, model_id: str,
-                     path: Optional[str] = None) -> model_pb2.ModelFile:
-        """The model's file (spec, weights, buffers); also written to `path`
-        (serialized ModelFile) when given."""
-        resp = self._call(self._models.ExportModel,
-                          model_pb2.ExportModelRequest(model_id=model_id))
+    def export_model(self, model_id: str, path: Optional[str] = None, *,
+                     format: str = "native"):
+        """The model as a file: format "native" returns the ModelFile (spec,
+        weights, buffers) that import_model reads; "onnx" returns the bytes
+        of an ONNX model (opset 13; input "input", output "output" and, for
+        softmax classifiers, "probabilities"). Also written to `path` when
+        given."""
+        kinds = {"native": model_pb2.EXPORT_FORMAT_NATIVE,
+                 "onnx": model_pb2.EXPORT_FORMAT_ONNX}
+        if format not in kinds:
+            raise ValueError("format: 'native' or 'onnx', not %r" % format)
+        resp = self._call(self._models.ExportModel, model_pb2.ExportModelRequest(
+            model_id=model_id, format=kinds[format]))
+        data = resp.onnx_model if format == "onnx" else resp.file
         if path is not None:
             with open(path, "wb") as f:
-                f.write(resp.file.SerializeToString())
-        return resp.file
+                f.write(data if format == "onnx" else data.SerializeToString())
+        return data
 
     def import_model(self, model_file: Union[model_pb2.ModelFile, str],
                      model_id: str = "") -> model_pb2.Model:

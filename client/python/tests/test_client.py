@@ -64,6 +64,16 @@ def test_models_from_dict_textproto_and_message(client, repo, tmp_path):
     np.testing.assert_array_equal(client.infer("dict", x).outputs,
                                   client.infer("copy", x).outputs)
     client.delete_model("copy")
+    onnx = client.export_model("dict", path=str(tmp_path / "dict.onnx"),
+                               format="onnx")
+    import onnx as onnx_lib  # python3-onnx
+    graph = onnx_lib.load_from_string(onnx)
+    onnx_lib.checker.check_model(graph)
+    assert [i.name for i in graph.graph.input] == ["input"]
+    assert {o.name for o in graph.graph.output} == {"output", "probabilities"}
+    assert (tmp_path / "dict.onnx").read_bytes() == onnx
+    with pytest.raises(ValueError):
+        client.export_model("dict", format="tflite")
     with pytest.raises(nnlab.NotFound) as e:
         client.get_model("copy")
     assert e.value.code == grpc.StatusCode.NOT_FOUND
