@@ -19,7 +19,8 @@ let dirty = false;
 // One job's events as aligned columns: x = step; every series has a value
 // or null at each step (uPlot's aligned data).
 function newSeries() {
-  return {seq: -1, x: [], cols: {}, layers: [], layerIndex: {}, ended: false, state: ''};
+  return {seq: -1, x: [], cols: {}, layers: [], layerIndex: {}, ended: false, state: '',
+          bptt: {}, bpttStep: 0};
 }
 function col(s, name) {
   if (!s.cols[name]) s.cols[name] = new Array(s.x.length).fill(null);
@@ -66,6 +67,13 @@ function addEvent(s, e) {
     col(s, 'ratio' + j)[i] = pos(num(l.update_ratio));
     const sat = num(l.saturated_fraction);  // Negative: not measured.
     col(s, 'sat' + j)[i] = sat >= 0 ? sat : null;
+    // Recurrent layers: ||dE/dh_t|| over the sequence (the lecture's
+    // vanishing / exploding gradients through time); the latest one counts.
+    const norms = l.timestep_grad_norms || [];
+    if (norms.length > 0) {
+      s.bptt[l.name] = {t: (l.timestep_indices || []).map(Number), v: norms.map(Number)};
+      s.bpttStep = step;
+    }
   });
   return true;
 }
@@ -115,6 +123,34 @@ function buildCharts() {
   }
 }
 
+// One x axis (t) over the recurrent layers' latest per-time-step norms.
+function renderBptt() {
+  const s = selected.series;
+  const names = Object.keys(s.bptt);
+  const fig = document.getElementById('bptt');
+  fig.hidden = names.length === 0;
+  if (names.length === 0 || selected.bpttDrawn === s.bpttStep) return;
+  selected.bpttDrawn = s.bpttStep;
+  const ts = [...new Set(names.flatMap((n) => s.bptt[n].t))].sort((a, b) => a - b);
+  const data = [ts].concat(names.map((n) => {
+    const at = new Map(s.bptt[n].t.map((t, k) => [t, s.bptt[n].v[k]]));
+    return ts.map((t) => (at.has(t) && at.get(t) > 0 ? at.get(t) : null));
+  }));
+  const el = document.getElementById('chart-bptt');
+  if (!selected.bpttChart || selected.bpttChart.key !== names.join()) {
+    el.textContent = '';
+    selected.bpttChart = new uPlot(Object.assign(size(el), {
+      scales: {x: {time: false}, y: {distr: 3}},
+      axes: [{label: 't'}, {values: (u, vals) => vals.map((v) => (v == null ? '' : v.toExponential(0)))}],
+      series: [{label: 't'}].concat(names.map((n, k) => ({
+        label: n, stroke: COLORS[k % COLORS.length], spanGaps: true, points: {show: false}}))),
+    }), data, el);
+    selected.bpttChart.key = names.join();
+  } else {
+    selected.bpttChart.setData(data);
+  }
+}
+
 function renderBars() {
   const s = selected.series;
   const bars = document.getElementById('bars');
@@ -156,6 +192,7 @@ function render() {
       for (const c of selected.charts) c.setData([s.x].concat(c.names.map((n) => col(s, n))));
     }
     renderBars();
+    renderBptt();
   }
   renderOverlay();
 }

@@ -29,6 +29,13 @@ generator { layers { dense { units: 32 } } layers { relu {} }
 discriminator { layers { dense { units: 32 } } layers { relu {} }
                 layers { dense { units: 1 } } }
 """
+# An LSTM on MNIST rows: its events carry ||dE/dh_t|| for t = 0..27.
+LSTM_SPEC = """name: "rows"
+input_shape: [28, 28]
+layers { lstm { units: 16 } }
+layers { dense { units: 10 } }
+loss: LOSS_SOFTMAX_CROSS_ENTROPY
+"""
 
 
 def wait_for(what, predicate, timeout=60):
@@ -129,6 +136,15 @@ def main():
             "train", "--model", "gan", "--dataset", "mnist", "--max_steps", "30",
             "--label", "gan"))["jobId"]
         wait_for("the GAN job", lambda: server.job(gan)["state"] == "JOB_STATE_COMPLETED")
+        lstm_spec = os.path.join(tmp, "lstm.textproto")
+        with open(lstm_spec, "w") as f:
+            f.write(LSTM_SPEC)
+        server.nnlab("models", "create", "--spec", lstm_spec, "--id", "rows")
+        lstm = json.loads(server.nnlab(
+            "train", "--model", "rows", "--dataset", "mnist", "--sample_shape",
+            "28", "28", "--max_steps", "10", "--stats_every", "1",
+            "--label", "lstm"))["jobId"]
+        wait_for("the LSTM job", lambda: server.job(lstm)["state"] == "JOB_STATE_COMPLETED")
         long_job = json.loads(server.nnlab(
             "train", "--model", "mlp", "--dataset", "mnist", "--epochs", "10000",
             "--batch", "16", "--eval_every", "100", "--stats_every", "5",
@@ -144,7 +160,7 @@ def main():
 
         row = f'tr[data-job="{long_job}"]'
         wait_for("the jobs table", lambda: driver.find_elements(By.CSS_SELECTOR, row))
-        assert len(driver.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")) == 3
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")) == 4
         wait_for("selecting the long job", lambda: click(driver, row + " td.job"))
         points = "(selected && selected.series.cols.train_loss ? selected.series.cols.train_loss.filter(v => v !== null).length : 0)"
         first = wait_for("loss points", lambda: js(driver, points))
@@ -187,6 +203,18 @@ def main():
         assert all(n == 30 for n in counts), f"GAN points {counts}, want 30 each"
         print(f"GAN: D loss, G loss, D(x), D(G(z)) with {counts[0]} points each")
 
+        # The LSTM's gradient norms through time: one curve, t = 0..27.
+        wait_for("selecting the LSTM job",
+                 lambda: click(driver, f'tr[data-job="{lstm}"] td.job'))
+        wait_for("the LSTM replay", lambda: js(driver, f"selected && selected.id === '{lstm}' && selected.series.ended"))
+        wait_for("the BPTT chart", lambda: js(
+            driver, "!document.getElementById('bptt').hidden && "
+            "document.querySelectorAll('#chart-bptt canvas').length > 0"))
+        bptt = js(driver, "Object.entries(selected.series.bptt).map("
+                  "([n, c]) => [n, c.t.length, c.t[0], c.t[c.t.length - 1]])")
+        assert bptt == [["lstm0", 28, 0, 27]], f"BPTT curves {bptt}"
+        assert js(driver, "selected.bpttChart.series.length") == 2
+        print(f"BPTT: {bptt[0][0]} with ||dE/dh_t|| at t = 0..27")
         # Both jobs overlaid: marking them opens one stream each.
         for job in (done, long_job):
             wait_for("marking " + job, lambda: click(
