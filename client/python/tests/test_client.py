@@ -2,6 +2,7 @@
 numpy round trips, errors as exceptions with the server's status codes."""
 import io
 import os
+import subprocess
 
 import grpc
 import numpy as np
@@ -299,3 +300,51 @@ def test_watch_prints_and_plots(client, tmp_path):
         assert os.path.getsize(png) > 1000
     except ImportError:
         assert not os.path.exists(png)
+
+
+def _openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _sign(d, name):
+    """A key and a certificate for `name` (127.0.0.1, localhost) signed by
+    the test CA in `d`."""
+    base = os.path.join(d, name)
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-subj", "/CN=" + name, "-keyout", base + ".key",
+             "-out", base + ".csr")
+    with open(base + ".ext", "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl("x509", "-req", "-days", "2", "-in", base + ".csr", "-CA",
+             os.path.join(d, "ca.pem"), "-CAkey", os.path.join(d, "ca.key"),
+             "-CAcreateserial", "-extfile", base + ".ext", "-out", base + ".pem")
+
+
+def test_mutual_tls(make_server, tmp_path):
+    d = str(tmp_path)
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+             "/CN=nnlab-test-ca", "-keyout", os.path.join(d, "ca.key"), "-out",
+             os.path.join(d, "ca.pem"))
+    _sign(d, "server")
+    _sign(d, "client")
+    p = lambda name: os.path.join(d, name)  # noqa: E731
+    s = make_server(extra=["--tls_cert=" + p("server.pem"),
+                           "--tls_key=" + p("server.key"),
+                           "--tls_client_ca=" + p("ca.pem")])
+    mtls = dict(root_certificates=p("ca.pem"), certificate_chain=p("client.pem"),
+                private_key=p("client.key"))
+    with nnlab.Client(s.address, **mtls) as c:
+        c.create_model(CIRCLE_SPEC, model_id="tls")
+        assert [m.model_id for m in c.list_models()] == ["tls"]
+    # The name the certificate is checked against can be overridden.
+    with nnlab.Client("localhost:%d" % s.port, server_name="localhost", **mtls) as c:
+        assert c.health() == "SERVING"
+    # No client certificate, or no TLS at all: the handshake fails.
+    with nnlab.Client(s.address, root_certificates=p("ca.pem"), timeout=5) as c:
+        with pytest.raises(nnlab.Unavailable):
+            c.list_models()
+    with nnlab.Client(s.address, timeout=5) as c:
+        with pytest.raises(nnlab.Unavailable):
+            c.list_models()
