@@ -172,7 +172,9 @@ std::vector<std::string> ExampleSpecs(const std::string& source_dir) {
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) return out;
   while (dirent* e = readdir(d)) {
-    if (absl::EndsWith(e->d_name, ".textproto")) {
+    // sweep_*.textproto are SweepSpecs, not model specs.
+    if (absl::EndsWith(e->d_name, ".textproto") &&
+        !absl::StartsWith(e->d_name, "sweep_")) {
       out.push_back(absl::StrCat(dir, "/", e->d_name));
     }
   }

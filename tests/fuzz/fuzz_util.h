@@ -64,7 +64,8 @@ enum Rpc : uint8_t {
   kNumRpcs
 };
 
-// Paths of examples/*.textproto, sorted.
+// Paths of the model specs examples/*.textproto (not the sweep specs,
+// sweep_*.textproto), sorted.
 std::vector<std::string> ExampleSpecs(const std::string& source_dir);
 
 }  // namespace nnlab::fuzz
