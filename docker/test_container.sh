@@ -111,6 +111,7 @@ lap "lint"
 cli="${NNLAB_CLI:-${repo}/build/client/nnlab}"
 if [[ ! -x "${cli}" ]]; then
   say "building the host CLI"
+  "${repo}/scripts/setup.sh" --no-test-tools >/dev/null  # uPlot for nnlabd's HTTP port
   cmake -S "${repo}" -B "${repo}/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "${repo}/build" -j "$(nproc)" --target nnlab
 fi
