@@ -5,8 +5,8 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
-#include "grpcpp/grpcpp.h"
 #include "client/cli/common.h"
+#include "grpcpp/grpcpp.h"
 #include "nnlab/v1/cluster.grpc.pb.h"
 
 namespace nnlab::cli {

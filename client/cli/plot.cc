@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 
@@ -677,13 +678,27 @@ std::string RenderSvg(const TrainingHistory& history) {
   return svg.Finish();
 }
 
-absl::Status WritePng(const TrainingHistory& history, const std::string& path) {
-  int64_t max_step;
-  std::vector<Panel> panels = BuildPanels(history, &max_step);
-  const int height = FigureHeight(panels.size());
-  RasterCanvas raster(kWidth, height);
-  DrawFigure(history, panels, max_step, &raster);
+namespace {
 
+// Writes a figure `height` pixels tall, painted by `draw`, as SVG (*.svg)
+// or PNG (*.png); WritePlot's errors.
+absl::Status WriteFigure(const std::string& path, int height,
+                         const std::function<void(Canvas*)>& draw) {
+  if (absl::EndsWithIgnoreCase(path, ".svg")) {
+    SvgCanvas svg(kWidth, height);
+    draw(&svg);
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << svg.Finish();
+    out.close();
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
+    return absl::OkStatus();
+  }
+  if (!absl::EndsWithIgnoreCase(path, ".png")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--out ", path, ": the file name must end in .svg or .png"));
+  }
+  RasterCanvas raster(kWidth, height);
+  draw(&raster);
   png_image image{};
   image.version = PNG_IMAGE_VERSION;
   image.width = kWidth;
@@ -697,6 +712,17 @@ absl::Status WritePng(const TrainingHistory& history, const std::string& path) {
   }
   return absl::OkStatus();
 }
+
+absl::Status WriteHistory(const TrainingHistory& history,
+                          const std::string& path) {
+  int64_t max_step;
+  std::vector<Panel> panels = BuildPanels(history, &max_step);
+  return WriteFigure(path, FigureHeight(panels.size()), [&](Canvas* c) {
+    DrawFigure(history, panels, max_step, c);
+  });
+}
+
+}  // namespace
 
 absl::Status WriteGrayPng(const std::string& path, int width, int height,
                           const std::vector<uint8_t>& pixels) {
@@ -723,16 +749,7 @@ absl::Status WritePlot(const TrainingHistory& history,
   if (history.empty()) {
     return absl::FailedPreconditionError("the job has no events to plot yet");
   }
-  if (absl::EndsWithIgnoreCase(path, ".png")) return WritePng(history, path);
-  if (!absl::EndsWithIgnoreCase(path, ".svg")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--out ", path, ": the file name must end in .svg or .png"));
-  }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << RenderSvg(history);
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
+  return WriteHistory(history, path);
 }
 
 // ---------------------------------------------------------------------------
@@ -830,34 +847,11 @@ absl::Status WritePanels(const std::string& title,
   if (panels.empty()) {
     return absl::FailedPreconditionError("nothing to plot");
   }
-  if (absl::EndsWithIgnoreCase(path, ".svg")) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << RenderPanelsSvg(title, panels);
-    out.close();
-    if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
-    return absl::OkStatus();
-  }
-  if (!absl::EndsWithIgnoreCase(path, ".png")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--out ", path, ": the file name must end in .svg or .png"));
-  }
   int64_t max_x;
   std::vector<Panel> drawn = ToPanels(panels, &max_x);
-  const int height = FigureHeight(drawn.size());
-  RasterCanvas raster(kWidth, height);
-  DrawPanels(title, drawn, panels, max_x, &raster);
-  png_image image{};
-  image.version = PNG_IMAGE_VERSION;
-  image.width = kWidth;
-  image.height = static_cast<png_uint_32>(height);
-  image.format = PNG_FORMAT_RGB;
-  if (!png_image_write_to_file(&image, path.c_str(), 0, raster.pixels().data(),
-                               0, nullptr)) {
-    std::string msg = image.message;
-    png_image_free(&image);
-    return absl::InternalError(absl::StrCat("writing ", path, ": ", msg));
-  }
-  return absl::OkStatus();
+  return WriteFigure(path, FigureHeight(drawn.size()), [&](Canvas* c) {
+    DrawPanels(title, drawn, panels, max_x, c);
+  });
 }
 
 absl::Status WriteOverlayPlot(const std::string& title,
@@ -872,34 +866,9 @@ absl::Status WriteOverlayPlot(const std::string& title,
   }
   TrainingHistory header;  // DrawFigure reads only the title.
   header.title = title;
-  const int height = FigureHeight(panels.size());
-  if (absl::EndsWithIgnoreCase(path, ".png")) {
-    RasterCanvas raster(kWidth, height);
-    DrawFigure(header, panels, max_step, &raster);
-    png_image image{};
-    image.version = PNG_IMAGE_VERSION;
-    image.width = kWidth;
-    image.height = static_cast<png_uint_32>(height);
-    image.format = PNG_FORMAT_RGB;
-    if (!png_image_write_to_file(&image, path.c_str(), 0,
-                                 raster.pixels().data(), 0, nullptr)) {
-      std::string msg = image.message;
-      png_image_free(&image);
-      return absl::InternalError(absl::StrCat("writing ", path, ": ", msg));
-    }
-    return absl::OkStatus();
-  }
-  if (!absl::EndsWithIgnoreCase(path, ".svg")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--out ", path, ": the file name must end in .svg or .png"));
-  }
-  SvgCanvas svg(kWidth, height);
-  DrawFigure(header, panels, max_step, &svg);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << svg.Finish();
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
+  return WriteFigure(path, FigureHeight(panels.size()), [&](Canvas* c) {
+    DrawFigure(header, panels, max_step, c);
+  });
 }
 
 }  // namespace nnlab::cli

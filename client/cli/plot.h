@@ -34,9 +34,6 @@ struct TrainingHistory {
 // The figure as an SVG document.
 std::string RenderSvg(const TrainingHistory& history);
 
-// The figure as an RGB PNG file.
-absl::Status WritePng(const TrainingHistory& history, const std::string& path);
-
 // SVG for *.svg, PNG for *.png. InvalidArgument for another extension,
 // FailedPrecondition when there is nothing to plot, Internal if the file
 // cannot be written.
