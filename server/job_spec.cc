@@ -18,6 +18,20 @@ EffectiveSpec EffectiveOf(const v1::JobSpec& s) {
   return e;
 }
 
+absl::StatusOr<TrainOptions> TrainOptionsOf(const v1::JobSpec& spec) {
+  const EffectiveSpec eff = EffectiveOf(spec);
+  TrainOptions opts;
+  NNLAB_ASSIGN_OR_RETURN(
+      opts.optimizer, OptimizerFromProto(spec.optimizer(), "spec.optimizer"));
+  opts.epochs = eff.epochs;
+  opts.batch_size = eff.batch_size;
+  opts.stats_every = eff.stats_every;
+  opts.eval_every_steps = spec.eval_every_steps();
+  opts.shuffle_seed = spec.shuffle_seed();
+  opts.shuffle = !spec.no_shuffle();
+  return opts;
+}
+
 absl::Status CheckJobBatchSize(const v1::JobSpec& spec) {
   if (spec.batch_size() < 0 || spec.batch_size() > 65536) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/train/trainer.h"
 #include "nnlab/v1/training.pb.h"
 #include "server/convert.h"
 #include "server/datasets.h"
@@ -27,6 +28,11 @@ struct EffectiveSpec {
 };
 // REQUIRES: ValidateJobSpecFields(spec) is OK.
 EffectiveSpec EffectiveOf(const v1::JobSpec& spec);
+
+// The Trainer options of a job (optimizer, epochs, batch, statistics,
+// evaluation and shuffling), for a local run and every replica alike.
+// REQUIRES: ValidateJobSpecFields(spec) is OK.
+absl::StatusOr<TrainOptions> TrainOptionsOf(const v1::JobSpec& spec);
 
 // spec.batch_size alone: in [0, 65536].
 absl::Status CheckJobBatchSize(const v1::JobSpec& spec);

@@ -664,15 +664,7 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
   NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                          entry->Instantiate(ModelPart::kMain));
   const EffectiveSpec eff = EffectiveOf(spec);
-  TrainOptions opts;
-  NNLAB_ASSIGN_OR_RETURN(
-      opts.optimizer, OptimizerFromProto(spec.optimizer(), "spec.optimizer"));
-  opts.epochs = eff.epochs;
-  opts.batch_size = eff.batch_size;
-  opts.stats_every = eff.stats_every;
-  opts.eval_every_steps = spec.eval_every_steps();
-  opts.shuffle_seed = spec.shuffle_seed();
-  opts.shuffle = !spec.no_shuffle();
+  NNLAB_ASSIGN_OR_RETURN(TrainOptions opts, TrainOptionsOf(spec));
   NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
                          Trainer::Create(model.get(), opts));
 

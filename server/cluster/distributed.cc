@@ -81,20 +81,6 @@ absl::Status CheckReplicas(const v1::JobSpec& spec, bool is_gan,
   return absl::OkStatus();
 }
 
-absl::StatusOr<TrainOptions> TrainOptionsOf(const v1::JobSpec& spec) {
-  const EffectiveSpec eff = EffectiveOf(spec);
-  TrainOptions opts;
-  NNLAB_ASSIGN_OR_RETURN(
-      opts.optimizer, OptimizerFromProto(spec.optimizer(), "spec.optimizer"));
-  opts.epochs = eff.epochs;
-  opts.batch_size = eff.batch_size;
-  opts.stats_every = eff.stats_every;
-  opts.eval_every_steps = spec.eval_every_steps();
-  opts.shuffle_seed = spec.shuffle_seed();
-  opts.shuffle = !spec.no_shuffle();
-  return opts;
-}
-
 // --- Rank 0 ----------------------------------------------------------------
 
 std::string ReplicaCheckpoint(const v1::ModelSpec& spec, Trainer* trainer,

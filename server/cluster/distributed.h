@@ -47,9 +47,6 @@ v1::JobSpec GlobalBatchSpec(const v1::JobSpec& spec);
 absl::Status CheckReplicas(const v1::JobSpec& spec, bool is_gan,
                            ClusterNode* cluster);
 
-// The TrainOptions of a job spec (what the job manager builds).
-absl::StatusOr<TrainOptions> TrainOptionsOf(const v1::JobSpec& spec);
-
 // The state replicas start from: `trainer`'s RunState with the model spec,
 // as a serialised StoredCheckpoint (trained_steps = base_steps + step).
 std::string ReplicaCheckpoint(const v1::ModelSpec& spec, Trainer* trainer,
