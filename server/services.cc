@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/kernels/vec_math.h"
 #include "core/layers/recurrent.h"
 #include "core/layers/registry.h"
 #include "core/model/loss.h"
@@ -416,8 +417,11 @@ grpc::Status InferenceServiceImpl::Infer(grpc::ServerContext* ctx,
       NNLAB_RETURN_IF_ERROR(
           CheckBatchSize(e->spec(part), x.dim(0), c_->limits));
     }
-    const bool classifier =
-        e->spec(part).loss == LossKind::kSoftmaxCrossEntropy;
+    // Softmax models score classes jointly; sigmoid-class models (Nielsen's
+    // ch. 5 net) score each class by its own unit: argmax is the same.
+    const LossKind loss = e->spec(part).loss;
+    const bool classifier = loss == LossKind::kSoftmaxCrossEntropy ||
+                            loss == LossKind::kSigmoidCrossEntropyClasses;
     return e->WithInferenceModel(part, [&](Model* model, int64_t step) {
       NNLAB_RETURN_IF_ERROR(model->CheckInput(x));
       NNLAB_RETURN_IF_ERROR(CancelledIf(ctx));
@@ -426,7 +430,12 @@ grpc::Status InferenceServiceImpl::Infer(grpc::ServerContext* ctx,
       resp->set_weights_step(step);
       if (classifier && out.rank() == 2) {
         Tensor probs;
-        Softmax(out, &probs);
+        if (loss == LossKind::kSoftmaxCrossEntropy) {
+          Softmax(out, &probs);
+        } else {
+          probs.Resize(out.shape());
+          VecSigmoid(out.data(), probs.data(), out.size());
+        }
         const int64_t n = probs.rows(), k = probs.cols();
         for (int64_t r = 0; r < n; ++r) {
           const float* p = probs.data() + r * k;

@@ -153,6 +153,35 @@ TEST(ServiceTest, ModelLifecycleAndExportImport) {
   }
 }
 
+// Sigmoid-class models (Nielsen's ch. 5 output layer) are classifiers too:
+// the argmax unit is the prediction, each unit's sigmoid its probability.
+TEST(ServiceTest, InferSigmoidClassesPredicts) {
+  TestServer server;
+  Client c = server.MakeClient();
+  v1::ModelSpec spec = MlpSpec(2, 8, 3);
+  spec.set_loss(v1::LOSS_SIGMOID_CROSS_ENTROPY_CLASSES);
+  CreateModel(c, spec, "sig");
+  v1::InferRequest req;
+  req.set_model_id("sig");
+  *req.mutable_inputs() = MakeTensor({2, 2}, {0.5f, -1.0f, 2.0f, 0.25f});
+  req.set_top_k(3);
+  v1::InferResponse resp;
+  auto ctx = Ctx();
+  ASSERT_TRUE(c.inference->Infer(ctx.get(), req, &resp).ok());
+  ASSERT_EQ(resp.predictions_size(), 2);
+  ASSERT_EQ(resp.top_k_size(), 2);
+  for (int r = 0; r < 2; ++r) {
+    const float* z = resp.outputs().data().data() + r * 3;
+    EXPECT_EQ(resp.predictions(r), std::max_element(z, z + 3) - z);
+    ASSERT_EQ(resp.top_k(r).classes_size(), 3);
+    for (int k = 0; k < 3; ++k) {
+      const int64_t cls = resp.top_k(r).classes(k);
+      EXPECT_NEAR(resp.top_k(r).probabilities(k),
+                  1.0 / (1.0 + std::exp(-double(z[cls]))), 1e-5);
+    }
+  }
+}
+
 std::string ReadText(const std::string& path) {
   std::ifstream f(path);
   std::stringstream ss;
