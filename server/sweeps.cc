@@ -587,41 +587,36 @@ absl::StatusOr<v1::Sweep> SweepManager::Cancel(const std::string& id) {
 }
 
 absl::StatusOr<v1::Sweep> SweepManager::Pause(const std::string& id) {
-  absl::MutexLock lock(&mu_);
-  NNLAB_ASSIGN_OR_RETURN(Entry * e, Find(id));
-  v1::Sweep& sweep = e->sweep;
-  if (sweep.state() != v1::SWEEP_STATE_RUNNING) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("sweep ", id, " is not running"));
-  }
-  sweep.set_state(v1::SWEEP_STATE_PAUSED);
-  for (v1::SweepTrial& t : *sweep.mutable_trials()) {
-    if (!Active(t)) continue;
-    auto job = jobs_->Pause(t.job_id());
-    if (job.ok()) {
-      t.set_state(job->state());
-    } else if (!absl::IsFailedPrecondition(job.status())) {
-      LogError(absl::StrCat("sweep ", id, ": ", job.status().ToString()));
-    }
-  }
-  NNLAB_RETURN_IF_ERROR(Save(*e));
-  return sweep;
+  return PauseOrResume(id, /*pause=*/true);
 }
 
 absl::StatusOr<v1::Sweep> SweepManager::Resume(const std::string& id) {
+  return PauseOrResume(id, /*pause=*/false);
+}
+
+absl::StatusOr<v1::Sweep> SweepManager::PauseOrResume(const std::string& id,
+                                                      bool pause) {
   absl::MutexLock lock(&mu_);
   NNLAB_ASSIGN_OR_RETURN(Entry * e, Find(id));
   v1::Sweep& sweep = e->sweep;
-  if (sweep.state() != v1::SWEEP_STATE_PAUSED) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("sweep ", id, " is not paused"));
+  if (sweep.state() !=
+      (pause ? v1::SWEEP_STATE_RUNNING : v1::SWEEP_STATE_PAUSED)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sweep ", id, pause ? " is not running" : " is not paused"));
   }
-  sweep.set_state(v1::SWEEP_STATE_RUNNING);
+  sweep.set_state(pause ? v1::SWEEP_STATE_PAUSED : v1::SWEEP_STATE_RUNNING);
   for (v1::SweepTrial& t : *sweep.mutable_trials()) {
     if (!Active(t)) continue;
-    auto job = jobs_->Get(t.job_id());
-    if (!job.ok() || job->state() != v1::JOB_STATE_PAUSED) continue;
-    job = jobs_->Resume(t.job_id());
+    absl::StatusOr<v1::Job> job;
+    if (pause) {
+      job = jobs_->Pause(t.job_id());
+    } else {
+      // Queued trials were never paused; only paused ones resume.
+      job = jobs_->Get(t.job_id());
+      if (!job.ok() || job->state() != v1::JOB_STATE_PAUSED) continue;
+      job = jobs_->Resume(t.job_id());
+    }
+    // FailedPrecondition: the job ended or moved on meanwhile, as expected.
     if (job.ok()) {
       t.set_state(job->state());
     } else if (!absl::IsFailedPrecondition(job.status())) {

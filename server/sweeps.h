@@ -99,6 +99,9 @@ class SweepManager {
   // One scheduling pass over `e`; true if its record must be written now.
   bool Tick(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Save(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pause (pause) or Resume (!pause): the sweep's state, then its active
+  // trials' jobs.
+  absl::StatusOr<v1::Sweep> PauseOrResume(const std::string& id, bool pause);
   absl::StatusOr<Entry*> Find(const std::string& id) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string Path(const std::string& id) const;
