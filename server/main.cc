@@ -47,9 +47,12 @@ ABSL_FLAG(std::string, http_listen, "",
           "empty; TLS and the token as for gRPC)");
 ABSL_FLAG(std::string, join, "",
           "Join the cluster of the nnlabd at HOST:PORT as a worker (with "
-          "--token_file's token; TLS with --join_tls_ca)");
-ABSL_FLAG(std::string, join_tls_ca, "",
-          "CA (PEM file) of the coordinator's certificate: join over TLS");
+          "--token_file's token; TLS with --cluster_tls_ca)");
+ABSL_FLAG(std::string, cluster_tls_ca, "",
+          "CA (PEM file) of the cluster members' server certificates: calls "
+          "to other members (joining, replicas) go over TLS, presenting "
+          "--tls_cert/--tls_key as the client certificate (mutual TLS)");
+ABSL_FLAG(std::string, join_tls_ca, "", "Old name of --cluster_tls_ca");
 ABSL_FLAG(std::string, advertise, "",
           "gRPC HOST:PORT other members reach this one at (default: the "
           "--listen host with the bound port)");
@@ -125,8 +128,12 @@ int main(int argc, char** argv) {
   o.reflection = absl::GetFlag(FLAGS_reflection);
   o.http_listen = absl::GetFlag(FLAGS_http_listen);
   o.cluster.join = absl::GetFlag(FLAGS_join);
-  o.cluster.join_tls_ca_pem =
-      ReadOrDie(absl::GetFlag(FLAGS_join_tls_ca), "--join_tls_ca");
+  o.cluster.tls_ca_pem =
+      absl::GetFlag(FLAGS_cluster_tls_ca).empty()
+          ? ReadOrDie(absl::GetFlag(FLAGS_join_tls_ca), "--join_tls_ca")
+          : ReadOrDie(absl::GetFlag(FLAGS_cluster_tls_ca), "--cluster_tls_ca");
+  o.cluster.tls_cert_pem = o.tls_cert_pem;
+  o.cluster.tls_key_pem = o.tls_key_pem;
   o.cluster.advertise = absl::GetFlag(FLAGS_advertise);
   o.cluster.collective_listen = absl::GetFlag(FLAGS_collective_listen);
   o.cluster.allow_wildcard_collective =

@@ -70,15 +70,8 @@ absl::Status ClusterNode::Start(const std::string& listen, int port) {
     advertise_ = absl::StrCat(listen.substr(0, colon), ":", port);
   }
   if (options_.join.empty()) return absl::OkStatus();
-  std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (options_.join_tls_ca_pem.empty()) {
-    creds = grpc::InsecureChannelCredentials();
-  } else {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = options_.join_tls_ca_pem;
-    creds = grpc::SslCredentials(ssl);
-  }
-  coordinator_channel_ = grpc::CreateChannel(options_.join, creds);
+  coordinator_channel_ =
+      grpc::CreateChannel(options_.join, MemberCredentials());
   coordinator_ = v1::ClusterService::NewStub(coordinator_channel_);
   NNLAB_RETURN_IF_ERROR(Join());
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
@@ -133,9 +126,19 @@ void ClusterNode::HeartbeatLoop() {
   }
 }
 
+std::shared_ptr<grpc::ChannelCredentials> ClusterNode::MemberCredentials()
+    const {
+  if (options_.tls_ca_pem.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = options_.tls_ca_pem;
+  ssl.pem_cert_chain = options_.tls_cert_pem;
+  ssl.pem_private_key = options_.tls_key_pem;
+  return grpc::SslCredentials(ssl);
+}
+
 std::shared_ptr<grpc::Channel> ClusterNode::MemberChannel(
     const std::string& address) {
-  return grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  return grpc::CreateChannel(address, MemberCredentials());
 }
 
 void ClusterNode::Shutdown() {

@@ -1,7 +1,7 @@
 // This nnlabd's place in a cluster. Every nnlabd serves ClusterService
 // and can coordinate (members join it); one started with `join` is also a
 // worker: it joins that coordinator at start (with the cluster's token,
-// over TLS when join_tls_ca is set) and heartbeats in the background,
+// over TLS when tls_ca_pem is set) and heartbeats in the background,
 // joining again if the coordinator forgot it (it restarted, or this
 // worker was silent too long).
 //
@@ -28,8 +28,15 @@
 namespace nnlab::server {
 
 struct ClusterOptions {
-  std::string join;             // Coordinator HOST:PORT; empty: not a worker.
-  std::string join_tls_ca_pem;  // Set: join over TLS, trusting this CA.
+  std::string join;  // Coordinator HOST:PORT; empty: not a worker.
+  // TLS between members. tls_ca_pem set: every call to another member
+  // (join, heartbeats, rendezvous, replicas) is TLS, trusting this CA for
+  // the member's server certificate. tls_cert_pem / tls_key_pem (this
+  // node's own server certificate) are then presented as the client
+  // certificate, for members that require mutual TLS (--tls_client_ca).
+  std::string tls_ca_pem;
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
   // The gRPC address other members reach this one at; empty: the listen
   // address's host with the bound port.
   std::string advertise;
@@ -64,8 +71,7 @@ class ClusterNode {
   std::shared_ptr<grpc::Channel> coordinator_channel() const {
     return coordinator_channel_;
   }
-  // A channel to member `address` (plaintext: TLS between members is not
-  // wired yet).
+  // A channel to member `address`, with the cluster's TLS settings.
   std::shared_ptr<grpc::Channel> MemberChannel(const std::string& address);
   // Stops heartbeating. Idempotent.
   void Shutdown();
@@ -73,6 +79,7 @@ class ClusterNode {
  private:
   ClusterNode(const ClusterOptions& options, ServiceContext* context,
               int max_concurrent_jobs);
+  std::shared_ptr<grpc::ChannelCredentials> MemberCredentials() const;
   absl::Status Join();
   void HeartbeatLoop();
 

@@ -40,11 +40,21 @@ class Cluster {
 
   std::vector<std::string> Flags(const std::string& name,
                                  const std::string& token_file) const {
-    return {absl::StrCat("--data_dir=", dir_.path(), "/", name),
-            "--token_file=" + token_file, "--blas_threads=1",
-            "--heartbeat_ms=500",
-            absl::StrCat("--collective_timeout_ms=", timeout_ms_)};
+    std::vector<std::string> flags = {
+        absl::StrCat("--data_dir=", dir_.path(), "/", name),
+        "--token_file=" + token_file, "--blas_threads=1", "--heartbeat_ms=500",
+        absl::StrCat("--collective_timeout_ms=", timeout_ms_)};
+    flags.insert(flags.end(), common_flags_.begin(), common_flags_.end());
+    return flags;
   }
+  // Every process started afterwards gets `flags`; the test's own calls
+  // use `creds`.
+  void UseTls(std::vector<std::string> flags,
+              std::shared_ptr<grpc::ChannelCredentials> creds) {
+    common_flags_ = std::move(flags);
+    creds_ = std::move(creds);
+  }
+  const std::string& dir() const { return dir_.path(); }
   std::string Log(const std::string& name) const {
     return absl::StrCat(dir_.path(), "/", name, ".log");
   }
@@ -69,12 +79,11 @@ class Cluster {
   }
 
   Client MakeClient() const {
-    return Client(grpc::CreateChannel(coordinator_.address(),
-                                      grpc::InsecureChannelCredentials()));
+    return Client(grpc::CreateChannel(coordinator_.address(), creds_));
   }
   std::vector<v1::Member> Members() const {
-    auto stub = v1::ClusterService::NewStub(grpc::CreateChannel(
-        coordinator_.address(), grpc::InsecureChannelCredentials()));
+    auto stub = v1::ClusterService::NewStub(
+        grpc::CreateChannel(coordinator_.address(), creds_));
     auto ctx = Ctx(10, kToken);
     v1::ListMembersResponse resp;
     EXPECT_TRUE(stub->ListMembers(ctx.get(), {}, &resp).ok());
@@ -90,6 +99,9 @@ class Cluster {
   int timeout_ms_;
   TempDir dir_;
   std::string token_file_;
+  std::vector<std::string> common_flags_;
+  std::shared_ptr<grpc::ChannelCredentials> creds_ =
+      grpc::InsecureChannelCredentials();
   NnlabdProcess coordinator_;
   std::vector<std::unique_ptr<NnlabdProcess>> workers_;
 };
@@ -229,6 +241,43 @@ TEST(ClusterTest, TwoReplicasTrainLikeOneProcessAtTheGlobalBatch) {
 
 TEST(ClusterTest, FourReplicasTrainLikeOneProcessAtTheGlobalBatch) {
   ExpectSameAsOneProcess(4);
+}
+
+// Every member serves TLS and requires client certificates from the
+// cluster's CA: joining, heartbeats, rendezvous and the coordinator's calls
+// to its workers all go over mutual TLS, and a 2-replica job completes. A
+// worker whose certificate another CA signed cannot join.
+TEST(ClusterTest, MutualTlsBetweenMembers) {
+  Cluster cluster;
+  const std::string d = cluster.dir();
+  MakeCa(d, "ca");
+  MakeCa(d, "other-ca");
+  MakeCert(d, "ca", "member");
+  MakeCert(d, "ca", "client");
+  MakeCert(d, "other-ca", "stranger");
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ReadText(d + "/ca.pem");
+  ssl.pem_cert_chain = ReadText(d + "/client.pem");
+  ssl.pem_private_key = ReadText(d + "/client.key");
+  cluster.UseTls(
+      {"--tls_cert=" + d + "/member.pem", "--tls_key=" + d + "/member.key",
+       "--tls_client_ca=" + d + "/ca.pem", "--cluster_tls_ca=" + d + "/ca.pem"},
+      grpc::SslCredentials(ssl));
+  ASSERT_TRUE(cluster.StartCoordinator().ok());
+  ASSERT_TRUE(cluster.AddWorker().ok());
+  EXPECT_FALSE(cluster
+                   .AddWorker({"--tls_cert=" + d + "/stranger.pem",
+                               "--tls_key=" + d + "/stranger.key"})
+                   .ok());
+  ASSERT_EQ(cluster.Members().size(), 2u);
+  Client c = cluster.MakeClient();
+  CreateModel(c, "m");
+  grpc::Status s;
+  const v1::Job job = Start(c, Spec("m", 16, 2), &s);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  const v1::Job done = Wait(c, job.job_id());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_COMPLETED) << done.failure_reason();
+  EXPECT_EQ(done.replica_members_size(), 2);
 }
 
 TEST(ClusterTest, BadInputGetsClearCodesAndNothingHangs) {

@@ -60,13 +60,6 @@ std::vector<std::string> ProtoFiles() {
   return files;
 }
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 struct Method {
   std::string path;  // "/nnlab.v1.ModelService/CreateModel"
   bool client_streaming, server_streaming;
@@ -209,32 +202,6 @@ TEST(SecurityTest, ReflectionOnlyWhereEnabledAndNeverWithAToken) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.status().message().find("reflection"), absl::string_view::npos);
-}
-
-void Shell(const std::string& cmd) {
-  const int rc = system((cmd + " >/dev/null 2>&1").c_str());
-  ASSERT_EQ(rc, 0) << cmd;
-}
-
-// A CA (certificate + key) and certificates it signs, in `dir`.
-void MakeCa(const std::string& dir, const std::string& ca) {
-  Shell(
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-      "-nodes -days 2 -subj /CN=" +
-      ca + " -keyout " + dir + "/" + ca + ".key -out " + dir + "/" + ca +
-      ".pem");
-}
-void MakeCert(const std::string& dir, const std::string& ca,
-              const std::string& name) {
-  const std::string base = dir + "/" + name;
-  Shell(
-      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-      "-subj /CN=" +
-      name + " -keyout " + base + ".key -out " + base + ".csr");
-  std::ofstream(base + ".ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
-  Shell("openssl x509 -req -days 2 -in " + base + ".csr -CA " + dir + "/" + ca +
-        ".pem -CAkey " + dir + "/" + ca + ".key -CAcreateserial " +
-        "-extfile " + base + ".ext -out " + base + ".pem");
 }
 
 class TlsTest : public ::testing::Test {

@@ -8,8 +8,10 @@
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -175,6 +177,50 @@ class TestServer {
 };
 
 // [in, hidden, out] ReLU MLP with softmax cross-entropy.
+// The whole file at `path` ("" when it cannot be read).
+inline std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs `cmd`; a non-zero exit fails the test, showing the command's output.
+inline void Shell(const std::string& cmd) {
+  char log[] = "/tmp/nnlab-shell-XXXXXX";
+  const int fd = mkstemp(log);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  const int rc = system((cmd + " >" + log + " 2>&1").c_str());
+  std::ifstream in(log);
+  std::stringstream out;
+  out << in.rdbuf();
+  unlink(log);
+  ASSERT_EQ(rc, 0) << cmd << "\n" << out.str();
+}
+
+// A CA (`dir`/`ca`.pem and .key) and certificates it signs for
+// 127.0.0.1 / localhost (`dir`/`name`.pem and .key), made with openssl.
+inline void MakeCa(const std::string& dir, const std::string& ca) {
+  Shell(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+      "-nodes -days 2 -subj /CN=" +
+      ca + " -keyout " + dir + "/" + ca + ".key -out " + dir + "/" + ca +
+      ".pem");
+}
+inline void MakeCert(const std::string& dir, const std::string& ca,
+                     const std::string& name) {
+  const std::string base = dir + "/" + name;
+  Shell(
+      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+      "-subj /CN=" +
+      name + " -keyout " + base + ".key -out " + base + ".csr");
+  std::ofstream(base + ".ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
+  Shell("openssl x509 -req -days 2 -in " + base + ".csr -CA " + dir + "/" + ca +
+        ".pem -CAkey " + dir + "/" + ca + ".key -CAcreateserial " +
+        "-extfile " + base + ".ext -out " + base + ".pem");
+}
+
 inline v1::ModelSpec MlpSpec(int64_t in, int64_t hidden, int64_t out,
                              uint64_t seed = 1) {
   v1::ModelSpec s;

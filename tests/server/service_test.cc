@@ -182,13 +182,6 @@ TEST(ServiceTest, InferSigmoidClassesPredicts) {
   }
 }
 
-std::string ReadText(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 TEST(ServiceTest, ExampleTextprotoSpecsBuild) {
   TestServer server;
   Client c = server.MakeClient();
@@ -1139,31 +1132,13 @@ TEST(ServiceTest, TokenAuthentication) {
   EXPECT_EQ(HealthCheck(server.Channel()), 1);
 }
 
-std::string Shell(const std::string& cmd) {
-  const int rc = system((cmd + " >/dev/null 2>&1").c_str());
-  EXPECT_EQ(rc, 0) << cmd;
-  return cmd;
-}
-
 TEST(ServiceTest, TlsAndMutualTls) {
   TempDir dir;
   const std::string d = dir.path();
   // A CA, a server certificate for 127.0.0.1 and a client certificate.
-  Shell(
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "
-      "/CN=nnlab-test-ca "
-      "-keyout " +
-      d + "/ca.key -out " + d + "/ca.pem");
-  for (const std::string name : {"server", "client"}) {
-    Shell("openssl req -newkey rsa:2048 -nodes -subj /CN=" + name +
-          " -keyout " + d + "/" + name + ".key -out " + d + "/" + name +
-          ".csr");
-    std::ofstream(d + "/" + name + ".ext")
-        << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
-    Shell("openssl x509 -req -days 2 -in " + d + "/" + name + ".csr -CA " + d +
-          "/ca.pem -CAkey " + d + "/ca.key -CAcreateserial -extfile " + d +
-          "/" + name + ".ext -out " + d + "/" + name + ".pem");
-  }
+  MakeCa(d, "ca");
+  MakeCert(d, "ca", "server");
+  MakeCert(d, "ca", "client");
   const std::string ca = ReadText(d + "/ca.pem");
   for (bool mutual : {false, true}) {
     server::ServerOptions o;

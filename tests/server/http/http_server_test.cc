@@ -307,47 +307,17 @@ TEST(HttpServerTest, MetricsEventsAndActionsOnARunningJob) {
   EXPECT_GE(history.back(), resumed.back());
 }
 
-void Shell(const std::string& cmd) {
-  char log[] = "/tmp/nnlab-shell-XXXXXX";
-  const int fd = mkstemp(log);
-  ASSERT_GE(fd, 0);
-  close(fd);
-  const int rc = system((cmd + " >" + log + " 2>&1").c_str());
-  std::ifstream in(log);
-  std::stringstream out;
-  out << in.rdbuf();
-  unlink(log);
-  ASSERT_EQ(rc, 0) << cmd << "\n" << out.str();
-}
-
-std::string ReadAll(const std::string& path) {
-  absl::StatusOr<std::string> s = server::ReadFile(path);
-  EXPECT_TRUE(s.ok()) << s.status();
-  return s.ok() ? *s : "";
-}
-
 // With the gRPC side's certificate the HTTP port speaks only HTTPS, with
 // the whole chain, and the session cookie is Secure.
 TEST(HttpServerTest, TlsWhenGrpcHasIt) {
   TempDir certs;
   const std::string d = certs.path();
-  Shell(
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-      "-nodes -days 2 -subj /CN=ca -keyout " +
-      d + "/ca.key -out " + d + "/ca.pem");
-  Shell(
-      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-      "-subj /CN=server -keyout " +
-      d + "/server.key -out " + d + "/server.csr");
-  std::ofstream(d + "/server.ext")
-      << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
-  Shell("openssl x509 -req -days 2 -in " + d + "/server.csr -CA " + d +
-        "/ca.pem -CAkey " + d + "/ca.key -CAcreateserial -extfile " + d +
-        "/server.ext -out " + d + "/server.pem");
+  MakeCa(d, "ca");
+  MakeCert(d, "ca", "server");
   server::ServerOptions o = HttpOptions(kToken);
   // Leaf then CA: the chain is sent whole.
-  o.tls_cert_pem = ReadAll(d + "/server.pem") + ReadAll(d + "/ca.pem");
-  o.tls_key_pem = ReadAll(d + "/server.key");
+  o.tls_cert_pem = ReadText(d + "/server.pem") + ReadText(d + "/ca.pem");
+  o.tls_key_pem = ReadText(d + "/server.key");
   TestServer s(o);
   ASSERT_NE(s.server()->http_port(), 0);
 
