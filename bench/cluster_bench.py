@@ -18,7 +18,7 @@ Usage (from the repository root, after building nnlabd and nnlab):
   /usr/bin/python3 bench/cluster_bench.py                  # 1x2 vs 2x1
   /usr/bin/python3 bench/cluster_bench.py --threads 1 --replicas 1,2,4,8
   options: --runs RxT,... --workloads wide-mlp,resnet-small --steps N
-           --warmup N --nnlabd PATH --nnlab PATH --json
+           --warmup N --rounds N --nnlabd PATH --nnlab PATH --json
 A run of R replicas x T threads wants R x T free cores: on a machine with
 fewer, the replicas share cores and the numbers say so.
 """
@@ -204,25 +204,29 @@ def run_one(args, name, replicas, threads):
         if len(step_s) < 5:
             sys.exit("%s %dx%d: only %d timed steps" %
                      (name, replicas, threads, len(step_s)))
-        step = statistics.median(step_s)
-        comm = statistics.median(comm_s)
-        buffer_bytes = 4 * (params + 2)
-        return {
-            "workload": name, "replicas": replicas, "threads": threads,
-            "batch_per_replica": w["batch"], "parameters": params,
-            "timed_steps": len(step_s),
-            "step_ms": 1e3 * step, "comm_ms": 1e3 * comm,
-            "compute_ms": 1e3 * statistics.median(compute_s),
-            "comm_share": comm / step,
-            "samples_per_sec": replicas * w["batch"] / step,
-            "allreduce_buffer_bytes": buffer_bytes if replicas > 1 else 0,
-            "ring_bytes_per_replica":
-                2 * (replicas - 1) / replicas * buffer_bytes,
-        }
+        return params, step_s, comm_s, compute_s
     finally:
         if cluster is not None:
             cluster.stop()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def summarise(name, replicas, threads, params, step_s, comm_s, compute_s):
+    step = statistics.median(step_s)
+    comm = statistics.median(comm_s)
+    buffer_bytes = 4 * (params + 2)
+    batch = WORKLOADS[name]["batch"]
+    return {
+        "workload": name, "replicas": replicas, "threads": threads,
+        "batch_per_replica": batch, "parameters": params,
+        "timed_steps": len(step_s),
+        "step_ms": 1e3 * step, "comm_ms": 1e3 * comm,
+        "compute_ms": 1e3 * statistics.median(compute_s),
+        "comm_share": comm / step,
+        "samples_per_sec": replicas * batch / step,
+        "allreduce_buffer_bytes": buffer_bytes if replicas > 1 else 0,
+        "ring_bytes_per_replica": 2 * (replicas - 1) / replicas * buffer_bytes,
+    }
 
 
 def main():
@@ -239,6 +243,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the configurations in turn this many times "
+                    "and pool their steps (drifting load hits all alike)")
     ap.add_argument("--json", action="store_true",
                     help="one JSON object per configuration")
     args = ap.parse_args()
@@ -264,9 +271,16 @@ def main():
         print("|---|---|---|---|---|---|---|---|---|")
     results = []
     for name in args.workloads.split(","):
+        pooled = {run: [0, [], [], []] for run in runs}
+        for _ in range(args.rounds):
+            for run in runs:
+                params, step_s, comm_s, compute_s = run_one(args, name, *run)
+                pooled[run][0] = params
+                for i, xs in enumerate((step_s, comm_s, compute_s)):
+                    pooled[run][i + 1].extend(xs)
         base = None
         for replicas, threads in runs:
-            r = run_one(args, name, replicas, threads)
+            r = summarise(name, replicas, threads, *pooled[(replicas, threads)])
             results.append(r)
             if base is None:
                 base = r
