@@ -129,6 +129,11 @@ nnlab train --model "${model}" --dataset mnist --optimizer sgd --lr 0.1 \
 grep -E '^(state|job) ' "${scratch}/watch" || true
 grep -q COMPLETED "${scratch}/watch" || { cat "${scratch}/watch" >&2; logs; fail "the 2-replica job did not complete"; }
 
+job="$(awk '/^job / {sub(":", "", $2); print $2; exit}' "${scratch}/watch")"
+nnlab --json jobs get "${job}" | tr -d ' \n' >"${scratch}/job.json"
+grep -q '"replicaMembers":\["coordinator","worker-1"\]' "${scratch}/job.json" ||
+  { cat "${scratch}/job.json" >&2; fail "job ${job} did not run on the coordinator and the worker"; }
+
 # Every step event of a distributed job carries its allreduce time.
 awk '/^step / {
     ms = ""
