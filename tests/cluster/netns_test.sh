@@ -79,7 +79,9 @@ in_a() { ip netns exec "${ns_a}" "$@"; }
 nnlab() { in_a "${cli}" --server "${addr_a}:50051" --token_file "${scratch}/token" --timeout 60 "$@"; }
 
 # Each nnlabd binds gRPC and Gloo to its namespace's veth address only.
-in_a "${nnlabd}" --listen="${addr_a}:50051" --data_dir="${scratch}/a" \
+# Started by `ip netns exec` itself, not a shell function, so that $! is the
+# nnlabd (ip execs it) and cleanup's kill reaches it.
+ip netns exec "${ns_a}" "${nnlabd}" --listen="${addr_a}:50051" --data_dir="${scratch}/a" \
   --token_file="${scratch}/token" --collective_listen="${addr_a}" \
   --collective_timeout_ms=20000 >"${scratch}/a.log" 2>&1 &
 pids+=($!)
@@ -116,7 +118,7 @@ done
 ((members == 1)) || { logs; cat "${scratch}/members" >&2; fail "the worker in ${ns_b} did not join"; }
 cat "${scratch}/members"
 
-model="$(nnlab models create -q --spec "${spec}")"
+model="$(nnlab models create -q --spec "${spec}")" || fail "could not create the model from ${spec}"
 # 40 steps of a global batch of 2 x 32 MNIST digits.
 nnlab train --model "${model}" --dataset mnist --optimizer sgd --lr 0.1 \
   --batch 32 --max_steps 40 --stats_every 10 --replicas 2 --watch --every 1 \
