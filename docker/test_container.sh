@@ -3,10 +3,11 @@
 # locally made Debian 12 base image, runs the image the way a deployment
 # would (non-root, --read-only, --cap-drop=ALL, a writable data volume, a
 # loopback port), drives it from the host's `nnlab` CLI, checks a clean
-# SIGTERM shutdown and that the volume keeps the model across a restart, lints
-# the Dockerfile, then clones the repository into a plain Debian 12 container
-# and runs the README's test command there (a fresh machine: a missing
-# install step cannot hide behind what this host already has).
+# SIGTERM shutdown and that the volume keeps the model across a restart, runs
+# a 2-replica job on a coordinator and two workers (docker/test_cluster.sh),
+# lints the Dockerfile, then clones the repository into a plain Debian 12
+# container and runs the README's test command there (a fresh machine: a
+# missing install step cannot hide behind what this host already has).
 #
 # Usage: docker/test_container.sh
 # Environment:
@@ -203,6 +204,11 @@ nnlab infer --model "${model}" --dataset mnist:test --limit 500 |
 echo "model ${model} still listed after the restart, same test accuracy"
 stop_server "${run_id}-2"
 lap "container run checks"
+
+# --- a cluster: coordinator + two workers (compose.yaml's "cluster" profile) --
+say "cluster of three containers"
+"${here}/test_cluster.sh" "${image}" "${cli}"
+lap "cluster"
 
 # --- a fresh machine -----------------------------------------------------------
 run_fresh() {

@@ -43,11 +43,14 @@ packages=(
   libcpp-httplib-dev libssl-dev
 )
 # Only the tests use these: the fuzz targets, the Python package's tests,
-# the ONNX checker, the dashboard's browser test and the Prometheus test.
+# the ONNX checker, the dashboard's browser test, the Prometheus test and
+# the two-namespace cluster test.
 if ((test_tools)); then
   packages+=(
     clang-14 libclang-rt-14-dev libfuzzer-14-dev python3-pytest python3-onnx
     prometheus chromium chromium-driver python3-selenium
+    # The two-host cluster test: network namespaces, veth, netem (ip, tc).
+    iproute2 openssl
   )
 fi
 # Debian's npm conflicts with a Node.js installed from elsewhere: only bring
