@@ -339,6 +339,30 @@ max_concurrent: 2
   EXPECT_THAT(lines[header + 3], HasSubstr("learning_rate=1e-9"));
   EXPECT_THAT(lines[header + 4], HasSubstr("learning_rate=1e-9"));
 
+  // The sweep overlaid by nnlab plot: one legend entry per trial, naming
+  // both settings (they differ between trials), in each panel.
+  const std::vector<std::string> title =
+      absl::StrSplit(lines[header - 1], ' ', absl::SkipEmpty());
+  ASSERT_GE(title.size(), 2u);
+  const std::string svg = ::testing::TempDir() + "/sweep_overlay.svg";
+  r = Nnlab({"plot", title[1], "--out", svg});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("(4 jobs)"));
+  const std::string figure = testing::ReadAll(svg);
+  for (const char* lr : {"0.1", "1e-9"}) {
+    for (const char* seed : {"1", "2"}) {
+      const std::string label = absl::StrCat(
+          ">job.optimizer.learning_rate=", lr, " model.seed=", seed, "<");
+      int count = 0;
+      for (size_t at = figure.find(label); at != std::string::npos;
+           at = figure.find(label, at + 1)) {
+        ++count;
+      }
+      EXPECT_EQ(count, 2) << label;  // Loss and test accuracy panels.
+    }
+  }
+  std::remove(svg.c_str());
+
   // --json: one Sweep object, its trials pending or started.
   r = Nnlab({"--json", "sweep", "--spec", path});
   ASSERT_EQ(r.exit_code, 0) << r.err;
