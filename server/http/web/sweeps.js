@@ -7,7 +7,7 @@
 'use strict';
 
 let sweeps = [];      // [{sweep, labels}] from /api/sweeps.
-let sweepView = null; // {id, layer, curves, charts, key, final, busy}
+let sweepView = null; // {id, layer, curves, charts, key, final, busy, again}
 
 const sweepEnded = (s) => s.state === 'SWEEP_STATE_COMPLETED' || s.state === 'SWEEP_STATE_CANCELLED';
 
@@ -96,6 +96,7 @@ function drawSweep() {
     select.dataset.layers = c.layers.join();
   }
   select.value = c.layer;
+  document.getElementById('sweep-speed').hidden = c.layers.length === 0;
   const data = [aligned(c.trials, 'step', 'train_loss'), aligned(c.trials, 'eval_step', 'test_acc'),
                 aligned(c.trials, 'speed_step', 'speed').map((col, k) => (k === 0 ? col : col.map((y) => (y > 0 ? y : null))))];
   const key = c.layer + '|' + c.trials.map((t) => t.label).join('|');
@@ -111,8 +112,13 @@ function drawSweep() {
 
 async function fetchCurves() {
   const v = sweepView;
-  if (!v || v.busy) return;
+  if (!v) return;
+  if (v.busy) {  // Once more when this one is done: it may predate a change.
+    v.again = true;
+    return;
+  }
   v.busy = true;
+  v.again = false;
   try {
     const r = await fetch('/api/sweeps/' + encodeURIComponent(v.id) + '/curves?layer=' +
                           encodeURIComponent(v.layer), {cache: 'no-store'});
@@ -124,6 +130,7 @@ async function fetchCurves() {
   } finally {
     v.busy = false;
   }
+  if (v.again && sweepView === v) fetchCurves();
 }
 
 function updateSweepView() {
@@ -142,7 +149,8 @@ function updateSweepView() {
 
 function showSweep(id) {
   if (!sweepView || sweepView.id !== id) {
-    sweepView = {id, layer: '', curves: null, charts: null, key: '', final: false, busy: false};
+    sweepView = {id, layer: '', curves: null, charts: null, key: '', final: false, busy: false,
+                 again: false};
   }
   const entry = sweeps.find((e) => e.sweep.sweep_id === id);
   document.getElementById('sweep').hidden = false;

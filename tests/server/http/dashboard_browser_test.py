@@ -249,7 +249,7 @@ def main():
         wait_for("the sweeps list", lambda: click(driver, f'tr[data-sweep="{sweep}"] button.overlay'))
         wait_for("the sweep overlay", lambda: js(
             driver, f"sweepView && sweepView.id === '{sweep}' && sweepView.final && "
-            "!sweepView.busy && sweepView.charts !== null && "
+            "!sweepView.busy && !sweepView.again && sweepView.charts !== null && "
             "!document.getElementById('sweep').hidden"))
         series = js(driver, "sweepView.charts.map(c => c.series.slice(1).map(s => s.label))")
         assert series == [SWEEP_LABELS] * 3, f"sweep chart series {series}"
