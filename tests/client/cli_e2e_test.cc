@@ -363,16 +363,29 @@ max_concurrent: 2
   }
   std::remove(svg.c_str());
 
-  // --json: one Sweep object, its trials pending or started.
-  r = Nnlab({"--json", "sweep", "--spec", path});
+  // --json: one Sweep object. Its trials run 10,000 epochs (they cannot
+  // end before the cancel).
+  const std::string endless = ::testing::TempDir() + "/endless.textproto";
+  {
+    std::string text = testing::ReadAll(path);
+    const size_t at = text.find("epochs: 1 max_steps: 25");
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, 23, "epochs: 10000");
+    std::ofstream f(endless);
+    f << text;
+  }
+  r = Nnlab({"--json", "sweep", "--spec", endless});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(Lines(r.out).size(), 1u) << r.out;
   v1::Sweep sweep;
   ASSERT_TRUE(testing::FromJson(r.out, &sweep)) << r.out;
   EXPECT_EQ(sweep.trials_size(), 4);
   EXPECT_EQ(sweep.spec().name(), "tiny");
+  EXPECT_EQ(sweep.state(), v1::SWEEP_STATE_RUNNING);
   r = Nnlab({"sweep", "cancel", sweep.sweep_id()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(sweep.sweep_id() + "  cancelled"));
+  std::remove(endless.c_str());
   r = Nnlab({"sweep", "list"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Lines(r.out).size(), 2u) << r.out;
