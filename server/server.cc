@@ -250,6 +250,7 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
     sources.rpc = &impl->rpc_stats;
     TrainingServiceImpl* training = impl->training_service.get();
     sources.grpc_streams = [training] { return training->open_streams(); };
+    sources.sweeps = impl->sweeps.get();
     absl::StatusOr<std::unique_ptr<HttpServer>> http =
         HttpServer::Start(ho, &impl->context, std::move(sources));
     if (!http.ok()) {

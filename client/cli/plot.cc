@@ -446,23 +446,116 @@ std::vector<double> LinearTicks(double lo, double hi, int target) {
   return ticks;
 }
 
-void DrawPanel(const Panel& panel, double top, int64_t max_step, bool x_label,
-               Canvas* c) {
-  const double left = 130, right = kWidth - 40;
-  // The legend sits right-aligned beside the title, or on a row of its own
-  // below it when both do not fit.
-  double legend_width = 0;
+// The legend of a panel. Beside the title, right-aligned, when it fits
+// there; otherwise in rows below the title, in columns as wide as the
+// widest entry (labels too long for the figure are cut, ending in "..."),
+// at most kMaxLegendRows rows (the last entry then says how many are not
+// shown). The panel grows by the rows beyond the first.
+constexpr double kPlotLeft = 130, kPlotRight = kWidth - 40;
+constexpr double kLegendRow = 24;
+constexpr int kMaxLegendRows = 12;
+// Marker (30) before a label and a gap (20) after it.
+constexpr double kLegendPad = 50;
+
+struct LegendItem {
+  std::string label;
+  Color color;
+  double x = 0;  // Where the label starts (its marker is left of it).
+  int row = 0;
+  bool marker = true;
+};
+struct Legend {
+  std::vector<LegendItem> items;
+  bool below = false;
+  int rows = 0;
+};
+
+double TextWidth(const std::string& s, bool big) {
+  return CharAdvance(big) * static_cast<double>(Utf32(s).size());
+}
+
+// `s` cut to at most `chars` code points: its first two thirds and its
+// last third around "...", since the settings that tell trials apart may
+// come at either end.
+std::string Cut(const std::string& s, size_t chars) {
+  const std::u32string u = Utf32(s);
+  if (u.size() <= chars) return s;
+  const size_t keep = chars > 3 ? chars - 3 : 0;
+  const size_t tail = keep / 3, head = keep - tail;
+  // Byte offset of code point `n`.
+  auto offset = [&s](size_t n) {
+    size_t i = 0, seen = 0;
+    for (; i < s.size(); ++i) {
+      if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && seen++ == n) {
+        break;
+      }
+    }
+    return i;
+  };
+  return s.substr(0, offset(head)) + "..." + s.substr(offset(u.size() - tail));
+}
+
+Legend LayoutLegend(const Panel& panel) {
+  Legend l;
+  double total = 0, widest = 0;
   for (const Curve& cv : panel.curves) {
     if (cv.label.empty()) continue;
-    legend_width +=
-        CharAdvance(false) * static_cast<double>(Utf32(cv.label).size()) + 50;
+    l.items.push_back({cv.label, cv.color});
+    const double w = TextWidth(cv.label, false) + kLegendPad;
+    total += w;
+    widest = std::max(widest, w);
   }
-  const double title_width =
-      CharAdvance(true) * static_cast<double>(Utf32(panel.title).size());
-  const bool legend_below = left + title_width + 30 + legend_width > right;
-  const double legend_y = legend_below ? top + 62 : top + 32;
-  const double plot_top = top + (legend_below ? 80 : 50);
-  const double plot_bottom = top + kPanelHeight - 55;
+  if (l.items.empty()) return l;
+  const double title_width = TextWidth(panel.title, true);
+  if (kPlotLeft + title_width + 30 + total <= kPlotRight) {
+    l.rows = 1;
+    double x = kPlotRight;
+    for (auto it = l.items.rbegin(); it != l.items.rend(); ++it) {
+      x -= TextWidth(it->label, false);
+      it->x = x;
+      x -= kLegendPad;
+    }
+    return l;
+  }
+  l.below = true;
+  const double avail = kPlotRight - kPlotLeft + 20;  // The last gap may go.
+  const double column = std::min(widest, avail);
+  const size_t columns =
+      std::max<size_t>(1, static_cast<size_t>(avail / column));
+  const size_t chars =
+      static_cast<size_t>((column - kLegendPad) / CharAdvance(false));
+  const size_t shown_max = columns * kMaxLegendRows;
+  if (l.items.size() > shown_max) {
+    const size_t hidden = l.items.size() - (shown_max - 1);
+    l.items.resize(shown_max - 1);
+    LegendItem more{absl::StrCat("(", hidden, " more not shown)"), kBlack};
+    more.marker = false;
+    l.items.push_back(more);
+  }
+  for (size_t i = 0; i < l.items.size(); ++i) {
+    LegendItem& item = l.items[i];
+    item.label = Cut(item.label, chars);
+    item.row = static_cast<int>(i / columns);
+    item.x = kPlotLeft + 30 + static_cast<double>(i % columns) * column;
+  }
+  l.rows = static_cast<int>((l.items.size() + columns - 1) / columns);
+  return l;
+}
+
+// A panel's height: kPanelHeight, and the legend's rows beyond the first.
+double PanelHeight(const Panel& panel) {
+  const Legend l = LayoutLegend(panel);
+  return kPanelHeight + (l.below ? (l.rows - 1) * kLegendRow : 0);
+}
+
+void DrawPanel(const Panel& panel, double top, int64_t max_step, bool x_label,
+               Canvas* c) {
+  const double left = kPlotLeft, right = kPlotRight;
+  const Legend legend = LayoutLegend(panel);
+  const double legend_y = legend.below ? top + 62 : top + 32;
+  const double plot_top =
+      top + (legend.below ? 80 + (legend.rows - 1) * kLegendRow : 50);
+  const double plot_bottom = top + PanelHeight(panel) - 55;
   c->Text(left, top + 32, panel.title, kBlack, Anchor::kStart, /*big=*/true);
 
   // Value range over every curve.
@@ -542,15 +635,12 @@ void DrawPanel(const Panel& panel, double top, int64_t max_step, bool x_label,
     }
     c->Polyline(pts, cv.color, cv.width);
   }
-  double x = right;
-  for (auto it = panel.curves.rbegin(); it != panel.curves.rend(); ++it) {
-    if (it->label.empty()) continue;
-    double w =
-        CharAdvance(false) * static_cast<double>(Utf32(it->label).size());
-    x -= w;
-    c->Text(x, legend_y, it->label, kBlack, Anchor::kStart, false);
-    c->Line(x - 30, legend_y - 7, x - 8, legend_y - 7, it->color, 3);
-    x -= 50;
+  for (const LegendItem& item : legend.items) {
+    const double y = legend_y + item.row * kLegendRow;
+    c->Text(item.x, y, item.label, kBlack, Anchor::kStart, false);
+    if (item.marker) {
+      c->Line(item.x - 30, y - 7, item.x - 8, y - 7, item.color, 3);
+    }
   }
 }
 
@@ -618,17 +708,20 @@ std::vector<Panel> BuildPanels(const TrainingHistory& h, int64_t* max_step) {
   return panels;
 }
 
-int FigureHeight(size_t panels) {
-  return 60 + static_cast<int>(panels) * kPanelHeight + 20;
+int FigureHeight(const std::vector<Panel>& panels) {
+  double h = 60 + 20;
+  for (const Panel& p : panels) h += PanelHeight(p);
+  return static_cast<int>(h);
 }
 
 void DrawFigure(const TrainingHistory& h, const std::vector<Panel>& panels,
                 int64_t max_step, Canvas* c) {
-  c->FillRect(0, 0, kWidth, FigureHeight(panels.size()), kWhite);
+  c->FillRect(0, 0, kWidth, FigureHeight(panels), kWhite);
   c->Text(kWidth / 2.0, 42, h.title, kBlack, Anchor::kMiddle, /*big=*/true);
+  double top = 60;
   for (size_t i = 0; i < panels.size(); ++i) {
-    DrawPanel(panels[i], 60 + static_cast<double>(i) * kPanelHeight, max_step,
-              i + 1 == panels.size(), c);
+    DrawPanel(panels[i], top, max_step, i + 1 == panels.size(), c);
+    top += PanelHeight(panels[i]);
   }
 }
 
@@ -673,7 +766,7 @@ bool TrainingHistory::empty() const {
 std::string RenderSvg(const TrainingHistory& history) {
   int64_t max_step;
   std::vector<Panel> panels = BuildPanels(history, &max_step);
-  SvgCanvas svg(kWidth, FigureHeight(panels.size()));
+  SvgCanvas svg(kWidth, FigureHeight(panels));
   DrawFigure(history, panels, max_step, &svg);
   return svg.Finish();
 }
@@ -717,7 +810,7 @@ absl::Status WriteHistory(const TrainingHistory& history,
                           const std::string& path) {
   int64_t max_step;
   std::vector<Panel> panels = BuildPanels(history, &max_step);
-  return WriteFigure(path, FigureHeight(panels.size()), [&](Canvas* c) {
+  return WriteFigure(path, FigureHeight(panels), [&](Canvas* c) {
     DrawFigure(history, panels, max_step, c);
   });
 }
@@ -775,13 +868,14 @@ std::vector<Panel> ToPanels(const std::vector<PlotPanel>& in, int64_t* max_x) {
 // Each panel with its own x label, where DrawPanel puts "step".
 void DrawPanels(const std::string& title, const std::vector<Panel>& panels,
                 const std::vector<PlotPanel>& spec, int64_t max_x, Canvas* c) {
-  c->FillRect(0, 0, kWidth, FigureHeight(panels.size()), kWhite);
+  c->FillRect(0, 0, kWidth, FigureHeight(panels), kWhite);
   c->Text(kWidth / 2.0, 42, title, kBlack, Anchor::kMiddle, /*big=*/true);
+  double top = 60;
   for (size_t i = 0; i < panels.size(); ++i) {
-    const double top = 60 + static_cast<double>(i) * kPanelHeight;
     DrawPanel(panels[i], top, max_x, false, c);
-    c->Text((130 + kWidth - 40) / 2.0, top + kPanelHeight - 5, spec[i].x_label,
-            kBlack, Anchor::kMiddle, false);
+    top += PanelHeight(panels[i]);
+    c->Text((kPlotLeft + kPlotRight) / 2.0, top - 5, spec[i].x_label, kBlack,
+            Anchor::kMiddle, false);
   }
 }
 
@@ -836,7 +930,7 @@ std::string RenderPanelsSvg(const std::string& title,
                             const std::vector<PlotPanel>& panels) {
   int64_t max_x;
   std::vector<Panel> drawn = ToPanels(panels, &max_x);
-  SvgCanvas svg(kWidth, FigureHeight(drawn.size()));
+  SvgCanvas svg(kWidth, FigureHeight(drawn));
   DrawPanels(title, drawn, panels, max_x, &svg);
   return svg.Finish();
 }
@@ -849,7 +943,7 @@ absl::Status WritePanels(const std::string& title,
   }
   int64_t max_x;
   std::vector<Panel> drawn = ToPanels(panels, &max_x);
-  return WriteFigure(path, FigureHeight(drawn.size()), [&](Canvas* c) {
+  return WriteFigure(path, FigureHeight(drawn), [&](Canvas* c) {
     DrawPanels(title, drawn, panels, max_x, c);
   });
 }
@@ -866,7 +960,7 @@ absl::Status WriteOverlayPlot(const std::string& title,
   }
   TrainingHistory header;  // DrawFigure reads only the title.
   header.title = title;
-  return WriteFigure(path, FigureHeight(panels.size()), [&](Canvas* c) {
+  return WriteFigure(path, FigureHeight(panels), [&](Canvas* c) {
     DrawFigure(header, panels, max_step, c);
   });
 }

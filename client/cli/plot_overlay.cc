@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "client/cli/common.h"
 #include "client/cli/plot.h"
+#include "client/sweep_labels.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/text_format.h"
 #include "grpcpp/grpcpp.h"
@@ -88,35 +89,18 @@ std::vector<std::string> DifferingLabels(const std::vector<v1::Job>& jobs) {
   return labels;
 }
 
-// A sweep's trials, labelled by the settings that differ between them.
+// A sweep's started trials, labelled by the settings that differ between
+// them (the rule the dashboard uses too).
 absl::Status SweepJobs(Client& c, const v1::Sweep& s,
                        std::vector<v1::Job>* jobs,
                        std::vector<std::string>* labels) {
-  std::map<std::string, std::set<std::string>> values;
-  for (const v1::SweepTrial& t : s.trials()) {
-    for (const v1::SweepParam& p : t.params())
-      values[p.field()].insert(p.value());
-  }
-  for (const v1::SweepTrial& t : s.trials()) {
-    if (t.job_id().empty()) continue;
-    auto job = c.GetJob(t.job_id());
+  const std::vector<std::string> all = SweepTrialLabels(s);
+  for (int i = 0; i < s.trials_size(); ++i) {
+    if (s.trials(i).job_id().empty()) continue;
+    auto job = c.GetJob(s.trials(i).job_id());
     if (!job.ok()) return job.status();
     jobs->push_back(*job);
-    std::vector<std::string> parts;
-    for (const v1::SweepParam& p : t.params()) {
-      if (values[p.field()].size() < 2) continue;
-      std::string v = p.value();
-      if (p.field() == "model") {
-        const size_t at = v.find("name: \"");
-        const size_t end = at == std::string::npos ? at : v.find('"', at + 7);
-        v = end == std::string::npos ? "(model)"
-                                     : v.substr(at + 7, end - at - 7);
-      }
-      std::replace(v.begin(), v.end(), '\n', ' ');
-      parts.push_back(p.field() + "=" + v);
-    }
-    labels->push_back(parts.empty() ? absl::StrCat("trial ", t.index())
-                                    : absl::StrJoin(parts, " "));
+    labels->push_back(all[i]);
   }
   return absl::OkStatus();
 }

@@ -13,7 +13,6 @@
 #include "absl/time/clock.h"
 #include "client/cli/common.h"
 #include "client/cli/spec.h"
-#include "google/protobuf/text_format.h"
 #include "grpcpp/grpcpp.h"
 #include "nnlab/v1/sweep.grpc.pb.h"
 
@@ -219,10 +218,9 @@ int RunStart(const Globals& g, const StartFlags& f) {
   auto text = ReadFileToString(f.spec);
   if (!text.ok()) return Fail(text.status());
   v1::StartSweepRequest req;
-  if (!google::protobuf::TextFormat::ParseFromString(*text,
-                                                     req.mutable_spec())) {
-    return Usage(absl::StrCat(f.spec, ": not a text-format SweepSpec"));
-  }
+  // FILE:LINE:COLUMN on one line (TextFormat alone logs to stderr).
+  absl::Status parsed = ParseTextProto(*text, f.spec, req.mutable_spec());
+  if (!parsed.ok()) return Fail(parsed);
   if (!f.model.empty()) {
     v1::CreateModelRequest m;
     absl::Status s = LoadModelDefinition(f.model, &m);

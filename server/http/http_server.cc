@@ -22,6 +22,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "httplib.h"
 #include "server/http/metrics.h"
+#include "server/http/sweep_routes.h"
 #include "server/http/web_resources.h"
 #include "server/log.h"
 
@@ -168,6 +169,7 @@ struct HttpServer::Impl {
   void Events(const httplib::Request& req, httplib::Response& res);
   void Action(const httplib::Request& req, httplib::Response& res);
   void Login(const httplib::Request& req, httplib::Response& res);
+  void Sweeps(const httplib::Request& req, httplib::Response& res);
   void Static(const std::string& path, httplib::Response& res);
 };
 
@@ -437,6 +439,24 @@ void HttpServer::Impl::Action(const httplib::Request& req,
   res.set_content(ToJson(*job), "application/json");
 }
 
+void HttpServer::Impl::Sweeps(const httplib::Request& req,
+                              httplib::Response& res) {
+  if (sources.sweeps == nullptr) return SetError(res, 404, "no sweeps here");
+  const std::string id = req.matches[1];
+  absl::StatusOr<std::string> body;
+  if (id.empty()) {
+    body = SweepListJson(*sources.sweeps);
+  } else if (req.matches[2].length() == 0) {
+    body = SweepJson(*sources.sweeps, id);
+  } else {
+    body = SweepCurvesJson(*sources.sweeps, *c->jobs, id,
+                           req.get_param_value("layer"));
+  }
+  if (!body.ok()) return SetError(res, body.status());
+  res.set_header("Cache-Control", "no-store");
+  res.set_content(*body, "application/json");
+}
+
 void HttpServer::Impl::Install() {
   httplib::Server& s = *http;
   s.new_task_queue = [n = options.threads] {
@@ -539,6 +559,10 @@ void HttpServer::Impl::Install() {
          [this](const httplib::Request& req, httplib::Response& res) {
            Action(req, res);
          });
+  s.Get(R"(/api/sweeps(?:/([^/]+)(/curves)?)?)",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          Sweeps(req, res);
+        });
   s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     // Routes set their own bodies; give httplib's bare errors one too.
     if (res.body.empty()) {

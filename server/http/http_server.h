@@ -18,6 +18,9 @@
 //                                   id = step; resumes at Last-Event-ID (or
 //                                   ?from_step=); "event: end" when it ends
 //   POST /api/jobs/<id>/{pause,resume,cancel}   the Job afterwards
+//   GET  /api/sweeps  /api/sweeps/<id>  /api/sweeps/<id>/curves?layer=NAME
+//                                   sweeps, ranked trials and their curves
+//                                   for overlays (sweep_routes.h)
 // Cookie-authenticated POSTs must carry "X-Nnlab-Request: 1" (a cross-site
 // page cannot set it without a CORS preflight, which is never granted).
 //
@@ -32,6 +35,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/services.h"
+#include "server/sweeps.h"
 #include "server/telemetry.h"
 
 namespace nnlab::server {
@@ -51,6 +55,8 @@ class HttpServer {
   struct Sources {
     const RpcStats* rpc = nullptr;
     std::function<int()> grpc_streams;  // Open StreamMetrics calls.
+    // The sweep routes' source; null: they answer 404.
+    const SweepManager* sweeps = nullptr;
   };
 
   // Binds and starts serving. `context` (jobs, token, shutting_down) must

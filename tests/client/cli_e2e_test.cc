@@ -6,11 +6,14 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nnlab/v1/inference.pb.h"
 #include "nnlab/v1/model.pb.h"
+#include "nnlab/v1/sweep.pb.h"
 #include "nnlab/v1/training.pb.h"
 #include "tests/client/cli_test_util.h"
 
@@ -279,6 +282,141 @@ TEST_F(ServerTest, CancelEndsTheJobAndWatchExits1) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_THAT(r.out, HasSubstr(job.job_id()));
   EXPECT_THAT(r.out, HasSubstr("CANCELLED"));
+}
+
+// A tiny grid (2 learning rates x 2 seeds, two at once) on a small MLP:
+// `nnlab sweep --spec` starts it, `--watch` prints the ranked table when it
+// ends, --json gives the Sweep; a bad spec file is a one-line error.
+TEST_F(ServerTest, SweepSpecRunsAndPrintsTheRankedTable) {
+  const std::string path = ::testing::TempDir() + "/sweep.textproto";
+  {
+    std::ofstream f(path);
+    f << R"(name: "tiny"
+model { name: "tiny-mlp" input_shape: [784] layers { dense { units: 16 } }
+        layers { relu {} } layers { dense { units: 10 } }
+        loss: LOSS_SOFTMAX_CROSS_ENTROPY init: INIT_HE }
+job { dataset: "mnist" epochs: 1 max_steps: 25 batch_size: 16
+      eval_every_steps: 25 stats_every: -1 }
+axes { field: "job.optimizer.learning_rate" values: ["0.1", "1e-9"] }
+axes { field: "model.seed" values: ["1", "2"] }
+max_concurrent: 2
+)";
+  }
+  RunResult r = Nnlab({"sweep", "--spec", path, "--watch"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.err, "");
+  // Not a terminal: progress lines, then the table once the sweep ends.
+  std::vector<std::string> lines = Lines(r.out);
+  size_t header = 0;
+  while (header < lines.size() &&
+         !absl::StartsWith(lines[header], "rank trial")) {
+    ++header;
+  }
+  ASSERT_LT(header, lines.size()) << r.out;
+  ASSERT_GE(header, 1u);
+  EXPECT_THAT(lines[header - 1], HasSubstr("completed  4 trials  (at most 2"));
+  ASSERT_EQ(lines.size(), header + 5) << r.out;  // One row per trial.
+  std::vector<std::string> trials;
+  double previous = 2;
+  for (size_t i = header + 1; i < lines.size(); ++i) {
+    std::vector<std::string> cols =
+        absl::StrSplit(lines[i], ' ', absl::SkipEmpty());
+    ASSERT_GE(cols.size(), 9u) << lines[i];
+    EXPECT_EQ(cols[0], absl::StrCat(i - header)) << lines[i];  // rank
+    trials.push_back(cols[1]);
+    EXPECT_EQ(cols[2], "completed") << lines[i];
+    double acc = 0;
+    ASSERT_TRUE(absl::SimpleAtod(cols[3], &acc)) << lines[i];
+    EXPECT_LE(acc, previous) << r.out;  // Best first.
+    previous = acc;
+    EXPECT_EQ(cols[4], "25");
+    EXPECT_EQ(cols[5], "25/25");
+    EXPECT_THAT(lines[i], HasSubstr(" learning_rate="));
+    EXPECT_THAT(lines[i], HasSubstr(" seed="));
+  }
+  EXPECT_THAT(trials, ::testing::UnorderedElementsAre("0", "1", "2", "3"));
+  // Learning rate 1e-9 learns nothing: those two trials rank last.
+  EXPECT_THAT(lines[header + 3], HasSubstr("learning_rate=1e-9"));
+  EXPECT_THAT(lines[header + 4], HasSubstr("learning_rate=1e-9"));
+
+  // The sweep overlaid by nnlab plot: one legend entry per trial, naming
+  // both settings (they differ between trials), in each panel.
+  const std::vector<std::string> title =
+      absl::StrSplit(lines[header - 1], ' ', absl::SkipEmpty());
+  ASSERT_GE(title.size(), 2u);
+  const std::string svg = ::testing::TempDir() + "/sweep_overlay.svg";
+  r = Nnlab({"plot", title[1], "--out", svg});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("(4 jobs)"));
+  const std::string figure = testing::ReadAll(svg);
+  for (const char* lr : {"0.1", "1e-9"}) {
+    for (const char* seed : {"1", "2"}) {
+      const std::string label = absl::StrCat(
+          ">job.optimizer.learning_rate=", lr, " model.seed=", seed, "<");
+      int count = 0;
+      for (size_t at = figure.find(label); at != std::string::npos;
+           at = figure.find(label, at + 1)) {
+        ++count;
+      }
+      EXPECT_EQ(count, 2) << label;  // Loss and test accuracy panels.
+    }
+  }
+  std::remove(svg.c_str());
+
+  // --json: one Sweep object. Its trials run 10,000 epochs (they cannot
+  // end before the cancel).
+  const std::string endless = ::testing::TempDir() + "/endless.textproto";
+  {
+    std::string text = testing::ReadAll(path);
+    const size_t at = text.find("epochs: 1 max_steps: 25");
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, 23, "epochs: 10000");
+    std::ofstream f(endless);
+    f << text;
+  }
+  r = Nnlab({"--json", "sweep", "--spec", endless});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Lines(r.out).size(), 1u) << r.out;
+  v1::Sweep sweep;
+  ASSERT_TRUE(testing::FromJson(r.out, &sweep)) << r.out;
+  EXPECT_EQ(sweep.trials_size(), 4);
+  EXPECT_EQ(sweep.spec().name(), "tiny");
+  EXPECT_EQ(sweep.state(), v1::SWEEP_STATE_RUNNING);
+  r = Nnlab({"sweep", "cancel", sweep.sweep_id()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(sweep.sweep_id() + "  cancelled"));
+  std::remove(endless.c_str());
+  r = Nnlab({"sweep", "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Lines(r.out).size(), 2u) << r.out;
+
+  // A spec that does not parse, and one the server refuses.
+  const std::string bad = ::testing::TempDir() + "/bad_sweep.textproto";
+  {
+    std::ofstream f(bad);
+    f << "name: \"bad\"\naxes { feild: \"job.batch_size\" }\n";
+  }
+  r = Nnlab({"sweep", "--spec", bad});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  ExpectOneLineError(r, "INVALID_ARGUMENT");
+  EXPECT_THAT(r.err, HasSubstr(bad + ":2:"));
+  EXPECT_THAT(r.err, HasSubstr("feild"));
+  EXPECT_EQ(r.out, "");
+  {
+    std::ofstream f(bad);
+    f << "name: \"bad\"\nmodel { input_shape: [4] layers { relu {} } }\n"
+         "job { dataset: \"mnist\" }\n"
+         "axes { field: \"job.nope\" values: \"1\" }\n";
+  }
+  r = Nnlab({"sweep", "--spec", bad});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  ExpectOneLineError(r, "INVALID_ARGUMENT");
+  EXPECT_THAT(r.err, HasSubstr("job.nope"));
+  r = Nnlab({"sweep", "--spec", "/nonexistent.textproto"});
+  EXPECT_EQ(r.exit_code, 2);
+  ExpectOneLineError(r, "NOT_FOUND");
+  std::remove(path.c_str());
+  std::remove(bad.c_str());
 }
 
 TEST(CliTokenTest, TokenIsRequiredAndAccepted) {

@@ -169,6 +169,154 @@ TEST(PlotTest, PngIsAValidImageWithTheCurvesInIt) {
   std::remove(path.c_str());
 }
 
+// An overlay of `n` trials whose labels are `label_chars` long.
+std::vector<OverlayTrial> Trials(int n, size_t label_chars) {
+  std::vector<OverlayTrial> out;
+  for (int i = 0; i < n; ++i) {
+    OverlayTrial t;
+    std::string label = absl::StrCat("job.optimizer.learning_rate=0.", i, " ");
+    while (label.size() < label_chars) label += 'x';
+    t.label = label.substr(0, label_chars);
+    t.history = History(100);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+struct SvgText {
+  double x = 0, y = 0, advance = 0;
+  std::string anchor, text;
+};
+
+// Every <text> of an SVG written by the plot writer.
+std::vector<SvgText> Texts(const std::string& svg) {
+  std::vector<SvgText> out;
+  for (absl::string_view line : absl::StrSplit(svg, '\n')) {
+    if (!absl::StartsWith(line, "<text ")) continue;
+    SvgText t;
+    char anchor[16] = {};
+    double size = 0;
+    int end = 0;
+    const std::string l(line);
+    if (std::sscanf(l.c_str(),
+                    "<text x=\"%lf\" y=\"%lf\" fill=\"%*[^\"]\" "
+                    "font-size=\"%lf\" text-anchor=\"%15[a-z]\">%n",
+                    &t.x, &t.y, &size, anchor, &end) < 4) {
+      continue;
+    }
+    t.advance = size * 0.6;
+    t.anchor = anchor;
+    t.text = l.substr(end, l.size() - end - 7);  // Less "</text>".
+    out.push_back(t);
+  }
+  return out;
+}
+
+int Height(const std::string& svg) {
+  int w = 0, h = 0;
+  const size_t at = svg.find("<svg ");
+  EXPECT_NE(at, std::string::npos);
+  std::sscanf(svg.c_str() + svg.find("width=", at),
+              "width=\"%d\" height=\"%d\"", &w, &h);
+  return h;
+}
+
+// Long legends wrap into columns below each panel's title and stay inside
+// the figure; the panels grow to hold them.
+TEST(PlotTest, LongOverlayLegendsWrapInsideTheFigure) {
+  const std::string svg_path = ::testing::TempDir() + "/overlay_test.svg";
+  // Two trials with short labels: one row beside the title, as before.
+  ASSERT_TRUE(WriteOverlayPlot("few", Trials(2, 30), "dense0", svg_path).ok());
+  const std::string few = nnlab::testing::ReadAll(svg_path);
+  // Eight 36-character labels: two columns of four rows in each panel.
+  ASSERT_TRUE(
+      WriteOverlayPlot("eight", Trials(8, 36), "dense0", svg_path).ok());
+  const std::string eight = nnlab::testing::ReadAll(svg_path);
+  // 40 labels of 150 characters: cut to the width, at most 12 rows.
+  ASSERT_TRUE(
+      WriteOverlayPlot("many", Trials(40, 150), "dense0", svg_path).ok());
+  const std::string many = nnlab::testing::ReadAll(svg_path);
+
+  EXPECT_EQ(Height(few), 60 + 3 * 330 + 20);
+  EXPECT_EQ(Height(eight), 60 + 3 * (330 + 3 * 24) + 20);
+  EXPECT_EQ(Height(many), 60 + 3 * (330 + 11 * 24) + 20);
+  for (const std::string* svg : {&few, &eight, &many}) {
+    int width = 0, height = 0;
+    std::sscanf(svg->c_str() + svg->find("width="),
+                "width=\"%d\" height=\"%d\"", &width, &height);
+    for (const SvgText& t : Texts(*svg)) {
+      const double w = t.advance * static_cast<double>(t.text.size());
+      const double left = t.anchor == "start"    ? t.x
+                          : t.anchor == "middle" ? t.x - w / 2
+                                                 : t.x - w;
+      EXPECT_GE(left, 0) << t.text;
+      EXPECT_LE(left + w, width) << t.text;
+      if (absl::StartsWith(t.text, "job.")) {  // Legend: within the plot.
+        EXPECT_GE(left, 130) << t.text;
+        EXPECT_LE(left + w, width - 40 + 0.01) << t.text;
+      }
+      EXPECT_LE(t.y, height) << t.text;
+    }
+  }
+  auto legend = [](const std::string& svg) {
+    std::vector<SvgText> out;
+    for (const SvgText& t : Texts(svg)) {
+      if (absl::StartsWith(t.text, "job.") || absl::StrContains(t.text, "more"))
+        out.push_back(t);
+    }
+    return out;
+  };
+  // Every label in each of the three panels, whole.
+  std::vector<SvgText> l = legend(eight);
+  ASSERT_EQ(l.size(), 3u * 8);
+  std::map<double, int> rows;
+  for (const SvgText& t : l) {
+    EXPECT_EQ(t.text.size(), 36u) << t.text;
+    ++rows[t.y];
+  }
+  EXPECT_EQ(rows.size(), 3u * 4);  // Four rows per panel ...
+  for (const auto& [y, n] : rows) EXPECT_EQ(n, 2) << y;  // ... of two.
+  // 11 rows of one label cut in the middle (the width of the plot: 83
+  // characters), then how many are not shown.
+  l = legend(many);
+  ASSERT_EQ(l.size(), 3u * 12);
+  for (int i = 0; i < 11; ++i) {
+    EXPECT_TRUE(absl::StrContains(l[i].text, "...")) << l[i].text;
+    EXPECT_EQ(l[i].text.size(), 83u) << l[i].text;
+    EXPECT_TRUE(absl::EndsWith(l[i].text, "xxx")) << l[i].text;
+    EXPECT_TRUE(absl::StartsWith(
+        l[i].text, absl::StrCat("job.optimizer.learning_rate=0.", i, " ")))
+        << l[i].text;
+  }
+  EXPECT_EQ(l[11].text, "(29 more not shown)");
+
+  // PNG: nothing drawn in the side margins (the last x tick label, centred
+  // on the plot's right edge, ends at 1178), where a legend running off
+  // the plot would land.
+  const std::string png_path = ::testing::TempDir() + "/overlay_test.png";
+  ASSERT_TRUE(
+      WriteOverlayPlot("many", Trials(40, 150), "dense0", png_path).ok());
+  Image img = ReadPng(png_path);
+  ASSERT_EQ(img.width, 1200);
+  EXPECT_EQ(img.height, Height(many));
+  int ink = 0, legend_ink = 0;
+  for (int y = 0; y < img.height; ++y) {
+    for (int x = 0; x < img.width; ++x) {
+      const uint8_t* p = &img.rgb[(static_cast<size_t>(y) * img.width + x) * 3];
+      const bool white = p[0] == 255 && p[1] == 255 && p[2] == 255;
+      if (x < 10 || x >= 1182) ink += !white;
+      // The first panel's legend rows: text from x = 160 on.
+      if (y > 60 + 62 - 16 && y < 60 + 62 + 11 * 24 && x > 150) {
+        legend_ink += !white;
+      }
+    }
+  }
+  EXPECT_EQ(ink, 0);
+  EXPECT_GT(legend_ink, 11 * 100);
+  std::remove(svg_path.c_str());
+  std::remove(png_path.c_str());
+}
+
 TEST(PlotTest, GrayPngRoundTrips) {
   const std::string path = ::testing::TempDir() + "/gray_test.png";
   std::vector<uint8_t> px(7 * 5);

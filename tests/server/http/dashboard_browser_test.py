@@ -3,8 +3,9 @@
 selenium + chromium-driver) against a real nnlabd training MNIST jobs:
 login form, jobs table, a loss curve that gains points, one bar per
 parametrised layer, pause from the page (checked over gRPC with the nnlab
-CLI), and a finished job's whole history replayed into a new page. No
-console errors. With --screenshot, saves a PNG of the dashboard."""
+CLI), a finished job's whole history replayed into a new page, and a
+sweep started with `nnlab sweep` overlaid (one curve per trial). No console
+errors. With --screenshot, saves a PNG of the dashboard."""
 import argparse
 import json
 import os
@@ -36,6 +37,17 @@ layers { lstm { units: 16 } }
 layers { dense { units: 10 } }
 loss: LOSS_SOFTMAX_CROSS_ENTROPY
 """
+# A small sweep started through the CLI: three learning rates, two at once.
+SWEEP_SPEC = """name: "three-rates"
+model { name: "m" input_shape: [784] layers { dense { units: 16 } }
+        layers { relu {} } layers { dense { units: 10 } }
+        loss: LOSS_SOFTMAX_CROSS_ENTROPY init: INIT_HE seed: 1 }
+job { dataset: "mnist" epochs: 1 max_steps: 30 batch_size: 32
+      eval_every_steps: 10 stats_every: 5 }
+axes { field: "job.optimizer.learning_rate" values: ["0.1", "0.01", "0.001"] }
+max_concurrent: 2
+"""
+SWEEP_LABELS = ["job.optimizer.learning_rate=" + lr for lr in ("0.1", "0.01", "0.001")]
 
 
 def wait_for(what, predicate, timeout=60):
@@ -225,6 +237,41 @@ def main():
         wait_for("both jobs' curves", lambda: js(driver, "[...overlay.values()].every("
                  "o => o.series.ended && o.series.x.length >= 40)"))
         print("overlay of both jobs drawn")
+
+        # A sweep from the CLI, overlaid with one click: one curve per trial
+        # in each chart, named by the learning rate, and the ranked table.
+        sweep_spec = os.path.join(tmp, "sweep.textproto")
+        with open(sweep_spec, "w") as f:
+            f.write(SWEEP_SPEC)
+        sweep = json.loads(server.nnlab("sweep", "--spec", sweep_spec))["sweepId"]
+        wait_for("the sweep", lambda: json.loads(server.nnlab("sweep", "get", sweep))[
+            "state"] == "SWEEP_STATE_COMPLETED", timeout=120)
+        wait_for("the sweeps list", lambda: click(driver, f'tr[data-sweep="{sweep}"] button.overlay'))
+        wait_for("the sweep overlay", lambda: js(
+            driver, f"sweepView && sweepView.id === '{sweep}' && sweepView.final && "
+            "!sweepView.busy && !sweepView.again && sweepView.charts !== null && "
+            "!document.getElementById('sweep').hidden"))
+        series = js(driver, "sweepView.charts.map(c => c.series.slice(1).map(s => s.label))")
+        assert series == [SWEEP_LABELS] * 3, f"sweep chart series {series}"
+        points = js(driver, "sweepView.curves.trials.map(t => [t.step.length, t.eval_step.length, t.speed.length])")
+        assert all(p[0] == 30 and p[1] >= 3 and p[2] >= 6 for p in points), f"points per trial {points}"
+        drawn = js(driver, "sweepView.charts.map(c => c.data.slice(1).map(col => col.filter(v => v !== null).length))")
+        assert all(all(n > 0 for n in chart) for chart in drawn), f"drawn points {drawn}"
+        legend = js(driver, "[...document.querySelectorAll('#chart-sweep-loss .u-legend .u-label')].map(e => e.textContent)")
+        assert all(label in legend for label in SWEEP_LABELS), f"legend {legend}"
+        ranked = js(driver, "[...document.querySelectorAll('#sweep-trials tbody tr')].map(r => r.children[7].textContent)")
+        assert sorted(ranked) == sorted(SWEEP_LABELS), f"ranked table {ranked}"
+        layers = js(driver, "sweepView.curves.layers")
+        assert js(driver, "sweepView.curves.layer") == layers[0]
+        driver.execute_script(f"const s = document.getElementById('sweep-layer'); s.value = '{layers[1]}'; "
+                              "s.dispatchEvent(new Event('change'));")
+        wait_for("the other layer", lambda: js(
+            driver, f"sweepView.curves.layer === '{layers[1]}' && sweepView.key.startsWith('{layers[1]}|')"))
+        if a.screenshot:
+            driver.execute_script("document.getElementById('sweep').scrollIntoView()")
+            time.sleep(0.5)
+            driver.save_screenshot(a.screenshot.replace(".png", "") + "-sweep.png")
+        print(f"sweep {sweep}: {len(points)} trials overlaid, layers {layers}, ranked {ranked}")
 
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, f"console errors: {errors}"

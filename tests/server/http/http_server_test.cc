@@ -16,8 +16,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
+#include "nnlab/v1/sweep.grpc.pb.h"
 #include "tests/server/server_test_util.h"
 
 namespace nnlab::testing {
@@ -57,6 +60,9 @@ TEST(HttpServerTest, EveryRouteButHealthzNeedsTheToken) {
                                          "/static/app.js",
                                          "/static/nope",
                                          "/api/jobs/j/events",
+                                         "/api/sweeps",
+                                         "/api/sweeps/s",
+                                         "/api/sweeps/s/curves",
                                          "/nope",
                                          "/login"};
   for (const httplib::Headers& h :
@@ -85,7 +91,7 @@ TEST(HttpServerTest, EveryRouteButHealthzNeedsTheToken) {
 
   // With the token.
   for (const std::string path : {"/", "/metrics", "/api/jobs", "/static/app.js",
-                                 "/static/uplot.min.js"}) {
+                                 "/static/uplot.min.js", "/api/sweeps"}) {
     auto ok = c.Get(path, Bearer(kToken));
     ASSERT_TRUE(ok) << path;
     EXPECT_EQ(ok->status, 200) << path;
@@ -412,6 +418,174 @@ TEST(HttpServerTest, StalledBrowserNeverHoldsUpTraining) {
   EXPECT_EQ(GetJob(g, job.job_id()).state(), v1::JOB_STATE_RUNNING);
   close(fd);
   Cancel(g, job.job_id());
+}
+
+// The JSON body of a 200 answer as a Struct (fails the test otherwise).
+google::protobuf::Struct GetJson(httplib::Client& c, const std::string& path) {
+  google::protobuf::Struct out;
+  auto r = c.Get(path);
+  EXPECT_TRUE(r) << path;
+  if (!r) return out;
+  EXPECT_EQ(r->status, 200) << path << " " << r->body;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r->body, &out).ok())
+      << r->body;
+  return out;
+}
+
+const google::protobuf::ListValue& List(const google::protobuf::Struct& s,
+                                        const std::string& key) {
+  return s.fields().at(key).list_value();
+}
+
+// A finished two-trial sweep seen through the dashboard's routes: the
+// ranked trials, labels naming the learning rate (what differs), and each
+// trial's curves with one point per step.
+TEST(HttpServerTest, SweepRoutesGiveRankedTrialsLabelsAndCurves) {
+  TestServer s(HttpOptions());
+  Client g = s.MakeClient();
+  const std::string data = UploadBlobs(g, 1024, 64);
+  v1::SweepSpec spec;
+  *spec.mutable_model() = MlpSpec(2, 8, 2);
+  spec.set_name("http sweep");
+  v1::JobSpec* j = spec.mutable_job();
+  j->set_dataset(data);
+  j->set_batch_size(8);
+  j->set_epochs(10000);
+  j->set_max_steps(20);
+  j->set_eval_every_steps(5);
+  j->set_stats_every(2);
+  j->mutable_optimizer()->set_kind(v1::OPTIMIZER_SGD);
+  v1::SweepAxis* lr = spec.add_axes();
+  lr->set_field("job.optimizer.learning_rate");
+  lr->add_values("0.5");
+  lr->add_values("1e-9");
+  v1::SweepAxis* seed = spec.add_axes();  // The same in both: not a label.
+  seed->set_field("model.seed");
+  seed->add_values("3");
+  spec.set_max_concurrent(2);
+  auto stub = v1::SweepService::NewStub(s.Channel());
+  v1::StartSweepRequest req;
+  *req.mutable_spec() = spec;
+  v1::Sweep sweep;
+  {
+    auto ctx = Ctx();
+    grpc::Status st = stub->StartSweep(ctx.get(), req, &sweep);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  const std::string id = sweep.sweep_id();
+  const auto end = Deadline(60);
+  while (sweep.state() != v1::SWEEP_STATE_COMPLETED &&
+         std::chrono::system_clock::now() < end) {
+    usleep(50000);
+    v1::GetSweepRequest get;
+    get.set_sweep_id(id);
+    auto ctx = Ctx();
+    ASSERT_TRUE(stub->GetSweep(ctx.get(), get, &sweep).ok());
+  }
+  ASSERT_EQ(sweep.state(), v1::SWEEP_STATE_COMPLETED) << sweep.DebugString();
+
+  httplib::Client c = Http(s);
+  const google::protobuf::Struct list = GetJson(c, "/api/sweeps");
+  ASSERT_EQ(List(list, "sweeps").values_size(), 1);
+  const google::protobuf::Struct& listed =
+      List(list, "sweeps").values(0).struct_value();
+  EXPECT_EQ(listed.fields()
+                .at("sweep")
+                .struct_value()
+                .fields()
+                .at("sweep_id")
+                .string_value(),
+            id);
+
+  const google::protobuf::Struct one = GetJson(c, "/api/sweeps/" + id);
+  const google::protobuf::Struct& sw = one.fields().at("sweep").struct_value();
+  EXPECT_EQ(sw.fields().at("state").string_value(), "SWEEP_STATE_COMPLETED");
+  EXPECT_EQ(
+      sw.fields().at("spec").struct_value().fields().at("name").string_value(),
+      "http sweep");
+  // Ranked: the lr 0.5 trial learns, the 1e-9 one cannot beat it.
+  ASSERT_EQ(List(sw, "ranking").values_size(), 2);
+  EXPECT_EQ(List(sw, "ranking").values(0).number_value(), 0);
+  ASSERT_EQ(List(sw, "trials").values_size(), 2);
+  for (int i = 0; i < 2; ++i) {
+    const auto& t = List(sw, "trials").values(i).struct_value().fields();
+    EXPECT_EQ(t.at("state").string_value(), "JOB_STATE_COMPLETED");
+    EXPECT_TRUE(t.at("has_metric").bool_value());
+  }
+  ASSERT_EQ(List(one, "labels").values_size(), 2);
+  EXPECT_EQ(List(one, "labels").values(0).string_value(),
+            "job.optimizer.learning_rate=0.5");
+  EXPECT_EQ(List(one, "labels").values(1).string_value(),
+            "job.optimizer.learning_rate=1e-9");
+
+  const google::protobuf::Struct curves =
+      GetJson(c, "/api/sweeps/" + id + "/curves");
+  ASSERT_GE(List(curves, "layers").values_size(), 2);
+  const std::string first = List(curves, "layers").values(0).string_value();
+  const std::string second = List(curves, "layers").values(1).string_value();
+  EXPECT_EQ(curves.fields().at("layer").string_value(), first);
+  ASSERT_EQ(List(curves, "trials").values_size(), 2);
+  for (int i = 0; i < 2; ++i) {
+    const google::protobuf::Struct& t =
+        List(curves, "trials").values(i).struct_value();
+    EXPECT_EQ(t.fields().at("index").number_value(), i);
+    EXPECT_EQ(t.fields().at("job_id").string_value(), sweep.trials(i).job_id());
+    EXPECT_EQ(t.fields().at("label").string_value(),
+              List(one, "labels").values(i).string_value());
+    // Steps 1..20, each with a finite loss.
+    ASSERT_EQ(List(t, "step").values_size(), 20);
+    ASSERT_EQ(List(t, "train_loss").values_size(), 20);
+    for (int k = 0; k < 20; ++k) {
+      EXPECT_EQ(List(t, "step").values(k).number_value(), k + 1);
+      EXPECT_GT(List(t, "train_loss").values(k).number_value(), 0);
+    }
+    // Evaluations every 5 steps, accuracies in [0, 1].
+    ASSERT_GE(List(t, "eval_step").values_size(), 4);
+    ASSERT_EQ(List(t, "test_acc").values_size(),
+              List(t, "eval_step").values_size());
+    for (const auto& a : List(t, "test_acc").values()) {
+      EXPECT_GE(a.number_value(), 0);
+      EXPECT_LE(a.number_value(), 1);
+    }
+    // Learning speed on the steps stats_every selects.
+    ASSERT_GE(List(t, "speed_step").values_size(), 5);
+    EXPECT_EQ(List(t, "speed").values_size(),
+              List(t, "speed_step").values_size());
+    EXPECT_GT(List(t, "speed").values(0).number_value(), 0);
+  }
+  // The best trial learned: its last test accuracy is above chance.
+  const google::protobuf::Struct& best =
+      List(curves, "trials").values(0).struct_value();
+  EXPECT_GT(List(best, "test_acc")
+                .values(List(best, "test_acc").values_size() - 1)
+                .number_value(),
+            0.7);
+  // Another layer on request; an unknown one falls back to the first.
+  const google::protobuf::Struct other =
+      GetJson(c, "/api/sweeps/" + id + "/curves?layer=" + second);
+  EXPECT_EQ(other.fields().at("layer").string_value(), second);
+  EXPECT_NE(List(List(other, "trials").values(0).struct_value(), "speed")
+                .values(0)
+                .number_value(),
+            List(List(curves, "trials").values(0).struct_value(), "speed")
+                .values(0)
+                .number_value());
+  EXPECT_EQ(GetJson(c, "/api/sweeps/" + id + "/curves?layer=nope")
+                .fields()
+                .at("layer")
+                .string_value(),
+            first);
+
+  for (const std::string bad :
+       {"/api/sweeps/nosuch", "/api/sweeps/nosuch/curves"}) {
+    auto r = c.Get(bad);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 404) << bad << " " << r->body;
+    EXPECT_TRUE(absl::StrContains(r->body, "\"error\"")) << r->body;
+  }
+  auto bad_id = c.Get("/api/sweeps/a%20b");
+  ASSERT_TRUE(bad_id);
+  EXPECT_EQ(bad_id->status, 400) << bad_id->body;
 }
 
 TEST(HttpServerTest, BadAddressIsAnError) {
