@@ -16,7 +16,6 @@
 #include "core/kernels/vec_sum.h"
 #include "core/layers/init.h"
 #include "core/layers/layer_factories.h"
-#include "core/status_macros.h"
 
 namespace nnlab {
 namespace {
@@ -87,7 +86,7 @@ class Conv2D : public Layer {
     bias_grad_ = Tensor({f_});
     InitWeights(init, ckk_, f_ * k_ * k_, rng, &weight_);
     onednn_ = UseOneDnn();
-    if (same_ && !onednn_) flipped_ = Tensor({c_, f_, k_, k_});
+    if (same_) flipped_ = Tensor({c_, f_, k_, k_});
   }
 
   void Forward(const Tensor& in, Tensor* out, Mode mode) override {
@@ -111,7 +110,7 @@ class Conv2D : public Layer {
   void Backward(const Tensor& grad_out, Tensor* grad_in) override {
     const int64_t n = grad_out.dim(0);
     if (grad_in != nullptr) grad_in->Resize(in_->shape());
-    if (same_ && grad_in != nullptr && !onednn_) {
+    if (same_ && grad_in != nullptr) {
       // flipped[c, f, i, j] = W[f, c, K-1-i, K-1-j].
       const int64_t kk = k_ * k_;
       for (int64_t f = 0; f < f_; ++f) {
@@ -159,9 +158,13 @@ class Conv2D : public Layer {
     Tensor col;   // im2col of one sample (of dy for the "same" gradient).
     Tensor dcol;  // Its gradient (col2im path).
     Tensor dw;    // This part's sum of dW, [F, C*K*K].
-    Tensor db;    // This part's sum of db, [F].
-    // oneDNN primitives by the part's batch size (the last batch of an
-    // epoch may be smaller): built once each, then reused.
+    Tensor
+        db;  // This part's sum of db, [F].
+             // oneDNN primitives by the part's batch size (the last batch of an
+    // epoch, evaluation and prediction batches differ): built once each,
+    // then reused; the oldest dropped beyond kMaxCachedSizes sizes, so
+    // batch sizes chosen by clients cannot grow it without bound. Null
+    // where oneDNN refused the size (im2col then runs it).
     std::vector<std::pair<int64_t, std::unique_ptr<OneDnnConv>>> onednn;
   };
 
@@ -179,6 +182,8 @@ class Conv2D : public Layer {
            nullptr;
   }
 
+  static constexpr size_t kMaxCachedSizes = 4;
+
   // The oneDNN convolution for `part` running `n` samples, built on first
   // use; null on the im2col path or where oneDNN has no implementation.
   OneDnnConv* OneDnnFor(int part, int64_t n) {
@@ -187,10 +192,19 @@ class Conv2D : public Layer {
     for (auto& [size, conv] : cache) {
       if (size == n) return conv.get();
     }
+    if (cache.size() >= kMaxCachedSizes) cache.erase(cache.begin());
     ConvGeometry g{n, c_, h_, w_, f_, k_, s_, p_, ho_, wo_};
     cache.emplace_back(n, OneDnnConv::Create(g));
-    NNLAB_CHECK(cache.back().second != nullptr);  // As the probe was.
     return cache.back().second.get();
+  }
+
+  // The im2col path's buffers for `part` (sized by Prepare on that path;
+  // here when oneDNN refused one batch size).
+  void Im2colBuffers(int part) {
+    const int64_t hw = ho_ * wo_;
+    Scratch& s = scratch_[part];
+    if (!pointwise_) s.col.Resize({std::max(ckk_, f_ * k_ * k_), hw});
+    if (!pointwise_ && !same_) s.dcol.Resize({ckk_, hw});
   }
 
   // Number of parts for a batch of n (BLAS threads, at most n) and their
@@ -199,13 +213,9 @@ class Conv2D : public Layer {
     const int parts = static_cast<int>(
         std::max<int64_t>(1, std::min<int64_t>(BlasThreads(), n)));
     if (static_cast<int>(scratch_.size()) < parts) scratch_.resize(parts);
-    const int64_t hw = ho_ * wo_;
     for (int part = 0; part < parts; ++part) {
       Scratch& s = scratch_[part];
-      if (!pointwise_ && !onednn_) {
-        s.col.Resize({std::max(ckk_, f_ * k_ * k_), hw});
-      }
-      if (!pointwise_ && !same_ && !onednn_) s.dcol.Resize({ckk_, hw});
+      if (!onednn_) Im2colBuffers(part);
       s.dw.Resize({f_, ckk_});
       s.db.Resize({f_});
     }
@@ -223,6 +233,7 @@ class Conv2D : public Layer {
 
   void ForwardSamples(int part, int64_t lo, int64_t hi, const float* x,
                       float* y_all) {
+    if (onednn_) Im2colBuffers(part);
     const int64_t hw = ho_ * wo_;
     float* col_buf = pointwise_ ? nullptr : scratch_[part].col.data();
     for (int64_t i = lo; i < hi; ++i) {
@@ -240,6 +251,7 @@ class Conv2D : public Layer {
 
   void BackwardSamples(int part, int64_t lo, int64_t hi, const float* dy_all,
                        float* dx_all) {
+    if (onednn_) Im2colBuffers(part);
     const int64_t hw = ho_ * wo_, chw = c_ * h_ * w_;
     Scratch& s = scratch_[part];
     float* col_buf = pointwise_ ? nullptr : s.col.data();

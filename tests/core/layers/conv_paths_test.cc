@@ -193,6 +193,38 @@ TEST(ConvPathTest, RepeatedRunsAreIdentical) {
   SetConvPath(saved_path);
 }
 
+// Batch sizes that change every call (evaluation and prediction batches
+// do): more sizes than the layer caches oneDNN primitives for, revisited
+// after eviction, each matching the im2col path.
+TEST(ConvPathTest, ChangingBatchSizesMatchIm2col) {
+  const ConvPath saved_path = CurrentConvPath();
+  const int saved_threads = BlasThreads();
+  const ConvCase c{4, 3, 2, 1, {3, 9, 8}};
+  for (int threads : {1, 2}) {
+    SetBlasThreads(threads);
+    Shape out;
+    SetConvPath(ConvPath::kOneDnn);
+    auto onednn = BuildConv(c, &out);
+    SetConvPath(ConvPath::kIm2col);
+    auto im2col = BuildConv(c, &out);
+    Rng rng(9);
+    for (int64_t n : {5, 1, 3, 2, 4, 6, 7, 5, 1}) {
+      Tensor x({n, 3, 9, 8});
+      FillNormal(&x, &rng);
+      Tensor y1, y2;
+      onednn->Forward(x, &y1, Mode::kEval);
+      im2col->Forward(x, &y2, Mode::kEval);
+      ASSERT_EQ(y1.shape(), y2.shape());
+      for (int64_t j = 0; j < y1.size(); ++j) {
+        ASSERT_NEAR(y1[j], y2[j], 1e-4)
+            << "batch " << n << ", " << threads << " threads, element " << j;
+      }
+    }
+  }
+  SetConvPath(saved_path);
+  SetBlasThreads(saved_threads);
+}
+
 // resnet-small's shapes (16-64 channels, 7x7 to 28x28 maps): against
 // direct sums only (finite differences would take minutes here).
 class ConvResnetShapeTest : public ConvPathTest {};
