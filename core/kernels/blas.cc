@@ -255,6 +255,11 @@ int SetBlasThreads(int n) {
 
 int BlasThreads() { return MaxThreads(); }
 
+void OneDnnSingleThreadHere() {
+  CapOneDnnIsaOnce();
+  UseOneDnnThreads(1);
+}
+
 Isa OneDnnIsa() {
   CapOneDnnIsaOnce();
   // dnnl_cpu_isa_t values are bit sets: each level contains the ones below.

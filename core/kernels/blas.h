@@ -72,6 +72,11 @@ enum class GemmLibrary { kOpenBlas, kOneDnn };
 GemmLibrary GemmLibraryFor(bool trans_a, bool trans_b, int64_t m, int64_t n,
                            int64_t k);
 
+// Prepares the calling thread for a oneDNN primitive outside blas.cc
+// (core/kernels/onednn_conv.cc): caps oneDNN's ISA at MaxIsa() before its
+// first kernel, and keeps oneDNN's OpenMP regions on this thread alone.
+void OneDnnSingleThreadHere();
+
 // The instruction set oneDNN's kernels run on, after the NNLAB_MAX_ISA cap
 // (core/kernels/isa.h).
 Isa OneDnnIsa();

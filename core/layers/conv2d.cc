@@ -1,6 +1,8 @@
-// 2-D convolution (cross-correlation), NCHW, by im2col + GEMM (Chellapilla
-// et al. 2006): per sample, col [C*K*K, Ho*Wo] holds the receptive fields
-// and y = W col + b with W [F, C*K*K].
+// 2-D convolution (cross-correlation), NCHW, on one of two paths:
+// oneDNN's convolution primitives (core/kernels/onednn_conv.h), or im2col +
+// GEMM (Chellapilla et al. 2006): per sample, col [C*K*K, Ho*Wo] holds the
+// receptive fields and y = W col + b with W [F, C*K*K]. Either way the
+// batch is split into one contiguous part per BLAS thread.
 // N = batch, C = input channels, H/W = input size, F = filters, K = kernel,
 // Ho/Wo = output size, P = padding, S = stride.
 #include <algorithm>
@@ -9,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/kernels/blas.h"
+#include "core/kernels/onednn_conv.h"
 #include "core/kernels/parallel.h"
 #include "core/kernels/vec_sum.h"
 #include "core/layers/init.h"
@@ -82,6 +85,7 @@ class Conv2D : public Layer {
     bias_ = Tensor({f_});
     bias_grad_ = Tensor({f_});
     InitWeights(init, ckk_, f_ * k_ * k_, rng, &weight_);
+    onednn_ = UseOneDnn();
     if (same_) flipped_ = Tensor({c_, f_, k_, k_});
   }
 
@@ -91,7 +95,12 @@ class Conv2D : public Layer {
     out->Resize({n, f_, ho_, wo_});
     const int parts = Prepare(n);
     RunParts(parts, n, [&](int part, int64_t lo, int64_t hi) {
-      ForwardSamples(part, lo, hi, in.data(), out->data());
+      if (OneDnnConv* conv = OneDnnFor(part, hi - lo)) {
+        conv->Forward(in.data() + lo * c_ * h_ * w_, weight_.data(),
+                      bias_.data(), out->data() + lo * f_ * ho_ * wo_);
+      } else {
+        ForwardSamples(part, lo, hi, in.data(), out->data());
+      }
     });
   }
 
@@ -115,7 +124,18 @@ class Conv2D : public Layer {
     const int parts = Prepare(n);
     float* dx = grad_in != nullptr ? grad_in->data() : nullptr;
     RunParts(parts, n, [&](int part, int64_t lo, int64_t hi) {
-      BackwardSamples(part, lo, hi, grad_out.data(), dx);
+      if (OneDnnConv* conv = OneDnnFor(part, hi - lo)) {
+        const int64_t chw = c_ * h_ * w_, fhw = f_ * ho_ * wo_;
+        const float* dy = grad_out.data() + lo * fhw;
+        conv->BackwardWeights(in_->data() + lo * chw, dy,
+                              scratch_[part].dw.data(),
+                              scratch_[part].db.data());
+        if (dx != nullptr) {
+          conv->BackwardData(dy, weight_.data(), dx + lo * chw);
+        }
+      } else {
+        BackwardSamples(part, lo, hi, grad_out.data(), dx);
+      }
     });
     const int64_t wsize = f_ * ckk_;
     for (int part = 0; part < parts; ++part) {
@@ -138,8 +158,54 @@ class Conv2D : public Layer {
     Tensor col;   // im2col of one sample (of dy for the "same" gradient).
     Tensor dcol;  // Its gradient (col2im path).
     Tensor dw;    // This part's sum of dW, [F, C*K*K].
-    Tensor db;    // This part's sum of db, [F].
+    Tensor
+        db;  // This part's sum of db, [F].
+             // oneDNN primitives by the part's batch size (the last batch of an
+    // epoch, evaluation and prediction batches differ): built once each,
+    // then reused; the oldest dropped beyond kMaxCachedSizes sizes, so
+    // batch sizes chosen by clients cannot grow it without bound. Null
+    // where oneDNN refused the size (im2col then runs it).
+    std::vector<std::pair<int64_t, std::unique_ptr<OneDnnConv>>> onednn;
   };
+
+  bool UseOneDnn() const {
+    switch (CurrentConvPath()) {
+      case ConvPath::kIm2col:
+        return false;
+      case ConvPath::kOneDnn:
+      case ConvPath::kAuto:
+        break;
+    }
+    // oneDNN implements every float convolution; probed anyway, so that a
+    // geometry it refused would run on im2col rather than fail later.
+    return OneDnnConv::Create({1, c_, h_, w_, f_, k_, s_, p_, ho_, wo_}) !=
+           nullptr;
+  }
+
+  static constexpr size_t kMaxCachedSizes = 4;
+
+  // The oneDNN convolution for `part` running `n` samples, built on first
+  // use; null on the im2col path or where oneDNN has no implementation.
+  OneDnnConv* OneDnnFor(int part, int64_t n) {
+    if (!onednn_) return nullptr;
+    auto& cache = scratch_[part].onednn;
+    for (auto& [size, conv] : cache) {
+      if (size == n) return conv.get();
+    }
+    if (cache.size() >= kMaxCachedSizes) cache.erase(cache.begin());
+    ConvGeometry g{n, c_, h_, w_, f_, k_, s_, p_, ho_, wo_};
+    cache.emplace_back(n, OneDnnConv::Create(g));
+    return cache.back().second.get();
+  }
+
+  // The im2col path's buffers for `part` (sized by Prepare on that path;
+  // here when oneDNN refused one batch size).
+  void Im2colBuffers(int part) {
+    const int64_t hw = ho_ * wo_;
+    Scratch& s = scratch_[part];
+    if (!pointwise_) s.col.Resize({std::max(ckk_, f_ * k_ * k_), hw});
+    if (!pointwise_ && !same_) s.dcol.Resize({ckk_, hw});
+  }
 
   // Number of parts for a batch of n (BLAS threads, at most n) and their
   // scratch.
@@ -147,11 +213,9 @@ class Conv2D : public Layer {
     const int parts = static_cast<int>(
         std::max<int64_t>(1, std::min<int64_t>(BlasThreads(), n)));
     if (static_cast<int>(scratch_.size()) < parts) scratch_.resize(parts);
-    const int64_t hw = ho_ * wo_;
     for (int part = 0; part < parts; ++part) {
       Scratch& s = scratch_[part];
-      if (!pointwise_) s.col.Resize({std::max(ckk_, f_ * k_ * k_), hw});
-      if (!pointwise_ && !same_) s.dcol.Resize({ckk_, hw});
+      if (!onednn_) Im2colBuffers(part);
       s.dw.Resize({f_, ckk_});
       s.db.Resize({f_});
     }
@@ -169,6 +233,7 @@ class Conv2D : public Layer {
 
   void ForwardSamples(int part, int64_t lo, int64_t hi, const float* x,
                       float* y_all) {
+    if (onednn_) Im2colBuffers(part);
     const int64_t hw = ho_ * wo_;
     float* col_buf = pointwise_ ? nullptr : scratch_[part].col.data();
     for (int64_t i = lo; i < hi; ++i) {
@@ -186,6 +251,7 @@ class Conv2D : public Layer {
 
   void BackwardSamples(int part, int64_t lo, int64_t hi, const float* dy_all,
                        float* dx_all) {
+    if (onednn_) Im2colBuffers(part);
     const int64_t hw = ho_ * wo_, chw = c_ * h_ * w_;
     Scratch& s = scratch_[part];
     float* col_buf = pointwise_ ? nullptr : s.col.data();
@@ -324,6 +390,7 @@ class Conv2D : public Layer {
   int64_t c_ = 0, h_ = 0, w_ = 0, ho_ = 0, wo_ = 0, ckk_ = 0;
   bool pointwise_ = false;
   bool same_ = false;
+  bool onednn_ = false;  // Convolutions on oneDNN (else im2col + GEMM).
   Tensor weight_, weight_grad_, bias_, bias_grad_;
   Tensor flipped_;  // [C, F, K, K] for the "same" input gradient.
   std::vector<Scratch> scratch_;

@@ -1,14 +1,17 @@
-// Conv2D's fast paths against a direct reference: the "same" stride-1
-// input gradient (im2col of dy with the flipped kernel) and the batch split
-// across BLAS threads must give the values of the textbook sums
+// Conv2D's paths against a direct reference: oneDNN's primitives and
+// im2col + GEMM (with its "same" stride-1 input gradient, im2col of dy
+// with the flipped kernel), with the batch split across BLAS threads, must
+// give the values of the textbook sums
 // y = b + sum W x, dW = sum dy x, db = sum dy, dx = sum W dy, and finite
 // differences.
 #include <cmath>
 #include <memory>
 #include <ostream>
 #include <string>
+#include <utility>
 
 #include "core/kernels/blas.h"
+#include "core/kernels/onednn_conv.h"
 #include "core/layers/layer.h"
 #include "core/layers/layer_factories.h"
 #include "gtest/gtest.h"
@@ -34,17 +37,33 @@ std::unique_ptr<Layer> BuildConv(const ConvCase& c, Shape* out) {
   return std::move(layer).value();
 }
 
+constexpr ConvPath kPaths[] = {ConvPath::kIm2col, ConvPath::kOneDnn};
+
+const char* PathName(ConvPath path) {
+  return path == ConvPath::kOneDnn ? "onednn" : "im2col";
+}
+
 class ConvPathTest : public ::testing::TestWithParam<ConvCase> {
  protected:
-  void TearDown() override { SetBlasThreads(saved_threads_); }
+  void TearDown() override {
+    SetBlasThreads(saved_threads_);
+    SetConvPath(saved_path_);
+  }
   int saved_threads_ = BlasThreads();
+  ConvPath saved_path_ = CurrentConvPath();
 };
 
-// Forward and all gradients against direct sums, on 1 and 2 threads.
-TEST_P(ConvPathTest, MatchesDirectSums) {
-  const ConvCase& c = GetParam();
-  const int64_t n = 5, ch = c.input[0], h = c.input[1], w = c.input[2];
-  for (int threads : {1, 2}) {
+// Forward and all gradients against direct sums, on both paths and on 1
+// and 2 threads, for a batch of n.
+void CheckDirectSums(const ConvCase& c, int64_t n) {
+  const int64_t ch = c.input[0], h = c.input[1], w = c.input[2];
+  for (auto [path, threads] : {std::pair{kPaths[0], 1},
+                               {kPaths[0], 2},
+                               {kPaths[1], 1},
+                               {kPaths[1], 2}}) {
+    SCOPED_TRACE(testing::Message()
+                 << PathName(path) << ", " << threads << " threads");
+    SetConvPath(path);
     SetBlasThreads(threads);
     Shape out;
     auto conv = BuildConv(c, &out);
@@ -110,9 +129,17 @@ TEST_P(ConvPathTest, MatchesDirectSums) {
   }
 }
 
+TEST_P(ConvPathTest, MatchesDirectSums) { CheckDirectSums(GetParam(), 5); }
+
 TEST_P(ConvPathTest, MatchesFiniteDifferences) {
   const ConvCase& c = GetParam();
-  for (int threads : {1, 2}) {
+  for (auto [path, threads] : {std::pair{kPaths[0], 1},
+                               {kPaths[0], 2},
+                               {kPaths[1], 1},
+                               {kPaths[1], 2}}) {
+    SCOPED_TRACE(testing::Message()
+                 << PathName(path) << ", " << threads << " threads");
+    SetConvPath(path);
     SetBlasThreads(threads);
     Shape out;
     auto conv = BuildConv(c, &out);
@@ -130,8 +157,13 @@ TEST_P(ConvPathTest, MatchesFiniteDifferences) {
 // deterministic, and they agree to rounding.
 TEST(ConvPathTest, RepeatedRunsAreIdentical) {
   const int saved = BlasThreads();
+  const ConvPath saved_path = CurrentConvPath();
   const ConvCase c{4, 3, 1, 1, {3, 9, 8}};
-  for (int threads : {1, 2}) {
+  for (auto [path, threads] : {std::pair{kPaths[0], 1},
+                               {kPaths[0], 2},
+                               {kPaths[1], 1},
+                               {kPaths[1], 2}}) {
+    SetConvPath(path);
     SetBlasThreads(threads);
     std::vector<float> first;
     for (int run = 0; run < 2; ++run) {
@@ -153,12 +185,64 @@ TEST(ConvPathTest, RepeatedRunsAreIdentical) {
       if (run == 0) {
         first = all;
       } else {
-        EXPECT_EQ(all, first) << "threads " << threads;
+        EXPECT_EQ(all, first) << PathName(path) << ", threads " << threads;
       }
     }
   }
   SetBlasThreads(saved);
+  SetConvPath(saved_path);
 }
+
+// Batch sizes that change every call (evaluation and prediction batches
+// do): more sizes than the layer caches oneDNN primitives for, revisited
+// after eviction, each matching the im2col path.
+TEST(ConvPathTest, ChangingBatchSizesMatchIm2col) {
+  const ConvPath saved_path = CurrentConvPath();
+  const int saved_threads = BlasThreads();
+  const ConvCase c{4, 3, 2, 1, {3, 9, 8}};
+  for (int threads : {1, 2}) {
+    SetBlasThreads(threads);
+    Shape out;
+    SetConvPath(ConvPath::kOneDnn);
+    auto onednn = BuildConv(c, &out);
+    SetConvPath(ConvPath::kIm2col);
+    auto im2col = BuildConv(c, &out);
+    Rng rng(9);
+    for (int64_t n : {5, 1, 3, 2, 4, 6, 7, 5, 1}) {
+      Tensor x({n, 3, 9, 8});
+      FillNormal(&x, &rng);
+      Tensor y1, y2;
+      onednn->Forward(x, &y1, Mode::kEval);
+      im2col->Forward(x, &y2, Mode::kEval);
+      ASSERT_EQ(y1.shape(), y2.shape());
+      for (int64_t j = 0; j < y1.size(); ++j) {
+        ASSERT_NEAR(y1[j], y2[j], 1e-4)
+            << "batch " << n << ", " << threads << " threads, element " << j;
+      }
+    }
+  }
+  SetConvPath(saved_path);
+  SetBlasThreads(saved_threads);
+}
+
+// resnet-small's shapes (16-64 channels, 7x7 to 28x28 maps): against
+// direct sums only (finite differences would take minutes here).
+class ConvResnetShapeTest : public ConvPathTest {};
+
+TEST_P(ConvResnetShapeTest, MatchesDirectSums) {
+  CheckDirectSums(GetParam(), 4);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Resnet, ConvResnetShapeTest,
+    ::testing::Values(ConvCase{16, 3, 1, 1, {16, 28, 28}},   // block 1
+                      ConvCase{32, 3, 2, 1, {16, 28, 28}},   // down 28 -> 14
+                      ConvCase{32, 1, 2, 0, {16, 28, 28}},   // 1x1 shortcut
+                      ConvCase{64, 3, 1, 1, {64, 7, 7}},     // block 3
+                      ConvCase{64, 1, 1, 0, {32, 14, 14}}),  // pointwise
+    [](const ::testing::TestParamInfo<ConvCase>& info) {
+      return "Case" + std::to_string(info.index);
+    });
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, ConvPathTest,
