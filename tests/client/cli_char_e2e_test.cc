@@ -118,7 +118,11 @@ TEST_F(CharE2ETest, TrainsBelowUnigramEntropyAndSamples) {
   for (size_t i = 1; i + 1 < lines.size(); ++i) {
     v1::MetricEvent e;
     ASSERT_TRUE(testing::FromJson(lines[i], &e)) << lines[i];
-    if (e.phase() == v1::PHASE_TRAIN) losses.push_back(e.loss());
+    if (e.phase() != v1::PHASE_TRAIN) continue;
+    losses.push_back(e.loss());
+    // Per character: a fraction of the batch's 32 x 32 steps.
+    EXPECT_GE(e.accuracy(), 0);
+    EXPECT_LE(e.accuracy(), 1);
   }
   ASSERT_EQ(losses.size(), 300u);
   double first = 0, last = 0;
@@ -131,10 +135,11 @@ TEST_F(CharE2ETest, TrainsBelowUnigramEntropyAndSamples) {
   EXPECT_GT(first, entropy);
   EXPECT_LT(last, entropy - 0.4) << "first " << first;
   ASSERT_TRUE(ended.has_last_eval());
-  std::printf("unigram entropy %.3f; training loss %.3f -> %.3f; test loss "
-              "%.3f, accuracy %.3f\n",
-              entropy, first, last, ended.last_eval().loss(),
-              ended.last_eval().accuracy());
+  std::printf(
+      "unigram entropy %.3f; training loss %.3f -> %.3f; test loss "
+      "%.3f, accuracy %.3f\n",
+      entropy, first, last, ended.last_eval().loss(),
+      ended.last_eval().accuracy());
   EXPECT_LT(ended.last_eval().loss(), entropy - 0.3);
   EXPECT_GT(ended.last_eval().accuracy(), 0.25);  // Per character.
   EXPECT_LT(ended.last_eval().accuracy(), 1);
