@@ -7,7 +7,9 @@
 //                          "chars:devil" is chars:devil:T=64; 1 <= T <= 1000.
 //
 // Vocabulary: every byte value the text holds, in increasing order
-// (DatasetInfo.vocabulary); character i is one-hot position i and class i.
+// (DatasetInfo.vocabulary, a proto string: fine for this ASCII text; a
+// corpus with other bytes would need a bytes field); character i is one-hot
+// position i and class i.
 // Samples are windows of T characters, x one-hot [T, V], y [T] the next
 // character at each step (class indices, regression-shaped like every
 // per-step target: Dataset::num_classes() is 0, DatasetInfo.num_classes is

@@ -144,7 +144,8 @@ void AddSampleCommand(CLI::App& app, Cli& cli) {
   sample->add_option("--steps", sf->steps,
                      "Sequence models: steps to generate");
   sample->add_option("--temperature", sf->temperature,
-                     "Sequence models: softmax temperature (0: argmax)");
+                     "Softmax temperature: sequence models 0 (argmax) or more; "
+                     "character models > 0 (default 1)");
   sample->add_option("--out", sf->out, "Write image samples as a PNG grid");
   CLI::Option* prime =
       sample->add_option("--prime", sf->prime,
