@@ -48,7 +48,7 @@ TEST(CharDatasetsTest, VocabularyShapesShiftedTargetsAndSplit) {
   auto corpus = server::CharCorpusFor("chars:devil");
   ASSERT_TRUE(corpus.ok()) << corpus.status();
   const std::string& text = (*corpus)->text();
-  ASSERT_EQ(text.size(), 383656u);  // dict-devil 1.0-13's devil.dict.dz.
+  ASSERT_EQ(text.size(), 383656u);  // Debian 12's dict-devil 1.0-13.1.
   auto pair = server::MakeCharBuiltin("chars:devil:T=16");
   ASSERT_TRUE(pair.ok()) << pair.status();
   const v1::DatasetInfo& info = (*pair)->info;
