@@ -435,6 +435,12 @@ absl::StatusOr<v1::SampleResponse> Client::Sample(
                req);
 }
 
+absl::StatusOr<v1::SampleTextResponse> Client::SampleText(
+    const v1::SampleTextRequest& req) {
+  return Unary(*this, inference_.get(), &v1::InferenceService::Stub::SampleText,
+               req);
+}
+
 uint32_t Crc32c(const void* data, size_t n, uint32_t crc) {
   // Reflected CRC-32C, polynomial 0x82F63B78, one table lookup per byte.
   static const auto* table = [] {

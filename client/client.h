@@ -134,6 +134,8 @@ class Client {
   // InferenceService.
   absl::StatusOr<v1::InferResponse> Infer(const v1::InferRequest& req);
   absl::StatusOr<v1::SampleResponse> Sample(const v1::SampleRequest& req);
+  absl::StatusOr<v1::SampleTextResponse> SampleText(
+      const v1::SampleTextRequest& req);
 
   // The channel, for callers that need a stub of their own (e.g. the
   // TrainStream bidirectional stream). Use PrepareContext on each call.

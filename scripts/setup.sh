@@ -41,6 +41,8 @@ packages=(
   ocl-icd-opencl-dev
   # nnlabd's HTTP port (dashboard, /metrics).
   libcpp-httplib-dev libssl-dev
+  # The character corpus chars:devil (Bierce's The Devil's Dictionary).
+  dict-devil
 )
 # Only the tests use these: the fuzz targets, the Python package's tests,
 # the ONNX checker, the dashboard's browser test, the Prometheus test and

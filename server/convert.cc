@@ -73,6 +73,8 @@ absl::StatusOr<LossKind> LossFromProto(v1::LossKind kind,
       return LossKind::kSigmoidCrossEntropy;
     case v1::LOSS_SIGMOID_CROSS_ENTROPY_CLASSES:
       return LossKind::kSigmoidCrossEntropyClasses;
+    case v1::LOSS_SEQUENCE_SOFTMAX_CROSS_ENTROPY:
+      return LossKind::kSequenceSoftmaxCrossEntropy;
     default:
       return Invalid(field, absl::StrCat("has unknown value ", int(kind)));
   }

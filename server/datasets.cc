@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "core/status_macros.h"
+#include "server/char_datasets.h"
 #include "server/log.h"
 #include "server/sequence_datasets.h"
 #include "server/storage.h"
@@ -42,7 +43,8 @@ v1::DatasetInfo BuiltinInfo(const std::string& id) {
 }
 
 bool IsBuiltin(const std::string& id) {
-  return id == "mnist" || id == "fashion-mnist" || IsSequenceBuiltin(id);
+  return id == "mnist" || id == "fashion-mnist" || IsSequenceBuiltin(id) ||
+         IsCharBuiltin(id);
 }
 
 std::string NewUploadId() {
@@ -209,6 +211,7 @@ absl::StatusOr<std::shared_ptr<const DatasetPair>> DatasetRegistry::Get(
   // lengths must not pin a data set in memory for each (a job keeps its own
   // reference while it runs).
   if (IsSequenceBuiltin(id)) return MakeSequenceBuiltin(id);
+  if (IsCharBuiltin(id)) return MakeCharBuiltin(id);  // Its text is cached.
   {
     absl::MutexLock lock(&mu_);
     auto it = cache_.find(id);
@@ -220,7 +223,8 @@ absl::StatusOr<std::shared_ptr<const DatasetPair>> DatasetRegistry::Get(
     if (uploads_.count(id) == 0) {
       return absl::NotFoundError(absl::StrCat(
           "dataset \"", id,
-          "\" not found (built-in: mnist, fashion-mnist, adding:T=<steps>)"));
+          "\" not found (built-in: mnist, fashion-mnist, adding:T=<steps>, "
+          "chars:devil:T=<steps>)"));
     }
   }
   absl::MutexLock load_lock(&load_mu_);
@@ -262,6 +266,9 @@ std::vector<v1::DatasetInfo> DatasetRegistry::List() {
   std::vector<v1::DatasetInfo> out = {BuiltinInfo("mnist"),
                                       BuiltinInfo("fashion-mnist")};
   for (v1::DatasetInfo& info : SequenceBuiltinInfos()) {
+    out.push_back(std::move(info));
+  }
+  for (v1::DatasetInfo& info : CharBuiltinInfos()) {
     out.push_back(std::move(info));
   }
   absl::MutexLock lock(&mu_);

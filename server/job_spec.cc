@@ -154,7 +154,24 @@ absl::StatusOr<int64_t> CheckJobSpecAgainst(const v1::JobSpec& spec,
   }
   const v1::Model info = entry.Info();
   Shape out(info.output_shape().begin(), info.output_shape().end());
-  if (data.train->num_classes() > 0) {
+  if (ms.loss == LossKind::kSequenceSoftmaxCrossEntropy) {
+    // Per-step classes: targets [T] (class indices), outputs [T, C] with C
+    // covering the data set's classes (DatasetInfo.num_classes; the
+    // targets' range is checked again on every batch).
+    const Shape& target = data.train->target_shape();
+    const int64_t classes = data.info.num_classes();
+    if (data.train->num_classes() > 0 || target.size() != 1 ||
+        out.size() != 2 || out[0] != target[0] || out[1] < classes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "per-step softmax cross-entropy needs per-step class targets [T] "
+          "and outputs [T, classes]; data set ",
+          spec.dataset(), " has targets ",
+          data.train->num_classes() > 0 ? "(class labels)"
+                                        : ShapeToString(target),
+          classes > 0 ? absl::StrCat(" of ", classes, " classes") : "",
+          ", the model's outputs are ", ShapeToString(out)));
+    }
+  } else if (data.train->num_classes() > 0) {
     const bool class_loss = ms.loss == LossKind::kSoftmaxCrossEntropy ||
                             ms.loss == LossKind::kSigmoidCrossEntropyClasses;
     if (!class_loss || out.size() != 1 || out[0] < data.train->num_classes()) {

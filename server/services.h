@@ -193,6 +193,10 @@ class InferenceServiceImpl final : public v1::InferenceService::Service {
                      v1::InferResponse* resp) override;
   grpc::Status Sample(grpc::ServerContext* ctx, const v1::SampleRequest* req,
                       v1::SampleResponse* resp) override;
+  // In sample_text.cc.
+  grpc::Status SampleText(grpc::ServerContext* ctx,
+                          const v1::SampleTextRequest* req,
+                          v1::SampleTextResponse* resp) override;
 
  private:
   ServiceContext* c_;

@@ -215,8 +215,10 @@ void AddJobsCommands(CLI::App& app, Cli& cli) {
       "train", "Start a training job (--watch to follow it)");
   train->add_option("--model", tf->model, "Model id")->required();
   train
-      ->add_option("--dataset", tf->dataset,
-                   "mnist, fashion-mnist, or an uploaded data set's id")
+      ->add_option(
+          "--dataset", tf->dataset,
+          "mnist, fashion-mnist, adding:T=<n>, chars:devil:T=<n>, or an "
+          "uploaded data set's id")
       ->required();
   train->add_option("--optimizer", tf->optimizer, "Optimizer")
       ->check(CLI::IsMember({"sgd", "momentum", "nesterov", "adagrad",

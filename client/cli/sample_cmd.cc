@@ -1,5 +1,6 @@
 // nnlab sample: draws from a GAN's generator or a sequence model; --out
-// writes image samples as a PNG grid.
+// writes image samples as a PNG grid; --prime / --length generate text from
+// a character model.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -23,7 +24,36 @@ struct SampleFlags {
   uint64_t seed = 1;
   int steps = 0;
   float temperature = 0;
+  // Character models (SampleText): set when --prime or --length is given.
+  bool text = false;
+  bool temperature_set = false;
+  std::string prime, dataset;
+  int length = 200;
 };
+
+// Character models: prints exactly the generated characters, then a
+// newline.
+int RunSampleText(const Globals& g, const SampleFlags& f) {
+  auto client = Connect(g);
+  if (!client.ok()) return Fail(client.status());
+  v1::SampleTextRequest req;
+  req.set_model_id(f.model);
+  req.set_dataset(f.dataset);
+  req.set_prime(f.prime);
+  req.set_length(f.length);
+  // Unset, the model's own distribution (temperature 1).
+  req.set_temperature(f.temperature_set ? f.temperature : 1.0f);
+  req.set_seed(f.seed);
+  auto resp = (*client)->SampleText(req);
+  if (!resp.ok()) return Fail(resp.status());
+  if (g.json) {
+    PrintJson(*resp);
+  } else {
+    std::fwrite(resp->text().data(), 1, resp->text().size(), stdout);
+    std::fputc('\n', stdout);
+  }
+  return kExitOk;
+}
 
 int RunSample(const Globals& g, const SampleFlags& f) {
   auto client = Connect(g);
@@ -114,10 +144,23 @@ void AddSampleCommand(CLI::App& app, Cli& cli) {
   sample->add_option("--steps", sf->steps,
                      "Sequence models: steps to generate");
   sample->add_option("--temperature", sf->temperature,
-                     "Sequence models: softmax temperature (0: argmax)");
+                     "Softmax temperature: sequence models 0 (argmax) or more; "
+                     "character models > 0 (default 1)");
   sample->add_option("--out", sf->out, "Write image samples as a PNG grid");
-  sample->callback([&cli, sf] {
-    cli.run = [&g = cli.globals, sf] { return RunSample(g, *sf); };
+  CLI::Option* prime =
+      sample->add_option("--prime", sf->prime,
+                         "Character models: the text generation starts from");
+  CLI::Option* length = sample->add_option(
+      "--length", sf->length, "Character models: characters to generate");
+  sample->add_option("--dataset", sf->dataset,
+                     "Character models: the data set whose vocabulary the "
+                     "model uses (default: that of its latest job)");
+  sample->callback([&cli, sf, prime, length, sample] {
+    sf->text = prime->count() > 0 || length->count() > 0;
+    sf->temperature_set = sample->count("--temperature") > 0;
+    cli.run = [&g = cli.globals, sf] {
+      return sf->text ? RunSampleText(g, *sf) : RunSample(g, *sf);
+    };
   });
 }
 

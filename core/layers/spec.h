@@ -27,6 +27,9 @@ enum class LossKind {
   // Sigmoid cross-entropy against one-hot encoded class indices [N]: every
   // output is an independent sigmoid unit (Nielsen 2015, ch. 3 and 5).
   kSigmoidCrossEntropyClasses,
+  // Softmax cross-entropy at every time step: outputs [T, C] per sample,
+  // targets [T] class indices (the character model; model/loss.h).
+  kSequenceSoftmaxCrossEntropy,
 };
 
 // What biases start at.

@@ -233,6 +233,8 @@ std::unique_ptr<Loss> MakeLoss(LossKind kind) {
       return std::make_unique<SigmoidCrossEntropy>();
     case LossKind::kSigmoidCrossEntropyClasses:
       return std::make_unique<SigmoidCrossEntropyClasses>();
+    case LossKind::kSequenceSoftmaxCrossEntropy:
+      return std::make_unique<SequenceSoftmaxCrossEntropy>();
   }
   return nullptr;
 }

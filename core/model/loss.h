@@ -35,11 +35,16 @@ class Loss {
   // True if the loss treats outputs as class scores (softmax CE, sigmoid CE
   // on classes).
   virtual bool is_classifier() const { return false; }
+
+  // True if outputs are [N, T, C] scored at each of T steps: accuracy is
+  // then the fraction of (sample, step) pairs, CountCorrect / (N T).
+  virtual bool per_step() const { return false; }
 };
 
 std::unique_ptr<Loss> MakeLoss(LossKind kind);
 
-// Softmax cross-entropy per time step: logits [N, T, C] against class
+// Softmax cross-entropy per time step (LossKind::kSequenceSoftmaxCrossEntropy):
+// logits [N, T, C] against class
 // indices [N, T] (stored as floats); the mean over all N*T steps.
 // dC/dz = (p - onehot(y)) / (N T). The loss of many-to-many models (the
 // character model); Model::Build's softmax loss takes [N, C] only.
@@ -52,6 +57,7 @@ class SequenceSoftmaxCrossEntropy : public Loss {
   absl::Status ValidateTarget(const Shape& pred_shape,
                               const Tensor& target) const override;
   bool is_classifier() const override { return true; }
+  bool per_step() const override { return true; }
 };
 
 // Row-wise softmax of `logits` [N, C] into `probs` (resized).

@@ -42,7 +42,14 @@ absl::Status CheckModelLoss(const Loss* loss, const Shape& out) {
   if (loss == nullptr) {
     return absl::InvalidArgumentError("model: unknown loss");
   }
-  if (loss->is_classifier() && (out.size() != 1 || out[0] < 2)) {
+  if (loss->per_step()) {
+    if (out.size() != 2 || out[1] < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model: a per-step classification loss needs outputs [T, classes] "
+          "with >= 2 classes per step (return_sequences + time_dense), got ",
+          ShapeToString(out)));
+    }
+  } else if (loss->is_classifier() && (out.size() != 1 || out[0] < 2)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model: a classification loss needs a last layer with >= 2 outputs "
         "per sample, got ",

@@ -41,7 +41,7 @@ absl::StatusOr<EvalResult> Evaluate(Model* model, const Dataset& data,
   Tensor x, y, grad;
   EvalResult result;
   double loss_sum = 0;
-  int64_t correct = 0;
+  int64_t correct = 0, scored = 0;  // Scored: rows, or (row, step) pairs.
   while (it.Next(&x, &y)) {
     NNLAB_RETURN_IF_ERROR(model->CheckInput(x));
     const Tensor& out = model->Forward(x, Mode::kEval);
@@ -49,10 +49,11 @@ absl::StatusOr<EvalResult> Evaluate(Model* model, const Dataset& data,
     loss_sum += double(model->loss()->Compute(out, y, &grad)) * x.dim(0);
     correct += model->loss()->CountCorrect(out, y);
     result.samples += x.dim(0);
+    scored += model->loss()->per_step() ? x.dim(0) * out.dim(1) : x.dim(0);
   }
   result.loss = loss_sum / result.samples;
   result.accuracy =
-      model->loss()->is_classifier() ? double(correct) / result.samples : -1;
+      model->loss()->is_classifier() ? double(correct) / scored : -1;
   return result;
 }
 
@@ -100,6 +101,8 @@ absl::Status Trainer::Step(const Tensor& x, const Tensor& y, int64_t local_n,
   Loss* loss = model_->loss();
   float loss_value = 0;
   int64_t correct = 0;
+  // Predictions per sample: 1, or T for per-step losses.
+  int64_t per_sample = 1;
   if (local_n > 0) {
     const Tensor& out = model_->Forward(x, Mode::kTrain);
     NNLAB_RETURN_IF_ERROR(loss->ValidateTarget(out.shape(), y));
@@ -114,10 +117,12 @@ absl::Status Trainer::Step(const Tensor& x, const Tensor& y, int64_t local_n,
     }
     model_->Backward(grad_out_);
     correct = loss->CountCorrect(out, y);
+    if (loss->per_step()) per_sample = out.dim(1);
   } else {
     layer_stats = false;  // No activations of this step to describe.
   }
-  double accuracy = correct < 0 ? -1.0 : double(correct) / global_n;
+  double accuracy =
+      correct < 0 ? -1.0 : double(correct) / double(global_n * per_sample);
   stats->comm_seconds = 0;
   if (distributed()) {
     // Each replica's gradient is the mean over its local_n samples; scaled
@@ -134,9 +139,10 @@ absl::Status Trainer::Step(const Tensor& x, const Tensor& y, int64_t local_n,
       out += size;
     }
     out[0] = loss_value * scale;
-    out[1] = loss->is_classifier() ? n * static_cast<float>(correct) /
-                                         static_cast<float>(global_n)
-                                   : 0.0f;
+    out[1] = loss->is_classifier()
+                 ? n * static_cast<float>(correct) /
+                       static_cast<float>(global_n * per_sample)
+                 : 0.0f;
     const auto t0 = std::chrono::steady_clock::now();
     const absl::Span<float> buffer(exchange_);
     absl::Status s =

@@ -71,8 +71,10 @@ const Message& Prototype(uint8_t selector) {
       return v1::DeleteDatasetRequest::default_instance();
     case kInfer:
       return v1::InferRequest::default_instance();
-    default:
+    case kSample:
       return v1::SampleRequest::default_instance();
+    default:
+      return v1::SampleTextRequest::default_instance();
   }
 }
 
@@ -233,6 +235,12 @@ class Fixture {
         v1::SampleResponse resp;
         inference_service_->Sample(
             &ctx, static_cast<v1::SampleRequest*>(req.get()), &resp);
+        break;
+      }
+      case kSampleText: {
+        v1::SampleTextResponse resp;
+        inference_service_->SampleText(
+            &ctx, static_cast<v1::SampleTextRequest*>(req.get()), &resp);
         break;
       }
     }

@@ -61,6 +61,7 @@ enum Rpc : uint8_t {
   kDeleteDataset,
   kInfer,
   kSample,
+  kSampleText,
   kNumRpcs
 };
 

@@ -224,6 +224,10 @@ void Requests(const std::string& src, const std::string& dir,
           Text<v1::SampleRequest>(
               "model_id: \"rnn\" count: 2 steps: 4 temperature: 0.5 "
               "prime { shape: 3 data: [1, 0, 0] }"));
+  Request(dir, "sample-text", kSampleText,
+          Text<v1::SampleTextRequest>(
+              "model_id: \"rnn\" dataset: \"chars:devil:T=8\" prime: \"THE \" "
+              "length: 20 temperature: 0.8 seed: 3"));
 }
 
 void Readers(const std::string& dir, const std::string& tmp) {

@@ -339,6 +339,22 @@ class BadInputTest : public ::testing::Test {
     };
   }
 
+  // A valid request but for the model: "seq" is no character model.
+  std::function<grpc::Status()> SampleText(Edit<v1::SampleTextRequest> edit) {
+    return [this, edit]() {
+      v1::SampleTextRequest req;
+      req.set_model_id("seq");
+      req.set_dataset("chars:devil");
+      req.set_prime("A");
+      req.set_length(5);
+      req.set_temperature(1);
+      edit(&req);
+      v1::SampleTextResponse r;
+      auto ctx = Ctx(10);
+      return c_->inference->SampleText(ctx.get(), req, &r);
+    };
+  }
+
   std::vector<Case> Cases();
 
   std::unique_ptr<TestServer> server_;
@@ -1192,6 +1208,44 @@ std::vector<Case> BadInputTest::Cases() {
       }),
       kRE);
 
+  // --- InferenceService.SampleText ---
+  using ST = v1::SampleTextRequest;
+  for (const auto& [what, id] : kBadIds) {
+    add("SampleText: model_id " + what,
+        SampleText([id = id](ST* r) { r->set_model_id(id); }), kIA);
+  }
+  add("SampleText: unknown model",
+      SampleText([](ST* r) { r->set_model_id("nope"); }), kNF);
+  for (const auto& [what, prime] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"empty", ""},
+           {"1001 characters", std::string(1001, 'a')},
+           {"'~' (not in the vocabulary)", "a~"},
+           {"NUL", std::string("a\0b", 3)},
+           {"UTF-8 \u00e9", "caf\xc3\xa9"}}) {
+    add("SampleText: prime " + what,
+        SampleText([prime = prime](ST* r) { r->set_prime(prime); }), kIA);
+  }
+  for (int length : {0, -1, 10001}) {
+    add(absl::StrCat("SampleText: length ", length),
+        SampleText([length](ST* r) { r->set_length(length); }), kIA);
+  }
+  for (const auto& [what, v] : kBadFloats) {
+    add("SampleText: temperature " + what,
+        SampleText([v = v](ST* r) { r->set_temperature(v); }), kIA);
+  }
+  add("SampleText: temperature 0",
+      SampleText([](ST* r) { r->set_temperature(0); }), kIA);
+  for (const char* dataset : {"mnist", "chars:devil:T=0", "chars:other"}) {
+    add(absl::StrCat("SampleText: dataset ", dataset),
+        SampleText([dataset](ST* r) { r->set_dataset(dataset); }), kIA);
+  }
+  add("SampleText: not a character model", SampleText([](ST*) {}), kFP);
+  add("SampleText: a GAN", SampleText([](ST* r) { r->set_model_id("gan"); }),
+      kFP);
+  add("SampleText: no data set and no job on one",
+      SampleText([](ST* r) { r->set_dataset(""); }), kFP);
+
   // --- ListDatasets has no fields: unknown ones are ignored (proto3).
   add(
       "ListDatasets: unknown field 5",
@@ -1273,8 +1327,8 @@ TEST_F(BadInputTest, EveryRpcRejectsBadInputAndKeepsServing) {
   }
   // DatasetService's three methods share their names (and rows) with
   // TrainingService's deprecated copies.
-  EXPECT_EQ(methods, 24);
-  EXPECT_EQ(rpcs.size(), 21u);
+  EXPECT_EQ(methods, 25);
+  EXPECT_EQ(rpcs.size(), 22u);
   int failures = 0;
   for (const Case& tc : cases) {
     grpc::Status s = tc.call();

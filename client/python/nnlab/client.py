@@ -333,6 +333,17 @@ class Client:
         return SampleResult(samples=to_array(resp.samples), tokens=tokens,
                             weights_step=resp.weights_step)
 
+    def sample_text(self, model_id: str, prime: str, length: int, *,
+                    temperature: float = 1.0, seed: int = 0,
+                    dataset: str = "") -> str:
+        """Text from a character model: `length` characters after `prime`
+        (the vocabulary is that of `dataset`, by default the data set of the
+        model's latest job, e.g. "chars:devil:T=64")."""
+        req = inference_pb2.SampleTextRequest(
+            model_id=model_id, prime=prime, length=length,
+            temperature=temperature, seed=seed, dataset=dataset)
+        return self._call(self._inference.SampleText, req).text
+
     # --- data sets --------------------------------------------------------
     def upload_dataset(self, name: str, inputs, targets, *,
                        num_classes: int = 0,

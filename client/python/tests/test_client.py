@@ -254,6 +254,26 @@ def test_train_step_and_sample(client):
     assert s1.tokens.size == 0
 
 
+def test_char_model_sample_text(client):
+    """A character model on the built-in corpus, then text from it."""
+    vocabulary = next(d.vocabulary for d in client.list_datasets()
+                      if d.dataset_id.startswith("chars:devil"))
+    assert len(vocabulary) == 85
+    client.create_model({"inputShape": [8, 85],
+                         "layers": [{"lstm": {"units": 8, "returnSequences": True}},
+                                    {"timeDense": {"units": 85}}],
+                         "loss": "LOSS_SEQUENCE_SOFTMAX_CROSS_ENTROPY"},
+                        model_id="chars")
+    job = client.train("chars", "chars:devil:T=8", optimizer="adam",
+                       batch_size=8, max_steps=5).wait(timeout=60)
+    assert job.state == "COMPLETED"
+    a = client.sample_text("chars", "THE ", 50, temperature=0.9, seed=3)
+    assert len(a) == 50 and set(a) <= set(vocabulary)
+    assert a == client.sample_text("chars", "THE ", 50, temperature=0.9, seed=3)
+    with pytest.raises(nnlab.InvalidArgument):
+        client.sample_text("chars", "~", 5)
+
+
 def test_events_resume_after_a_server_restart(make_server):
     """A stream broken by a restart reopens from the last step seen: no
     event twice, training goes on past the break."""

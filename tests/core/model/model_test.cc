@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/layers/registry.h"
+#include "core/model/loss.h"
 #include "core/model/zoo.h"
 #include "core/train/trainer.h"
 #include "gmock/gmock.h"
@@ -424,6 +425,69 @@ TEST(TrainerTest, RejectsBadOptions) {
   options.optimizer.lr = std::nanf("");
   EXPECT_EQ(Trainer::Create(model.get(), options).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace nnlab
+
+namespace nnlab {
+namespace {
+
+// LossKind::kSequenceSoftmaxCrossEntropy: a model with [T, C] outputs builds
+// with it, one with [C] does not; its gradient matches central differences;
+// Evaluate's accuracy is per (sample, step) pair.
+TEST(SequenceLossKindTest, BuildsGradientAndPerStepAccuracy) {
+  ModelSpec spec;
+  spec.input_shape = {3, 4};
+  spec.layers = {L("lstm", 5), L("time_dense", 4)};
+  spec.layers[0].return_sequences = true;
+  spec.loss = LossKind::kSequenceSoftmaxCrossEntropy;
+  spec.init = InitKind::kGlorot;
+  spec.seed = 3;
+  auto model = Model::Build(spec);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->output_shape(), (Shape{3, 4}));
+  EXPECT_TRUE((*model)->loss()->per_step());
+  EXPECT_TRUE((*model)->loss()->is_classifier());
+  ModelSpec flat = spec;
+  flat.layers = {L("lstm", 5), L("dense", 4)};
+  EXPECT_THAT(Model::Build(flat).status().message(), HasSubstr("[T, classes]"));
+
+  // dC/dz against central differences in double precision.
+  std::unique_ptr<Loss> loss = MakeLoss(LossKind::kSequenceSoftmaxCrossEntropy);
+  Rng rng(5);
+  Tensor z({2, 3, 4}), y({2, 3}), g, unused;
+  for (int64_t i = 0; i < z.size(); ++i) z[i] = rng.Uniform(-2.0f, 2.0f);
+  for (int64_t i = 0; i < y.size(); ++i) y[i] = float(rng.UniformInt(4));
+  ASSERT_TRUE(loss->ValidateTarget(z.shape(), y).ok());
+  loss->Compute(z, y, &g);
+  ASSERT_EQ(g.shape(), z.shape());
+  const float h = 1e-2f;
+  for (int64_t i = 0; i < z.size(); ++i) {
+    const float keep = z[i];
+    z[i] = keep + h;
+    const double up = loss->Compute(z, y, &unused);
+    z[i] = keep - h;
+    const double down = loss->Compute(z, y, &unused);
+    z[i] = keep;
+    EXPECT_NEAR(g[i], (up - down) / (2 * h), 2e-4) << i;
+  }
+
+  // Six windows of three steps: accuracy counts the 18 steps.
+  Tensor x({6, 3, 4}), t({6, 3});
+  for (int64_t i = 0; i < 18; ++i) {
+    x[i * 4 + rng.UniformInt(4)] = 1;
+    t[i] = float(rng.UniformInt(4));
+  }
+  auto data = TensorDataset::Create(x.Clone(), t.Clone(), 0);
+  ASSERT_TRUE(data.ok()) << data.status();
+  auto result = Evaluate(model->get(), **data, 4);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const Tensor& out = (*model)->Forward(x, Mode::kEval);
+  const int64_t correct = loss->CountCorrect(out, t);
+  EXPECT_DOUBLE_EQ(result->accuracy, double(correct) / 18);
+  EXPECT_NEAR(result->loss, loss->Compute(out, t, &unused), 1e-5);
+  EXPECT_EQ(result->samples, 6);
 }
 
 }  // namespace
