@@ -74,6 +74,15 @@ class Cluster {
                    Log(absl::StrCat("worker", i)));
   }
 
+  // Starts the coordinator again after it ended, with the same flags, data
+  // directory and port (the workers find it again there).
+  absl::Status RestartCoordinator() {
+    return coordinator_.Start(NNLAB_NNLABD_PATH, coordinator_.port(),
+                              Flags("coordinator", token_file_),
+                              Log("coordinator"));
+  }
+  NnlabdProcess& coordinator() { return coordinator_; }
+
   Client MakeClient() const {
     return Client(grpc::CreateChannel(coordinator_.address(),
                                       grpc::InsecureChannelCredentials()));
@@ -129,7 +138,8 @@ inline v1::Job Wait(Client& c, const std::string& id) {
     req.set_job_id(id);
     v1::Job job;
     auto ctx = Ctx(10, kToken);
-    EXPECT_TRUE(c.training->GetJob(ctx.get(), req, &job).ok());
+    const grpc::Status s = c.training->GetJob(ctx.get(), req, &job);
+    EXPECT_TRUE(s.ok()) << s.error_message();
     if (job.state() == v1::JOB_STATE_COMPLETED ||
         job.state() == v1::JOB_STATE_FAILED ||
         job.state() == v1::JOB_STATE_CANCELLED) {
@@ -149,7 +159,8 @@ v1::Job WaitFor(Client& c, const std::string& id, Pred done) {
     v1::GetJobRequest req;
     req.set_job_id(id);
     auto ctx = Ctx(10, kToken);
-    EXPECT_TRUE(c.training->GetJob(ctx.get(), req, &job).ok());
+    const grpc::Status s = c.training->GetJob(ctx.get(), req, &job);
+    EXPECT_TRUE(s.ok()) << s.error_message();
     if (done(job)) return job;
     absl::SleepFor(absl::Milliseconds(50));
   }
