@@ -661,13 +661,13 @@ bool JobManager::AwaitMembers(const std::shared_ptr<Job>& job,
       return true;
     }
     if (alive < need && told.empty()) {
-      told = absl::StrCat("waiting for cluster members: ", replicas,
+      told = absl::StrCat("waiting for cluster members (", replicas,
                           " replicas need ", need, " live worker",
-                          need == 1 ? "" : "s", ", ", alive, " alive");
+                          need == 1 ? "" : "s", ", ", alive, " alive)");
       {
         absl::MutexLock lock(&job->mu);
         const std::string& why = job->record.failure_reason();
-        if (!why.empty()) absl::StrAppend(&told, " (", why, ")");
+        if (!why.empty()) absl::StrAppend(&told, ": after ", why);
         job->record.set_failure_reason(told);
       }
       SaveRecord(job).IgnoreError();

@@ -6,9 +6,13 @@
 // hanging or failing, waits there for its members, resumes from its last
 // checkpoint, and it ends with exactly the weights of an uninterrupted run.
 #include <signal.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -159,6 +163,92 @@ TEST(ClusterFaultsTest, LostMembersRequeueTheJobThatResumesFromCheckpoint) {
       "uninterrupted run %.1f s; after 3 faults, worst weight difference "
       "%.2e\n",
       ref_seconds, worst);
+}
+
+// CPU seconds `pid` has used (utime + stime of /proc/<pid>/stat).
+double CpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), {});
+  // Fields after the command name (which may hold spaces) in parentheses.
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);
+  }
+  return ticks / sysconf(_SC_CLK_TCK);
+}
+
+v1::Job Call(Client& c, const std::string& id, const char* what) {
+  v1::Job j;
+  auto ctx = Ctx(10, kToken);
+  grpc::Status s;
+  if (std::string(what) == "pause") {
+    v1::PauseJobRequest req;
+    req.set_job_id(id);
+    s = c.training->PauseJob(ctx.get(), req, &j);
+  } else if (std::string(what) == "resume") {
+    v1::ResumeJobRequest req;
+    req.set_job_id(id);
+    s = c.training->ResumeJob(ctx.get(), req, &j);
+  } else {
+    v1::CancelJobRequest req;
+    req.set_job_id(id);
+    s = c.training->CancelJob(ctx.get(), req, &j);
+  }
+  EXPECT_TRUE(s.ok()) << what << ": " << s.error_message();
+  return j;
+}
+
+// A job waiting for members sleeps (the coordinator uses next to no CPU),
+// and pause, resume and cancel reach it there promptly.
+TEST(ClusterFaultsTest, WaitingForMembersIsIdleAndAnswersPauseAndCancel) {
+  Cluster cluster(kTimeoutMs);
+  ASSERT_TRUE(cluster.StartCoordinator().ok());
+  ASSERT_TRUE(cluster.AddWorker().ok());
+  Client c = cluster.MakeClient();
+  CreateModel(c, "m");
+  v1::JobSpec spec = Spec("m", 16, 2);
+  spec.set_max_steps(0);
+  spec.set_epochs(100);  // 25,000 steps: it cannot finish first.
+  spec.set_checkpoint_every_steps(10);
+  grpc::Status s;
+  const std::string id = Start(c, spec, &s).job_id();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  WaitFor(c, id, [](const v1::Job& j) { return j.step() >= 20; });
+  cluster.worker(0).Signal(SIGKILL);
+  const v1::Job waiting = WaitFor(c, id, [](const v1::Job& j) {
+    return j.failure_reason().find(
+               "waiting for cluster members (2 "
+               "replicas need 1 live worker, 0 alive)") != std::string::npos;
+  });
+  ASSERT_EQ(waiting.state(), v1::JOB_STATE_QUEUED) << waiting.failure_reason();
+
+  const double cpu0 = CpuSeconds(cluster.coordinator().pid());
+  absl::SleepFor(absl::Seconds(2));
+  const double idle_cpu = CpuSeconds(cluster.coordinator().pid()) - cpu0;
+  EXPECT_LT(idle_cpu, 0.5);  // Heartbeat checks and 100 ms naps only.
+
+  absl::Time t = absl::Now();
+  Call(c, id, "pause");
+  EXPECT_EQ(WaitFor(c, id,
+                    [](const v1::Job& j) {
+                      return j.state() != v1::JOB_STATE_QUEUED;
+                    })
+                .state(),
+            v1::JOB_STATE_PAUSED);
+  EXPECT_LT(absl::Now() - t, absl::Seconds(5));
+  Call(c, id, "resume");
+  WaitFor(c, id, [](const v1::Job& j) {
+    return j.failure_reason().find("waiting for cluster members") !=
+           std::string::npos;
+  });
+  t = absl::Now();
+  Call(c, id, "cancel");
+  const v1::Job cancelled = Wait(c, id);
+  EXPECT_EQ(cancelled.state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_LT(absl::Now() - t, absl::Seconds(5));
+  std::printf("coordinator CPU while waiting 2 s: %.2f s\n", idle_cpu);
 }
 
 }  // namespace
