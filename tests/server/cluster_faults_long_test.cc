@@ -1,10 +1,11 @@
 // Faults of data-parallel jobs across real nnlabd processes on loopback.
-// One 2-replica job lives through three: its worker cut off (frozen), then
-// killed (kill -9) in mid-epoch and restarted, then the coordinator killed
-// and restarted. Each time the allreduce fails within the collective
-// timeout, the job goes back to the queue with the reason instead of
-// hanging or failing, waits there for its members, resumes from its last
-// checkpoint, and it ends with exactly the weights of an uninterrupted run.
+// One 2-replica job lives through three: its worker cut off (frozen) and
+// thawed, then killed (kill -9) in mid-epoch and restarted at once, then
+// the coordinator killed and restarted. Each time the allreduce fails
+// within the collective timeout, the job goes back to the queue with the
+// reason instead of hanging or failing, waits there for its members,
+// resumes from its last checkpoint, and it ends with exactly the weights of
+// an uninterrupted run.
 #include <signal.h>
 #include <unistd.h>
 
@@ -97,14 +98,8 @@ TEST(ClusterFaultsTest, LostMembersRequeueTheJobThatResumesFromCheckpoint) {
   // it was given up on, joins again, and is used again.
   const v1::Job cut = freeze_mid_run(cluster.worker(0), 0);
   expect_requeued("worker cut off", 1);
-  ASSERT_EQ(kill(cluster.worker(0).pid(), SIGCONT), 0);
-
-  // 2. kill -9 of the worker mid-epoch: the peer's sockets close and the
-  // allreduce fails at once. The job waits in the queue, says why, and
-  // resumes when the worker is restarted with the same flags.
-  const v1::Job before_kill = freeze_mid_run(cluster.worker(0), cut.step());
-  cluster.worker(0).Signal(SIGKILL);
-  expect_requeued("worker killed", 2);
+  // It waits there (the frozen worker is dead to the coordinator after 3
+  // missed beats) and says why.
   const v1::Job waiting = WaitFor(c, id, [](const v1::Job& j) {
     return j.failure_reason().find("waiting for cluster members") !=
            std::string::npos;
@@ -113,6 +108,15 @@ TEST(ClusterFaultsTest, LostMembersRequeueTheJobThatResumesFromCheckpoint) {
   absl::SleepFor(absl::Seconds(1));
   EXPECT_EQ(WaitFor(c, id, [](const v1::Job&) { return true; }).state(),
             v1::JOB_STATE_QUEUED);
+  ASSERT_EQ(kill(cluster.worker(0).pid(), SIGCONT), 0);
+
+  // 2. kill -9 of the worker mid-epoch: the peer's sockets close and the
+  // allreduce fails at once. The worker is restarted with the same flags
+  // at once (its old entry still looks alive for 3 beats: it keeps asking
+  // to join until it is let in), and the job resumes on it.
+  const v1::Job before_kill = freeze_mid_run(cluster.worker(0), cut.step());
+  cluster.worker(0).Signal(SIGKILL);
+  expect_requeued("worker killed", 2);
   ASSERT_TRUE(cluster.RestartWorker(0).ok());
 
   // 3. The coordinator crashes (kill -9) mid-run and is restarted with the
