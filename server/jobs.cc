@@ -616,7 +616,7 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
     LogInfo(absl::StrCat("job ", job->id, " interrupted by shutdown at step ",
                          final_step, "; it resumes at the next start"));
   } else if (fault) {
-    RequeueAfterFault(job, final_step, status);
+    RequeueAfterFault(job, status);
   } else if (absl::IsCancelled(status) && stop == kCancel) {
     SetState(job, v1::JOB_STATE_CANCELLED,
              absl::StrCat("cancelled at step ", final_step));
@@ -680,7 +680,6 @@ bool JobManager::AwaitMembers(const std::shared_ptr<Job>& job,
 }
 
 void JobManager::RequeueAfterFault(const std::shared_ptr<Job>& job,
-                                   int64_t final_step,
                                    const absl::Status& status) {
   int64_t ckpt_step = 0;
   std::string reason;
@@ -897,6 +896,20 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
   }
   entry->Publish(
       CaptureWeights(model.get(), base_steps + trainer->state().step));
+  if (replicas != nullptr && IsClusterFault(status) &&
+      trainer->state().step > 0 && writer.Flush().ok()) {
+    // A fault before the job's first checkpoint: it resumes from here, not
+    // from step 0 on weights this attempt has already changed. The failed
+    // step changed no weights or optimizer slots (it failed in its
+    // allreduce); batch-norm running statistics and the dropout RNG did
+    // see it.
+    bool none = false;
+    {
+      absl::MutexLock lock(&job->mu);
+      none = job->record.checkpoint_step() == 0;
+    }
+    if (none && checkpoint().ok()) writer.Flush().IgnoreError();
+  }
   return FinishCheckpoints(job->stop.load(), checkpoint, &writer, status);
 }
 

@@ -119,7 +119,7 @@ class JobManager {
   // waiting for members, and the way back into the queue.
   bool AwaitMembers(const std::shared_ptr<Job>& job,
                     const std::shared_ptr<ModelEntry>& entry);
-  void RequeueAfterFault(const std::shared_ptr<Job>& job, int64_t final_step,
+  void RequeueAfterFault(const std::shared_ptr<Job>& job,
                          const absl::Status& status);
   // What a training run starts from (defined in jobs.cc).
   struct RunInputs;

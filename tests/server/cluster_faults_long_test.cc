@@ -204,9 +204,11 @@ v1::Job Call(Client& c, const std::string& id, const char* what) {
   return j;
 }
 
-// A job waiting for members sleeps (the coordinator uses next to no CPU),
-// and pause, resume and cancel reach it there promptly.
-TEST(ClusterFaultsTest, WaitingForMembersIsIdleAndAnswersPauseAndCancel) {
+// A job that loses a member before its first checkpoint takes one at the
+// fault; waiting for members it sleeps (the coordinator uses next to no
+// CPU), and pause, resume and cancel reach it there promptly.
+TEST(ClusterFaultsTest,
+     FaultBeforeFirstCheckpointThenIdleWaitAnswersPauseAndCancel) {
   Cluster cluster(kTimeoutMs);
   ASSERT_TRUE(cluster.StartCoordinator().ok());
   ASSERT_TRUE(cluster.AddWorker().ok());
@@ -215,7 +217,9 @@ TEST(ClusterFaultsTest, WaitingForMembersIsIdleAndAnswersPauseAndCancel) {
   v1::JobSpec spec = Spec("m", 16, 2);
   spec.set_max_steps(0);
   spec.set_epochs(100);  // 25,000 steps: it cannot finish first.
-  spec.set_checkpoint_every_steps(10);
+  // No checkpoint before the fault: the job takes one as it goes back to
+  // the queue rather than resume from step 0 on weights it has changed.
+  spec.set_checkpoint_every_steps(20000);
   grpc::Status s;
   const std::string id = Start(c, spec, &s).job_id();
   ASSERT_TRUE(s.ok()) << s.error_message();
@@ -227,6 +231,8 @@ TEST(ClusterFaultsTest, WaitingForMembersIsIdleAndAnswersPauseAndCancel) {
                "replicas need 1 live worker, 0 alive)") != std::string::npos;
   });
   ASSERT_EQ(waiting.state(), v1::JOB_STATE_QUEUED) << waiting.failure_reason();
+  EXPECT_GE(waiting.checkpoint_step(), 20);
+  EXPECT_EQ(waiting.checkpoint_step(), waiting.step());
 
   const double cpu0 = CpuSeconds(cluster.coordinator().pid());
   absl::SleepFor(absl::Seconds(2));
