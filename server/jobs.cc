@@ -51,6 +51,10 @@ class Job {
   // the file always ends with the newest snapshot although the run and
   // its checkpoint writer both save it. Taken before `mu`, never inside.
   absl::Mutex record_io;
+  // A distributed job put back in the queue by a cluster fault runs again
+  // no sooner than this (so an attempt that fails at once cannot spin).
+  // Only the worker running the job touches it.
+  absl::Time retry_at = absl::InfinitePast();
 };
 
 namespace {
@@ -558,21 +562,29 @@ void JobManager::WorkerLoop() {
 
 void JobManager::RunJob(const std::shared_ptr<Job>& job) {
   std::string model_id;
+  bool distributed = false;
   {
     absl::MutexLock lock(&job->mu);
     model_id = job->record.spec().model_id();
+    distributed = ReplicasOf(job->record.spec()) > 1;
   }
   absl::StatusOr<std::shared_ptr<ModelEntry>> entry = models_->Get(model_id);
   if (!entry.ok()) {
     SetState(job, v1::JOB_STATE_FAILED, std::string(entry.status().message()));
     return;
   }
+  if (!AwaitMembers(job, *entry)) return;
   // `stop` is not reset here: a pause or cancel that arrived after the
   // worker took the job off the queue stops it at its first mini-batch.
   SetState(job, v1::JOB_STATE_RUNNING, "");
   int64_t final_step = 0;
-  const absl::Status status = Train(job, *entry, &final_step);
+  absl::Status status = Train(job, *entry, &final_step);
   const int stop = job->stop.load();
+  // A member lost while the job was being stopped: the stop wins.
+  if (distributed && IsClusterFault(status) && stop != kNoStop) {
+    status = absl::CancelledError(status.message());
+  }
+  const bool fault = distributed && IsClusterFault(status);
   // The model is saved and released before the final state is published,
   // so a client that sees COMPLETED can immediately train the model again.
   absl::Status flush = models_->Flush(entry->get());
@@ -583,7 +595,7 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
   const bool paused = absl::IsCancelled(status) && stop == kPause;
   const bool interrupted = absl::IsCancelled(status) && stop == kShutdown;
   // A paused or interrupted job keeps its model for ResumeJob / restart.
-  if (!paused && !interrupted) (*entry)->EndTraining(job->id);
+  if (!paused && !interrupted && !fault) (*entry)->EndTraining(job->id);
   if (status.ok()) {
     SetState(job, v1::JOB_STATE_COMPLETED, "");
     // Nothing resumes a finished job; its last checkpoint stays.
@@ -603,12 +615,87 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
     SaveRecord(job).IgnoreError();
     LogInfo(absl::StrCat("job ", job->id, " interrupted by shutdown at step ",
                          final_step, "; it resumes at the next start"));
+  } else if (fault) {
+    RequeueAfterFault(job, status);
   } else if (absl::IsCancelled(status) && stop == kCancel) {
     SetState(job, v1::JOB_STATE_CANCELLED,
              absl::StrCat("cancelled at step ", final_step));
   } else {
     SetState(job, v1::JOB_STATE_FAILED, status.ToString());
   }
+}
+
+// Distributed jobs only: holds the job (QUEUED, on this worker) until
+// enough members are alive and its retry time has come, polling the
+// membership and the job's stop request. A pause, cancel or shutdown meanwhile
+// is handled here (false: the job does not run now).
+bool JobManager::AwaitMembers(const std::shared_ptr<Job>& job,
+                              const std::shared_ptr<ModelEntry>& entry) {
+  int replicas = 1;
+  {
+    absl::MutexLock lock(&job->mu);
+    replicas = ReplicasOf(job->record.spec());
+  }
+  if (replicas <= 1 || options_.cluster == nullptr) return true;
+  const int need = replicas - 1;
+  std::string told;
+  while (true) {
+    const int stop = job->stop.load();
+    if (stop == kCancel) {
+      entry->EndTraining(job->id);
+      SetState(job, v1::JOB_STATE_CANCELLED,
+               "cancelled while waiting for cluster members");
+      return false;
+    }
+    if (stop == kPause) {
+      SetState(job, v1::JOB_STATE_PAUSED,
+               "paused while waiting for cluster members");
+      return false;
+    }
+    if (stop == kShutdown || shutting_down_) return false;  // QUEUED on disk.
+    const int alive = AliveWorkers(options_.cluster);
+    if (alive >= need && absl::Now() >= job->retry_at) {
+      // The fault is history now (its state event keeps the reason).
+      absl::MutexLock lock(&job->mu);
+      job->record.clear_failure_reason();
+      return true;
+    }
+    if (alive < need && told.empty()) {
+      told = absl::StrCat("waiting for cluster members (", replicas,
+                          " replicas need ", need, " live worker",
+                          need == 1 ? "" : "s", ", ", alive, " alive)");
+      {
+        absl::MutexLock lock(&job->mu);
+        const std::string& why = job->record.failure_reason();
+        if (!why.empty()) absl::StrAppend(&told, ": after ", why);
+        job->record.set_failure_reason(told);
+      }
+      SaveRecord(job).IgnoreError();
+      LogInfo(absl::StrCat("job ", job->id, ": ", told));
+    }
+    // Members join and die on heartbeat time (hundreds of ms): a short
+    // sleep keeps cancel and pause prompt without spinning.
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+}
+
+void JobManager::RequeueAfterFault(const std::shared_ptr<Job>& job,
+                                   const absl::Status& status) {
+  int64_t ckpt_step = 0;
+  std::string reason;
+  {
+    absl::MutexLock lock(&job->mu);
+    ckpt_step = job->record.checkpoint_step();
+    reason = absl::StrCat("cluster fault at step ", job->record.step(),
+                          ", resumes from step ", ckpt_step, ": ",
+                          status.ToString());
+    job->record.set_failure_reason(reason);
+    job->record.set_resume_count(job->record.resume_count() + 1);
+  }
+  job->retry_at = absl::Now() + absl::Seconds(1);
+  SetState(job, v1::JOB_STATE_QUEUED, reason);
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(job);
 }
 
 struct JobManager::RunInputs {
@@ -809,6 +896,20 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
   }
   entry->Publish(
       CaptureWeights(model.get(), base_steps + trainer->state().step));
+  if (replicas != nullptr && IsClusterFault(status) &&
+      trainer->state().step > 0 && writer.Flush().ok()) {
+    // A fault before the job's first checkpoint: it resumes from here, not
+    // from step 0 on weights this attempt has already changed. The failed
+    // step changed no weights or optimizer slots (it failed in its
+    // allreduce); batch-norm running statistics and the dropout RNG did
+    // see it.
+    bool none = false;
+    {
+      absl::MutexLock lock(&job->mu);
+      none = job->record.checkpoint_step() == 0;
+    }
+    if (none && checkpoint().ok()) writer.Flush().IgnoreError();
+  }
   return FinishCheckpoints(job->stop.load(), checkpoint, &writer, status);
 }
 

@@ -115,6 +115,12 @@ class JobManager {
   absl::StatusOr<std::shared_ptr<Job>> Find(const std::string& id) const;
   void WorkerLoop();
   void RunJob(const std::shared_ptr<Job>& job);
+  // Distributed jobs after a cluster fault (server/cluster/distributed.h):
+  // waiting for members, and the way back into the queue.
+  bool AwaitMembers(const std::shared_ptr<Job>& job,
+                    const std::shared_ptr<ModelEntry>& entry);
+  void RequeueAfterFault(const std::shared_ptr<Job>& job,
+                         const absl::Status& status);
   // What a training run starts from (defined in jobs.cc).
   struct RunInputs;
   // The job's spec and progress, its data set viewed as the spec says, and

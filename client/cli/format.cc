@@ -100,11 +100,19 @@ std::string JobsTable(const std::vector<v1::Job>& jobs) {
                                                  "STATE", "STEP", "LOSS",
                                                  "TEST ACC", "LABEL"}};
   for (const v1::Job& j : jobs) {
-    rows.push_back(
-        {j.job_id(), j.spec().model_id(), j.spec().dataset(),
-         JobStateName(j.state()), absl::StrCat(j.step(), "/", j.total_steps()),
-         absl::StrFormat("%.4g", j.last_loss()),
-         j.has_last_eval() ? Accuracy(j.last_eval()) : "-", j.spec().label()});
+    // A QUEUED job with a reason is back in the queue (a shutdown, a lost
+    // cluster member) or waiting for members: the reason's first clause.
+    std::string state = JobStateName(j.state());
+    if (j.state() == v1::JOB_STATE_QUEUED && !j.failure_reason().empty()) {
+      absl::StrAppend(
+          &state, ": ",
+          j.failure_reason().substr(0, j.failure_reason().find(':')));
+    }
+    rows.push_back({j.job_id(), j.spec().model_id(), j.spec().dataset(), state,
+                    absl::StrCat(j.step(), "/", j.total_steps()),
+                    absl::StrFormat("%.4g", j.last_loss()),
+                    j.has_last_eval() ? Accuracy(j.last_eval()) : "-",
+                    j.spec().label()});
   }
   return Table(rows);
 }

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "core/status_macros.h"
 #include "server/cluster/distributed.h"
 #include "server/cluster/gloo_collective.h"
@@ -73,7 +74,18 @@ absl::Status ClusterNode::Start(const std::string& listen, int port) {
   coordinator_channel_ =
       grpc::CreateChannel(options_.join, MemberCredentials());
   coordinator_ = v1::ClusterService::NewStub(coordinator_channel_);
-  NNLAB_RETURN_IF_ERROR(Join());
+  // A worker restarted at once finds its old entry (same address) still
+  // alive until the coordinator has missed kMissedBeats of its beats: it
+  // keeps asking that long. A second live process keeps the entry alive
+  // and is still refused.
+  absl::Status joined = Join();
+  const absl::Time give_up = absl::Now() + (Membership::kMissedBeats + 1) *
+                                               options_.heartbeat_interval;
+  while (absl::IsAlreadyExists(joined) && absl::Now() < give_up) {
+    absl::SleepFor(options_.heartbeat_interval / 4);
+    joined = Join();
+  }
+  NNLAB_RETURN_IF_ERROR(joined);
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   return absl::OkStatus();
 }

@@ -40,6 +40,20 @@ absl::Status FromGrpc(const grpc::Status& s) {
 
 }  // namespace
 
+bool IsClusterFault(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
+         absl::IsAborted(status);
+}
+
+int AliveWorkers(ClusterNode* cluster) {
+  if (cluster == nullptr) return 0;
+  int n = 0;
+  for (const v1::Member& m : cluster->membership()->Alive()) {
+    n += m.coordinator() ? 0 : 1;
+  }
+  return n;
+}
+
 int ReplicasOf(const v1::JobSpec& spec) { return std::max(1, spec.replicas()); }
 
 v1::JobSpec GlobalBatchSpec(const v1::JobSpec& spec) {
@@ -127,7 +141,7 @@ absl::StatusOr<std::unique_ptr<ReplicaGroup>> ReplicaGroup::Start(
                      return la < lb;
                    });
   if (static_cast<int>(workers.size()) < n - 1) {
-    return absl::FailedPreconditionError(
+    return absl::UnavailableError(
         absl::StrCat("job needs ", n, " replicas but only ", workers.size(),
                      " worker(s) are alive besides the coordinator"));
   }
@@ -205,11 +219,13 @@ absl::Status ReplicaGroup::Finish(absl::Status status) {
   for (const auto& r : replicas_) {
     if (r->status.ok() || r->status.error_code() == grpc::StatusCode::CANCELLED)
       continue;
-    const std::string why = absl::StrCat("replica on ", r->member_id, ": ",
-                                         FromGrpc(r->status).ToString());
-    if (status.ok()) return absl::Status(FromGrpc(r->status).code(), why);
-    return absl::Status(status.code(),
-                        absl::StrCat(status.message(), "; ", why));
+    const absl::Status replica = FromGrpc(r->status);
+    const std::string why =
+        absl::StrCat("replica on ", r->member_id, ": ", replica.ToString());
+    if (status.ok()) return absl::Status(replica.code(), why);
+    const absl::StatusCode code =
+        IsClusterFault(replica) ? status.code() : replica.code();
+    return absl::Status(code, absl::StrCat(status.message(), "; ", why));
   }
   return status;
 }

@@ -47,6 +47,16 @@ v1::JobSpec GlobalBatchSpec(const v1::JobSpec& spec);
 absl::Status CheckReplicas(const v1::JobSpec& spec, bool is_gan,
                            ClusterNode* cluster);
 
+// Whether an error of a distributed attempt is the cluster's rather than
+// the job's own: a member died, was cut off or could not be reached
+// (UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED). The job manager puts such a
+// job back in the queue; any other error (bad spec, non-finite loss, a
+// data set a member lacks) ends it as for a local job.
+bool IsClusterFault(const absl::Status& status);
+
+// Live workers (members other than the coordinator); 0 without a cluster.
+int AliveWorkers(ClusterNode* cluster);
+
 // The state replicas start from: `trainer`'s RunState with the model spec,
 // as a serialised StoredCheckpoint (trained_steps = base_steps + step).
 std::string ReplicaCheckpoint(const v1::ModelSpec& spec, Trainer* trainer,
@@ -55,7 +65,7 @@ std::string ReplicaCheckpoint(const v1::ModelSpec& spec, Trainer* trainer,
 // Rank 0's side of one attempt of a distributed job. Not thread-safe.
 class ReplicaGroup {
  public:
-  // Places ranks 1..N-1 (FailedPrecondition when too few members are
+  // Places ranks 1..N-1 (Unavailable when too few members are
   // alive after waiting up to the collective timeout for them, or sooner
   // once `should_stop` says so), starts their RunReplica calls with
   // `checkpoint` (rank 0's state, serialised StoredCheckpoint), and connects
@@ -74,6 +84,8 @@ class ReplicaGroup {
   // error they are cancelled first. Returns `status`, with the first
   // replica error appended when there is one (it usually names the
   // cause: a member that died), or a replica's error if rank 0 succeeded.
+  // A replica's own error that is no cluster fault (IsClusterFault) gives
+  // the result its code: the job failed on that member, not the member.
   absl::Status Finish(absl::Status status);
 
  private:

@@ -7,7 +7,7 @@
 // replicas' gradients in another order than one process sums its batch).
 // Bad input: too many or negative replicas, a worker with another token,
 // one that joins twice, a Gloo address nobody can reach: clear status
-// codes, nothing hangs.
+// codes, nothing hangs. Faults (a member lost mid-job): cluster_faults_test.
 #include <cmath>
 #include <memory>
 #include <string>
@@ -17,176 +17,10 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "nnlab/v1/cluster.grpc.pb.h"
-#include "server/convert.h"
-#include "tests/nnlabd_process.h"
-#include "tests/server/server_test_util.h"
+#include "tests/server/cluster_test_util.h"
 
 namespace nnlab::testing {
 namespace {
-
-const char kToken[] = "cluster-test-token";
-
-// A coordinator and workers, all sharing one token file.
-class Cluster {
- public:
-  // `timeout_ms`: --collective_timeout_ms of every process (sanitizer
-  // builds start replicas slowly; the fault cases want a short bound).
-  explicit Cluster(int timeout_ms = 20000) : timeout_ms_(timeout_ms) {
-    token_file_ = dir_.path() + "/token";
-    FILE* f = std::fopen(token_file_.c_str(), "w");
-    std::fputs(kToken, f);
-    std::fclose(f);
-  }
-
-  std::vector<std::string> Flags(const std::string& name,
-                                 const std::string& token_file) const {
-    std::vector<std::string> flags = {
-        absl::StrCat("--data_dir=", dir_.path(), "/", name),
-        "--token_file=" + token_file, "--blas_threads=1", "--heartbeat_ms=500",
-        absl::StrCat("--collective_timeout_ms=", timeout_ms_)};
-    flags.insert(flags.end(), common_flags_.begin(), common_flags_.end());
-    return flags;
-  }
-  // Every process started afterwards gets `flags`; the test's own calls
-  // use `creds`.
-  void UseTls(std::vector<std::string> flags,
-              std::shared_ptr<grpc::ChannelCredentials> creds) {
-    common_flags_ = std::move(flags);
-    creds_ = std::move(creds);
-  }
-  const std::string& dir() const { return dir_.path(); }
-  std::string Log(const std::string& name) const {
-    return absl::StrCat(dir_.path(), "/", name, ".log");
-  }
-
-  absl::Status StartCoordinator() {
-    return coordinator_.Start(NNLAB_NNLABD_PATH, 0,
-                              Flags("coordinator", token_file_),
-                              Log("coordinator"));
-  }
-  // Starts a worker that joins the coordinator; `extra` flags appended.
-  absl::Status AddWorker(const std::vector<std::string>& extra = {},
-                         const std::string& token_file = "") {
-    const std::string name = absl::StrCat("worker", workers_.size());
-    std::vector<std::string> flags =
-        Flags(name, token_file.empty() ? token_file_ : token_file);
-    flags.push_back("--join=" + coordinator_.address());
-    flags.insert(flags.end(), extra.begin(), extra.end());
-    auto w = std::make_unique<NnlabdProcess>();
-    absl::Status s = w->Start(NNLAB_NNLABD_PATH, 0, flags, Log(name));
-    workers_.push_back(std::move(w));
-    return s;
-  }
-
-  Client MakeClient() const {
-    return Client(grpc::CreateChannel(coordinator_.address(), creds_));
-  }
-  std::vector<v1::Member> Members() const {
-    auto stub = v1::ClusterService::NewStub(
-        grpc::CreateChannel(coordinator_.address(), creds_));
-    auto ctx = Ctx(10, kToken);
-    v1::ListMembersResponse resp;
-    EXPECT_TRUE(stub->ListMembers(ctx.get(), {}, &resp).ok());
-    return {resp.members().begin(), resp.members().end()};
-  }
-  std::string ReadLog(const std::string& name) const {
-    std::ifstream in(Log(name));
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-  NnlabdProcess& worker(int i) { return *workers_[i]; }
-
- private:
-  int timeout_ms_;
-  TempDir dir_;
-  std::string token_file_;
-  std::vector<std::string> common_flags_;
-  std::shared_ptr<grpc::ChannelCredentials> creds_ =
-      grpc::InsecureChannelCredentials();
-  NnlabdProcess coordinator_;
-  std::vector<std::unique_ptr<NnlabdProcess>> workers_;
-};
-
-v1::JobSpec Spec(const std::string& model, int64_t batch, int replicas) {
-  v1::JobSpec spec;
-  spec.set_model_id(model);
-  spec.set_dataset("mnist");
-  spec.mutable_optimizer()->set_kind(v1::OPTIMIZER_MOMENTUM);
-  spec.mutable_optimizer()->set_learning_rate(0.05f);
-  spec.set_batch_size(batch);
-  spec.set_replicas(replicas);
-  spec.set_max_steps(50);
-  spec.set_shuffle_seed(3);
-  return spec;
-}
-
-v1::Job Start(Client& c, const v1::JobSpec& spec, grpc::Status* status) {
-  v1::StartJobRequest req;
-  *req.mutable_spec() = spec;
-  v1::Job job;
-  auto ctx = Ctx(30, kToken);
-  *status = c.training->StartJob(ctx.get(), req, &job);
-  return job;
-}
-
-v1::Job Wait(Client& c, const std::string& id) {
-  for (int i = 0; i < 1200; ++i) {
-    v1::GetJobRequest req;
-    req.set_job_id(id);
-    v1::Job job;
-    auto ctx = Ctx(10, kToken);
-    EXPECT_TRUE(c.training->GetJob(ctx.get(), req, &job).ok());
-    if (job.state() == v1::JOB_STATE_COMPLETED ||
-        job.state() == v1::JOB_STATE_FAILED ||
-        job.state() == v1::JOB_STATE_CANCELLED) {
-      return job;
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  ADD_FAILURE() << "job " << id << " did not end";
-  return {};
-}
-
-// The training losses of a finished job, by step.
-std::vector<double> Losses(Client& c, const std::string& id) {
-  v1::StreamMetricsRequest req;
-  req.set_job_id(id);
-  auto ctx = Ctx(60, kToken);
-  auto reader = c.training->StreamMetrics(ctx.get(), req);
-  std::vector<double> losses;
-  v1::MetricEvent e;
-  while (reader->Read(&e)) {
-    if (e.phase() == v1::PHASE_TRAIN) {
-      EXPECT_EQ(e.step(), static_cast<int64_t>(losses.size()) + 1);
-      losses.push_back(e.loss());
-    }
-  }
-  EXPECT_TRUE(reader->Finish().ok());
-  return losses;
-}
-
-std::vector<float> Weights(Client& c, const std::string& model) {
-  v1::ExportModelRequest req;
-  req.set_model_id(model);
-  v1::ExportModelResponse resp;
-  auto ctx = Ctx(30, kToken);
-  EXPECT_TRUE(c.models->ExportModel(ctx.get(), req, &resp).ok());
-  std::vector<float> all;
-  for (const v1::NamedTensor& p : resp.file().params()) {
-    auto t = server::TensorFromProto(p.tensor(), "param", server::Limits());
-    EXPECT_TRUE(t.ok()) << t.status();
-    if (t.ok()) all.insert(all.end(), t->data(), t->data() + t->size());
-  }
-  return all;
-}
-
-void CreateModel(Client& c, const std::string& id) {
-  v1::CreateModelRequest req;
-  req.set_model_id(id);
-  *req.mutable_spec() = MlpSpec(784, 64, 10, /*seed=*/5);
-  v1::Model m;
-  auto ctx = Ctx(30, kToken);
-  ASSERT_TRUE(c.models->CreateModel(ctx.get(), req, &m).ok());
-}
 
 void ExpectSameAsOneProcess(int replicas) {
   Cluster cluster;
@@ -344,75 +178,38 @@ TEST(ClusterTest, BadInputGetsClearCodesAndNothingHangs) {
   }
 
   // A worker whose Gloo address is not this machine's: its replica cannot
-  // bind, rank 0's rendezvous times out, the job fails with the reason
-  // within the 5 s collective timeout instead of hanging.
+  // bind, rank 0's rendezvous times out within the 5 s collective timeout
+  // instead of hanging, and the job goes back to the queue with the reason
+  // (the cluster, not the job, is at fault); cancel still ends it.
   ASSERT_TRUE(cluster.worker(0).Signal(SIGKILL) > 0);
   ASSERT_TRUE(cluster.AddWorker({"--collective_listen=192.0.2.1"}).ok());
   // The killed worker is noticed (3 missed 500 ms beats).
-  for (int i = 0; i < 100 && cluster.Members().size() > 2; ++i) {
-    absl::SleepFor(absl::Milliseconds(100));
-  }
   int alive = 0;
-  for (const v1::Member& m : cluster.Members()) alive += m.alive();
-  for (int i = 0; i < 100 && alive != 2; ++i) {
-    absl::SleepFor(absl::Milliseconds(100));
+  for (int i = 0; i < 100; ++i) {
     alive = 0;
     for (const v1::Member& m : cluster.Members()) alive += m.alive();
+    if (alive == 2 && cluster.Members().size() == 3) break;
+    absl::SleepFor(absl::Milliseconds(100));
   }
   ASSERT_EQ(alive, 2);
   const absl::Time start = absl::Now();
   const v1::Job job = Start(c, Spec("m", 16, 2), &s);
   ASSERT_TRUE(s.ok()) << s.error_message();
-  const v1::Job failed = Wait(c, job.job_id());
-  EXPECT_EQ(failed.state(), v1::JOB_STATE_FAILED);
-  EXPECT_NE(failed.failure_reason().find("192.0.2.1"), std::string::npos)
-      << failed.failure_reason();
+  const v1::Job queued = WaitFor(c, job.job_id(), [](const v1::Job& j) {
+    return j.state() == v1::JOB_STATE_QUEUED && j.resume_count() >= 1;
+  });
+  EXPECT_NE(queued.failure_reason().find("192.0.2.1"), std::string::npos)
+      << queued.failure_reason();
   EXPECT_LT(absl::Now() - start, absl::Seconds(30));
-}
-
-// kill -9 of a worker mid-job: rank 0's next allreduce fails (the peer's
-// sockets close), the job ends FAILED with the reason instead of hanging,
-// the coordinator notices the member is gone and keeps serving.
-TEST(ClusterTest, KilledWorkerFailsTheJobInsteadOfHanging) {
-  Cluster cluster(/*timeout_ms=*/5000);
-  ASSERT_TRUE(cluster.StartCoordinator().ok());
-  ASSERT_TRUE(cluster.AddWorker().ok());
-  Client c = cluster.MakeClient();
-  CreateModel(c, "m");
-  v1::JobSpec spec = Spec("m", 16, 2);
-  spec.set_max_steps(0);
-  spec.set_epochs(50);  // 12,500 steps: it cannot finish first.
-  grpc::Status s;
-  const v1::Job job = Start(c, spec, &s);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-  v1::Job now;
-  for (int i = 0; i < 600; ++i) {
-    v1::GetJobRequest req;
+  {
+    v1::CancelJobRequest req;
     req.set_job_id(job.job_id());
+    v1::Job j;
     auto ctx = Ctx(10, kToken);
-    ASSERT_TRUE(c.training->GetJob(ctx.get(), req, &now).ok());
-    if (now.step() >= 20) break;
-    absl::SleepFor(absl::Milliseconds(50));
+    ASSERT_TRUE(c.training->CancelJob(ctx.get(), req, &j).ok());
   }
-  ASSERT_GE(now.step(), 20);
-  ASSERT_EQ(now.state(), v1::JOB_STATE_RUNNING);
-  const absl::Time killed = absl::Now();
-  cluster.worker(0).Signal(SIGKILL);
-  const v1::Job failed = Wait(c, job.job_id());
-  EXPECT_EQ(failed.state(), v1::JOB_STATE_FAILED);
-  EXPECT_NE(failed.failure_reason().find("allreduce"), std::string::npos)
-      << failed.failure_reason();
-  EXPECT_LT(absl::Now() - killed, absl::Seconds(15));
-  EXPECT_LT(failed.step(), 12500);
-  std::printf("failed at step %lld: %s\n", (long long)failed.step(),
-              failed.failure_reason().c_str());
-  bool gone = false;
-  for (int i = 0; i < 100 && !gone; ++i) {
-    const std::vector<v1::Member> members = cluster.Members();
-    gone = members.size() == 2 && !members[1].alive();
-    if (!gone) absl::SleepFor(absl::Milliseconds(100));
-  }
-  EXPECT_TRUE(gone);
+  EXPECT_EQ(Wait(c, job.job_id()).state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(45));
 }
 
 }  // namespace
