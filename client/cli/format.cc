@@ -78,6 +78,7 @@ std::string FormatJob(const v1::Job& j) {
                           j.last_eval().loss(), Accuracy(j.last_eval()),
                           j.last_eval().step());
   }
+  if (!j.placed_on().empty()) absl::StrAppend(&out, ", on ", j.placed_on());
   if (!j.failure_reason().empty())
     absl::StrAppend(&out, ": ", j.failure_reason());
   return out;
@@ -98,13 +99,14 @@ std::string ModelsTable(const std::vector<v1::Model>& models) {
 std::string JobsTable(const std::vector<v1::Job>& jobs) {
   std::vector<std::vector<std::string>> rows = {{"JOB", "MODEL", "DATASET",
                                                  "STATE", "STEP", "LOSS",
-                                                 "TEST ACC", "LABEL"}};
+                                                 "TEST ACC", "LABEL", "ON"}};
   for (const v1::Job& j : jobs) {
     rows.push_back(
         {j.job_id(), j.spec().model_id(), j.spec().dataset(),
          JobStateName(j.state()), absl::StrCat(j.step(), "/", j.total_steps()),
          absl::StrFormat("%.4g", j.last_loss()),
-         j.has_last_eval() ? Accuracy(j.last_eval()) : "-", j.spec().label()});
+         j.has_last_eval() ? Accuracy(j.last_eval()) : "-", j.spec().label(),
+         j.placed_on().empty() ? "-" : j.placed_on()});
   }
   return Table(rows);
 }
