@@ -293,5 +293,66 @@ TEST(PlacementTest, KilledWorkerJobResumesOnCoordinatorFromCheckpoint) {
   EXPECT_NEAR(done.last_loss(), ref_done.last_loss(), 1e-6);
 }
 
+// Pause and cancel reach the remote run; a resumed job is placed again and
+// continues from the checkpoint the worker sent.
+TEST(PlacementTest, PauseResumeAndCancelActOnTheRemoteRun) {
+  Cluster cluster;
+  ASSERT_TRUE(cluster.StartCoordinator().ok());
+  ASSERT_TRUE(cluster.AddWorker().ok());
+  const std::string worker_id = cluster.Members().at(1).member_id();
+  Client c = cluster.MakeClient();
+  const std::string long_id = StartLongJob(c);
+  CreateModel(c, "m");
+  const int64_t kSteps = 3000;
+  const v1::Job job = Start(c, Spec("m", kSteps));
+  const v1::Job mid = WaitFor(c, job.job_id(), [](const v1::Job& j) {
+    return j.checkpoint_step() >= 100 || Ended(j);
+  });
+  ASSERT_EQ(mid.state(), v1::JOB_STATE_RUNNING);
+  ASSERT_EQ(mid.placed_on(), worker_id);
+  {
+    v1::PauseJobRequest req;
+    req.set_job_id(job.job_id());
+    v1::Job j;
+    auto ctx = Ctx(10, kToken);
+    ASSERT_TRUE(c.training->PauseJob(ctx.get(), req, &j).ok());
+  }
+  const v1::Job paused = WaitFor(c, job.job_id(), [](const v1::Job& j) {
+    return j.state() != v1::JOB_STATE_RUNNING;
+  });
+  ASSERT_EQ(paused.state(), v1::JOB_STATE_PAUSED) << paused.failure_reason();
+  EXPECT_GE(paused.checkpoint_step(), 100);
+  EXPECT_LT(paused.checkpoint_step(), kSteps);
+  {
+    v1::ResumeJobRequest req;
+    req.set_job_id(job.job_id());
+    v1::Job j;
+    auto ctx = Ctx(10, kToken);
+    ASSERT_TRUE(c.training->ResumeJob(ctx.get(), req, &j).ok());
+  }
+  const v1::Job done = WaitFor(c, job.job_id(), Ended);
+  ASSERT_EQ(done.state(), v1::JOB_STATE_COMPLETED) << done.failure_reason();
+  EXPECT_EQ(done.placed_on(), worker_id);  // The coordinator is still busy.
+  EXPECT_EQ(done.step(), kSteps);
+
+  // Cancel: the worker's run stops too.
+  CreateModel(c, "n");
+  const v1::Job other = Start(c, Spec("n", 0));
+  WaitFor(c, other.job_id(), [&](const v1::Job& j) {
+    return j.placed_on() == worker_id && j.step() > 0;
+  });
+  CancelJob(c, other.job_id());
+  const v1::Job cancelled = WaitFor(c, other.job_id(), Ended);
+  EXPECT_EQ(cancelled.state(), v1::JOB_STATE_CANCELLED);
+  const std::string ended =
+      absl::StrCat("job ", other.job_id(), ": run here ended at step ");
+  for (int i = 0; i < 100; ++i) {
+    if (cluster.ReadLog("worker").find(ended) != std::string::npos) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_NE(cluster.ReadLog("worker").find(ended), std::string::npos);
+  CancelJob(c, long_id);
+}
+
 }  // namespace
 }  // namespace nnlab::testing
