@@ -354,5 +354,36 @@ TEST(PlacementTest, PauseResumeAndCancelActOnTheRemoteRun) {
   CancelJob(c, long_id);
 }
 
+// RunJob is for the coordinator; garbage gets clear codes, never a crash.
+TEST(PlacementTest, RunJobRejectsBadInput) {
+  Cluster cluster;
+  ASSERT_TRUE(cluster.StartCoordinator().ok());
+  ASSERT_TRUE(cluster.AddWorker().ok());
+  auto stub = v1::ClusterService::NewStub(grpc::CreateChannel(
+      cluster.worker().address(), grpc::InsecureChannelCredentials()));
+  auto code = [&](const v1::RunJobRequest& req, const char* token) {
+    auto ctx = Ctx(30, token);
+    auto reader = stub->RunJob(ctx.get(), req);
+    v1::RunJobResponse resp;
+    while (reader->Read(&resp)) {
+    }
+    return reader->Finish().error_code();
+  };
+  v1::RunJobRequest req;
+  req.set_job_id("j");
+  *req.mutable_spec() = Spec("m", 10);
+  req.set_checkpoint("not a checkpoint");
+  EXPECT_EQ(code(req, kToken), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(code(req, "wrong"), grpc::StatusCode::UNAUTHENTICATED);
+  req.mutable_spec()->set_replicas(2);
+  EXPECT_EQ(code(req, kToken), grpc::StatusCode::INVALID_ARGUMENT);
+  req.mutable_spec()->set_replicas(1);
+  req.mutable_spec()->set_batch_size(-1);
+  EXPECT_EQ(code(req, kToken), grpc::StatusCode::INVALID_ARGUMENT);
+  // Still serving after all that.
+  req.mutable_spec()->set_batch_size(16);
+  EXPECT_EQ(code(req, kToken), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 }  // namespace
 }  // namespace nnlab::testing
