@@ -552,6 +552,7 @@ int64_t JobManager::EventsInMemory() const {
 void JobManager::WorkerLoop() {
   while (true) {
     std::shared_ptr<Job> job;
+    bool queued = false;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -559,6 +560,7 @@ void JobManager::WorkerLoop() {
       };
       mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(200));
       if (shutting_down_) return;
+      queued = !queue_.empty();
       // The first job in queue order that has a free slot somewhere.
       for (auto it = queue_.begin(); it != queue_.end(); ++it) {
         std::optional<v1::Member> where = PlaceLocked(**it, "");
@@ -574,7 +576,7 @@ void JobManager::WorkerLoop() {
     }
     if (job == nullptr) {
       // Queued jobs, but no free slot: look again shortly.
-      absl::SleepFor(absl::Milliseconds(50));
+      if (queued) absl::SleepFor(absl::Milliseconds(50));
       continue;
     }
     RunJob(job);
