@@ -16,6 +16,7 @@
 #include "core/train/run_state.h"
 #include "core/train/trainer.h"
 #include "server/cluster/distributed.h"
+#include "server/cluster/remote_job.h"
 #include "server/event_log.h"
 #include "server/job_spec.h"
 #include "server/log.h"
@@ -25,6 +26,9 @@
 namespace nnlab::server {
 
 enum StopRequest : int { kNoStop = 0, kPause = 1, kCancel = 2, kShutdown = 3 };
+
+// Jobs this server can have running on cluster workers at once.
+constexpr int kRemoteRunners = 8;
 
 class Job {
  public:
@@ -55,6 +59,9 @@ class Job {
   // no sooner than this (so an attempt that fails at once cannot spin).
   // Only the worker running the job touches it.
   absl::Time retry_at = absl::InfinitePast();
+  // Where the job runs (JobManager::PlaceLocked); written under the
+  // manager's mu_ by the worker thread that runs the job.
+  v1::Member placed;
 };
 
 namespace {
@@ -304,7 +311,11 @@ absl::Status JobManager::Start() {
   }
   LogInfo(absl::StrCat("loaded ", loaded.size(), " jobs; ", resumed,
                        " interrupted jobs queued to resume"));
-  for (int i = 0; i < std::max(1, options_.max_running); ++i) {
+  // Threads beyond max_running only run jobs placed on cluster workers
+  // (PlaceLocked keeps max_running jobs at most on this server).
+  const int threads = std::max(1, options_.max_running) +
+                      (options_.cluster != nullptr ? kRemoteRunners : 0);
+  for (int i = 0; i < threads; ++i) {
     workers_.emplace_back([this] { WorkerLoop(); });
   }
   return absl::OkStatus();
@@ -545,6 +556,7 @@ int64_t JobManager::EventsInMemory() const {
 void JobManager::WorkerLoop() {
   while (true) {
     std::shared_ptr<Job> job;
+    bool queued = false;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -552,11 +564,28 @@ void JobManager::WorkerLoop() {
       };
       mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(200));
       if (shutting_down_) return;
-      if (queue_.empty()) continue;
-      job = queue_.front();
-      queue_.pop_front();
+      queued = !queue_.empty();
+      // The first job in queue order that has a free slot somewhere.
+      for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+        std::optional<v1::Member> where = PlaceLocked(**it, "");
+        if (!where) continue;
+        job = *it;
+        queue_.erase(it);
+        ClaimLocked(*where, +1);
+        job->placed = *where;
+        absl::MutexLock jl(&job->mu);
+        job->record.set_placed_on(where->member_id());
+        break;
+      }
+    }
+    if (job == nullptr) {
+      // Queued jobs, but no free slot: look again shortly.
+      if (queued) absl::SleepFor(absl::Milliseconds(50));
+      continue;
     }
     RunJob(job);
+    absl::MutexLock lock(&mu_);
+    ClaimLocked(job->placed, -1);
   }
 }
 
@@ -767,6 +796,14 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     LogInfo(absl::StrCat("job ", job->id, " resumed from checkpoint at step ",
                          state.step));
     in.resume.reset();
+  }
+
+  if (job->placed.member_id() != kCoordinatorMember &&
+      !job->placed.member_id().empty()) {
+    bool run_here = false;
+    absl::Status s = TrainOnMember(job, entry, model.get(), trainer.get(), spec,
+                                   base_steps, final_step, &run_here);
+    if (!run_here) return s;
   }
 
   // Data-parallel: this is rank 0; ranks 1..N-1 run on other members.
@@ -1039,6 +1076,138 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
   *final_step = step;
   entry->Publish(capture());
   return FinishCheckpoints(job->stop.load(), checkpoint, &writer, status);
+}
+
+// --- Placement on cluster members (server/cluster/remote_job.h) -----------
+
+std::optional<v1::Member> JobManager::PlaceLocked(const Job& job,
+                                                  const std::string& exclude) {
+  v1::JobSpec spec;
+  {
+    absl::MutexLock jl(&job.mu);
+    spec = job.record.spec();
+  }
+  // GAN and distributed jobs run here (a distributed job's rank 0 is this
+  // server); a model that is gone fails here too, as it always has.
+  bool local_only = ReplicasOf(spec) > 1;
+  if (!local_only) {
+    absl::StatusOr<std::shared_ptr<ModelEntry>> entry =
+        models_->Get(spec.model_id());
+    local_only = !entry.ok() || (*entry)->is_gan();
+  }
+  return PlaceJob(options_.cluster, local_running_,
+                  std::max(1, options_.max_running), remote_running_,
+                  local_only, exclude);
+}
+
+void JobManager::ClaimLocked(const v1::Member& member, int delta) {
+  if (member.member_id() == kCoordinatorMember) {
+    local_running_ += delta;
+    return;
+  }
+  int& n = remote_running_[member.member_id()];
+  n += delta;
+  if (n <= 0) remote_running_.erase(member.member_id());
+}
+
+absl::Status JobManager::TrainOnMember(const std::shared_ptr<Job>& job,
+                                       const std::shared_ptr<ModelEntry>& entry,
+                                       Model* model, Trainer* trainer,
+                                       const v1::JobSpec& spec,
+                                       int64_t base_steps, int64_t* final_step,
+                                       bool* run_here) {
+  *run_here = false;
+  const int epochs = EffectiveOf(spec).epochs;
+  CheckpointWriter writer([this, job](const StoredCheckpoint& ckpt) {
+    return CommitCheckpoint(job, ckpt);
+  });
+  // This server's trainer follows the remote run's newest state, so the
+  // published weights and a resume after a lost member start from it.
+  auto adopt = [&](const StoredCheckpoint& ckpt) -> absl::Status {
+    NNLAB_ASSIGN_OR_RETURN(RunState state,
+                           RunStateFromProto(ckpt, options_.limits));
+    NNLAB_RETURN_IF_ERROR(state.Restore(trainer));
+    entry->Publish(CaptureWeights(model, base_steps + state.step));
+    absl::MutexLock lock(&job->mu);
+    job->record.set_step(state.step);
+    job->record.set_epoch(std::min(trainer->state().epoch, epochs - 1));
+    return absl::OkStatus();
+  };
+  RemoteJobCallbacks cb;
+  cb.on_event = [&](v1::MetricEvent e) {
+    absl::MutexLock lock(&job->mu);
+    if (e.phase() == v1::PHASE_TRAIN) {
+      job->record.set_step(e.step());
+      job->record.set_epoch(e.epoch());
+      job->record.set_last_loss(e.loss());
+      job->record.set_samples_per_sec(e.samples_per_sec());
+    } else if (e.phase() == v1::PHASE_EVAL) {
+      v1::EvalResult* ev = job->record.mutable_last_eval();
+      ev->set_loss(e.loss());
+      ev->set_accuracy(e.accuracy());
+      ev->set_step(e.step());
+    }
+    job->history->Append(std::move(e));
+  };
+  cb.on_checkpoint = [&](StoredCheckpoint ckpt) -> absl::Status {
+    NNLAB_RETURN_IF_ERROR(adopt(ckpt));
+    ckpt.set_job_id(job->id);
+    return writer.Submit(std::make_unique<StoredCheckpoint>(std::move(ckpt)));
+  };
+  cb.should_stop = [&] { return job->stop.load() != kNoStop; };
+  while (true) {
+    v1::Member member;
+    {
+      absl::MutexLock lock(&mu_);
+      member = job->placed;
+    }
+    LogInfo(absl::StrCat("job ", job->id, " runs on member ",
+                         member.member_id(), " (", member.address(),
+                         ") from step ", trainer->state().step));
+    absl::StatusOr<StoredCheckpoint> result = RunJobOnMember(
+        options_.cluster, member, job->id, spec,
+        ReplicaCheckpoint(entry->Info().spec(), trainer, base_steps), cb);
+    absl::Status status = result.status();
+    if (result.ok()) status = adopt(*result);
+    // Every checkpoint received is committed before the run reports.
+    absl::Status written = writer.Flush();
+    *final_step = trainer->state().step;
+    if (status.ok()) return written;
+    if (!written.ok()) return written;
+    if (!absl::IsUnavailable(status) || job->stop.load() != kNoStop) {
+      // Pause and shutdown resume from the last checkpoint received.
+      return status;
+    }
+    // The member is lost: place the job again (never on that member) and
+    // resume from the last checkpoint, which `trainer` holds.
+    LogError(absl::StrCat("job ", job->id, ": ", status.message(),
+                          "; resuming from step ", trainer->state().step,
+                          " elsewhere"));
+    std::optional<v1::Member> next;
+    while (!next) {
+      if (job->stop.load() != kNoStop) {
+        return absl::CancelledError("stopped while waiting for a member");
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        next = PlaceLocked(*job, member.member_id());
+        if (next) {
+          ClaimLocked(job->placed, -1);
+          ClaimLocked(*next, +1);
+          job->placed = *next;
+          absl::MutexLock jl(&job->mu);
+          job->record.set_placed_on(next->member_id());
+          job->record.set_step(trainer->state().step);
+          job->record.set_resume_count(job->record.resume_count() + 1);
+        }
+      }
+      if (!next) absl::SleepFor(absl::Milliseconds(100));
+    }
+    if (next->member_id() == kCoordinatorMember) {
+      *run_here = true;
+      return absl::OkStatus();
+    }
+  }
 }
 
 }  // namespace nnlab::server

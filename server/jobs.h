@@ -43,6 +43,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,11 +52,17 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "nnlab/v1/cluster.pb.h"
 #include "nnlab/v1/training.pb.h"
 #include "server/checkpoint_store.h"
 #include "server/datasets.h"
 #include "server/job_events.h"
 #include "server/models.h"
+
+namespace nnlab {
+class Model;
+class Trainer;
+}  // namespace nnlab
 
 namespace nnlab::server {
 
@@ -70,7 +77,9 @@ struct JobManagerOptions {
   absl::Duration publish_interval = absl::Milliseconds(100);  // Weights for
                                                               // inference.
   Limits limits;
-  // Members for distributed jobs (spec.replicas > 1); null: none.
+  // Members for distributed jobs (spec.replicas > 1) and for one-replica
+  // jobs placed on workers (server/cluster/remote_job.h: the placement
+  // rule); null: none.
   ClusterNode* cluster = nullptr;
 };
 
@@ -134,6 +143,23 @@ class JobManager {
   absl::Status TrainGan(const std::shared_ptr<Job>& job,
                         const std::shared_ptr<ModelEntry>& entry, RunInputs in,
                         int64_t* final_step);
+  // Where `job` would run now (remote_job.h's PlaceJob), avoiding member
+  // `exclude`; nullopt while no member has a free slot.
+  std::optional<v1::Member> PlaceLocked(const Job& job,
+                                        const std::string& exclude)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes or gives back the slot of `member` (PlaceLocked's answer).
+  void ClaimLocked(const v1::Member& member, int delta)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Train's branch for a job placed on a worker: runs it there, mirrors
+  // its events, checkpoints and result here. A lost member re-places the
+  // job from its last checkpoint; `*run_here` then says it continues on
+  // this server with `trainer` holding that checkpoint.
+  absl::Status TrainOnMember(const std::shared_ptr<Job>& job,
+                             const std::shared_ptr<ModelEntry>& entry,
+                             Model* model, Trainer* trainer,
+                             const v1::JobSpec& spec, int64_t base_steps,
+                             int64_t* final_step, bool* run_here);
   absl::Status ValidateSpec(const v1::JobSpec& spec,
                             std::shared_ptr<ModelEntry>* entry,
                             int64_t* total_steps);
@@ -160,6 +186,9 @@ class JobManager {
   std::deque<std::shared_ptr<Job>> queue_ ABSL_GUARDED_BY(mu_);
   // StartJob calls past the queue-limit check that have not queued yet.
   int admitting_ ABSL_GUARDED_BY(mu_) = 0;
+  // Jobs running on this server, and on each worker by member id.
+  int local_running_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, int> remote_running_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> workers_;
 };
 

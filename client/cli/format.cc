@@ -78,6 +78,7 @@ std::string FormatJob(const v1::Job& j) {
                           j.last_eval().loss(), Accuracy(j.last_eval()),
                           j.last_eval().step());
   }
+  if (!j.placed_on().empty()) absl::StrAppend(&out, ", on ", j.placed_on());
   if (!j.failure_reason().empty())
     absl::StrAppend(&out, ": ", j.failure_reason());
   return out;
@@ -98,7 +99,7 @@ std::string ModelsTable(const std::vector<v1::Model>& models) {
 std::string JobsTable(const std::vector<v1::Job>& jobs) {
   std::vector<std::vector<std::string>> rows = {{"JOB", "MODEL", "DATASET",
                                                  "STATE", "STEP", "LOSS",
-                                                 "TEST ACC", "LABEL"}};
+                                                 "TEST ACC", "LABEL", "ON"}};
   for (const v1::Job& j : jobs) {
     // A QUEUED job with a reason is back in the queue (a shutdown, a lost
     // cluster member) or waiting for members: the reason's first clause.
@@ -112,7 +113,8 @@ std::string JobsTable(const std::vector<v1::Job>& jobs) {
                     absl::StrCat(j.step(), "/", j.total_steps()),
                     absl::StrFormat("%.4g", j.last_loss()),
                     j.has_last_eval() ? Accuracy(j.last_eval()) : "-",
-                    j.spec().label()});
+                    j.spec().label(),
+                    j.placed_on().empty() ? "-" : j.placed_on()});
   }
   return Table(rows);
 }

@@ -8,6 +8,7 @@
 #include "core/status_macros.h"
 #include "server/cluster/distributed.h"
 #include "server/cluster/gloo_collective.h"
+#include "server/cluster/remote_job.h"
 #include "server/log.h"
 
 namespace nnlab::server {
@@ -42,6 +43,16 @@ ClusterNode::ClusterNode(const ClusterOptions& options, ServiceContext* context,
     --running_replicas_;
     return step;
   });
+  service_.set_job_runner(
+      [this](const v1::RunJobRequest& req,
+             const std::function<bool(const v1::RunJobResponse&)>& write,
+             const std::function<bool()>& cancelled) {
+        ++running_replicas_;
+        absl::Status s = ServeRunJob(req, context_->datasets, context_->limits,
+                                     write, cancelled);
+        --running_replicas_;
+        return s;
+      });
 }
 
 absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Create(

@@ -94,7 +94,8 @@ class ClusterNode {
   std::unique_ptr<v1::ClusterService::Stub> coordinator_;
   absl::Mutex mu_;
   std::string member_id_ ABSL_GUARDED_BY(mu_);
-  std::atomic<int> running_replicas_{0};  // Reported in heartbeats.
+  // Replicas and whole jobs (RunJob) running here; reported in heartbeats.
+  std::atomic<int> running_replicas_{0};
   absl::Notification stop_;
   std::thread heartbeat_;
 };

@@ -71,4 +71,16 @@ grpc::Status ClusterServiceImpl::RunReplica(grpc::ServerContext* ctx,
   });
 }
 
+grpc::Status ClusterServiceImpl::RunJob(
+    grpc::ServerContext* ctx, const v1::RunJobRequest* req,
+    grpc::ServerWriter<v1::RunJobResponse>* writer) {
+  return c_->Serve(ctx, "RunJob", req->job_id(), [&]() -> absl::Status {
+    if (!run_job_) return absl::UnimplementedError("this server runs no jobs");
+    return run_job_(
+        *req,
+        [writer](const v1::RunJobResponse& m) { return writer->Write(m); },
+        [ctx] { return ctx->IsCancelled(); });
+  });
+}
+
 }  // namespace nnlab::server

@@ -40,6 +40,8 @@ class ClusterServiceImpl final : public v1::ClusterService::Service {
   grpc::Status RunReplica(grpc::ServerContext* ctx,
                           const v1::RunReplicaRequest* req,
                           v1::RunReplicaResponse* resp) override;
+  grpc::Status RunJob(grpc::ServerContext* ctx, const v1::RunJobRequest* req,
+                      grpc::ServerWriter<v1::RunJobResponse>* writer) override;
 
   // Runs a replica until it ends, polling `cancelled`; returns its final
   // step. Unset: RunReplica answers UNIMPLEMENTED. Set before serving.
@@ -49,11 +51,21 @@ class ClusterServiceImpl final : public v1::ClusterService::Service {
     run_replica_ = std::move(runner);
   }
 
+  // Runs a whole one-replica job, handing each stream message to `write`
+  // (false: the caller went away) and polling `cancelled`. Unset: RunJob
+  // answers UNIMPLEMENTED. Set before serving.
+  using JobRunner = std::function<absl::Status(
+      const v1::RunJobRequest&,
+      const std::function<bool(const v1::RunJobResponse&)>& write,
+      const std::function<bool()>& cancelled)>;
+  void set_job_runner(JobRunner runner) { run_job_ = std::move(runner); }
+
  private:
   ServiceContext* c_;
   Membership* members_;
   RendezvousStore* store_;
   ReplicaRunner run_replica_;
+  JobRunner run_job_;
 };
 
 }  // namespace nnlab::server
