@@ -27,12 +27,6 @@ namespace {
 
 constexpr int kTimeoutMs = 3000;  // --collective_timeout_ms.
 
-bool Ended(const v1::Job& j) {
-  return j.state() == v1::JOB_STATE_COMPLETED ||
-         j.state() == v1::JOB_STATE_FAILED ||
-         j.state() == v1::JOB_STATE_CANCELLED;
-}
-
 TEST(ClusterFaultsTest, LostMembersRequeueTheJobThatResumesFromCheckpoint) {
   Cluster cluster(kTimeoutMs);
   ASSERT_TRUE(cluster.StartCoordinator().ok());

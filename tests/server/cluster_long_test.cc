@@ -201,13 +201,7 @@ TEST(ClusterTest, BadInputGetsClearCodesAndNothingHangs) {
   EXPECT_NE(queued.failure_reason().find("192.0.2.1"), std::string::npos)
       << queued.failure_reason();
   EXPECT_LT(absl::Now() - start, absl::Seconds(30));
-  {
-    v1::CancelJobRequest req;
-    req.set_job_id(job.job_id());
-    v1::Job j;
-    auto ctx = Ctx(10, kToken);
-    ASSERT_TRUE(c.training->CancelJob(ctx.get(), req, &j).ok());
-  }
+  CancelJob(c, job.job_id());
   EXPECT_EQ(Wait(c, job.job_id()).state(), v1::JOB_STATE_CANCELLED);
   EXPECT_LT(absl::Now() - start, absl::Seconds(45));
 }

@@ -29,7 +29,10 @@ class Cluster {
  public:
   // `timeout_ms`: --collective_timeout_ms of every process (sanitizer
   // builds start replicas slowly; the fault cases want a short bound).
-  explicit Cluster(int timeout_ms = 20000) : timeout_ms_(timeout_ms) {
+  // `extra_flags` go to every process (e.g. --max_jobs).
+  explicit Cluster(int timeout_ms = 20000,
+                   std::vector<std::string> extra_flags = {})
+      : timeout_ms_(timeout_ms), common_flags_(std::move(extra_flags)) {
     token_file_ = dir_.path() + "/token";
     FILE* f = std::fopen(token_file_.c_str(), "w");
     std::fputs(kToken, f);
@@ -45,11 +48,11 @@ class Cluster {
     flags.insert(flags.end(), common_flags_.begin(), common_flags_.end());
     return flags;
   }
-  // Every process started afterwards gets `flags`; the test's own calls
-  // use `creds`.
-  void UseTls(std::vector<std::string> flags,
+  // Every process started afterwards also gets `flags`; the test's own
+  // calls use `creds`.
+  void UseTls(const std::vector<std::string>& flags,
               std::shared_ptr<grpc::ChannelCredentials> creds) {
-    common_flags_ = std::move(flags);
+    common_flags_.insert(common_flags_.end(), flags.begin(), flags.end());
     creds_ = std::move(creds);
   }
   const std::string& dir() const { return dir_.path(); }
@@ -113,9 +116,9 @@ class Cluster {
 
  private:
   int timeout_ms_;
+  std::vector<std::string> common_flags_;
   TempDir dir_;
   std::string token_file_;
-  std::vector<std::string> common_flags_;
   std::shared_ptr<grpc::ChannelCredentials> creds_ =
       grpc::InsecureChannelCredentials();
   NnlabdProcess coordinator_;
@@ -145,23 +148,36 @@ inline v1::Job Start(Client& c, const v1::JobSpec& spec, grpc::Status* status) {
   return job;
 }
 
-inline v1::Job Wait(Client& c, const std::string& id) {
-  for (int i = 0; i < 1200; ++i) {
-    v1::GetJobRequest req;
-    req.set_job_id(id);
-    v1::Job job;
-    auto ctx = Ctx(10, kToken);
-    const grpc::Status s = c.training->GetJob(ctx.get(), req, &job);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    if (job.state() == v1::JOB_STATE_COMPLETED ||
-        job.state() == v1::JOB_STATE_FAILED ||
-        job.state() == v1::JOB_STATE_CANCELLED) {
-      return job;
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  ADD_FAILURE() << "job " << id << " did not end";
-  return {};
+// Start that expects the job to be accepted.
+inline v1::Job Start(Client& c, const v1::JobSpec& spec) {
+  grpc::Status s;
+  v1::Job job = Start(c, spec, &s);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return job;
+}
+
+inline v1::Job Get(Client& c, const std::string& id) {
+  v1::GetJobRequest req;
+  req.set_job_id(id);
+  v1::Job job;
+  auto ctx = Ctx(10, kToken);
+  const grpc::Status s = c.training->GetJob(ctx.get(), req, &job);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return job;
+}
+
+inline void CancelJob(Client& c, const std::string& id) {
+  v1::CancelJobRequest req;
+  req.set_job_id(id);
+  v1::Job job;
+  auto ctx = Ctx(10, kToken);
+  EXPECT_TRUE(c.training->CancelJob(ctx.get(), req, &job).ok());
+}
+
+inline bool Ended(const v1::Job& j) {
+  return j.state() == v1::JOB_STATE_COMPLETED ||
+         j.state() == v1::JOB_STATE_FAILED ||
+         j.state() == v1::JOB_STATE_CANCELLED;
 }
 
 // Polls the job (every 50 ms, up to 60 s) until `done` says so.
@@ -169,11 +185,7 @@ template <typename Pred>
 v1::Job WaitFor(Client& c, const std::string& id, Pred done) {
   v1::Job job;
   for (int i = 0; i < 1200; ++i) {
-    v1::GetJobRequest req;
-    req.set_job_id(id);
-    auto ctx = Ctx(10, kToken);
-    const grpc::Status s = c.training->GetJob(ctx.get(), req, &job);
-    EXPECT_TRUE(s.ok()) << s.error_message();
+    job = Get(c, id);
     if (done(job)) return job;
     absl::SleepFor(absl::Milliseconds(50));
   }
@@ -181,6 +193,11 @@ v1::Job WaitFor(Client& c, const std::string& id, Pred done) {
                 << v1::JobState_Name(job.state()) << " at step " << job.step()
                 << ": " << job.failure_reason();
   return job;
+}
+
+// Polls until the job has ended.
+inline v1::Job Wait(Client& c, const std::string& id) {
+  return WaitFor(c, id, Ended);
 }
 
 // The training losses of a finished job, by step.

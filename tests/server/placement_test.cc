@@ -10,8 +10,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,77 +17,19 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "nnlab/v1/cluster.grpc.pb.h"
-#include "server/convert.h"
-#include "tests/nnlabd_process.h"
-#include "tests/server/server_test_util.h"
+#include "tests/server/cluster_test_util.h"
 
 namespace nnlab::testing {
 namespace {
 
-const char kToken[] = "placement-test-token";
-
-// A coordinator and workers sharing one token (as in cluster_long_test).
-class Cluster {
+// The coordinator has one job slot, so a second job goes to the worker.
+class PlacementCluster : public Cluster {
  public:
-  Cluster() {
-    token_file_ = dir_.path() + "/token";
-    FILE* f = std::fopen(token_file_.c_str(), "w");
-    std::fputs(kToken, f);
-    std::fclose(f);
-  }
-  std::vector<std::string> Flags(const std::string& name) const {
-    return {absl::StrCat("--data_dir=", dir_.path(), "/", name),
-            "--token_file=" + token_file_,
-            "--blas_threads=1",
-            "--max_jobs=1",
-            "--heartbeat_ms=500",
-            "--collective_timeout_ms=10000"};
-  }
-  std::string Log(const std::string& name) const {
-    return absl::StrCat(dir_.path(), "/", name, ".log");
-  }
-  absl::Status StartCoordinator() {
-    return coordinator_.Start(NNLAB_NNLABD_PATH, 0, Flags("coordinator"),
-                              Log("coordinator"));
-  }
-  absl::Status AddWorker() {
-    std::vector<std::string> flags = Flags("worker");
-    flags.push_back("--join=" + coordinator_.address());
-    return worker_.Start(NNLAB_NNLABD_PATH, 0, flags, Log("worker"));
-  }
-  NnlabdProcess& worker() { return worker_; }
-  Client MakeClient() const {
-    return Client(grpc::CreateChannel(coordinator_.address(),
-                                      grpc::InsecureChannelCredentials()));
-  }
-  std::vector<v1::Member> Members() const {
-    auto stub = v1::ClusterService::NewStub(grpc::CreateChannel(
-        coordinator_.address(), grpc::InsecureChannelCredentials()));
-    auto ctx = Ctx(10, kToken);
-    v1::ListMembersResponse resp;
-    EXPECT_TRUE(stub->ListMembers(ctx.get(), {}, &resp).ok());
-    return {resp.members().begin(), resp.members().end()};
-  }
-  std::string ReadLog(const std::string& name) const {
-    std::ifstream in(Log(name));
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-
- private:
-  TempDir dir_;
-  std::string token_file_;
-  NnlabdProcess coordinator_;
-  NnlabdProcess worker_;
+  PlacementCluster() : Cluster(/*timeout_ms=*/10000, {"--max_jobs=1"}) {}
 };
 
-v1::JobSpec Spec(const std::string& model, int64_t max_steps) {
-  v1::JobSpec spec;
-  spec.set_model_id(model);
-  spec.set_dataset("mnist");
-  spec.mutable_optimizer()->set_kind(v1::OPTIMIZER_MOMENTUM);
-  spec.mutable_optimizer()->set_learning_rate(0.05f);
-  spec.set_batch_size(16);
-  spec.set_shuffle_seed(3);
+v1::JobSpec PlacementSpec(const std::string& model, int64_t max_steps) {
+  v1::JobSpec spec = Spec(model, 16, /*replicas=*/1);
   spec.set_checkpoint_every_steps(100);
   // The test data's MNIST may be a subset: enough epochs for max_steps.
   spec.set_epochs(50);
@@ -97,81 +37,10 @@ v1::JobSpec Spec(const std::string& model, int64_t max_steps) {
   return spec;
 }
 
-void CreateModel(Client& c, const std::string& id) {
-  v1::CreateModelRequest req;
-  req.set_model_id(id);
-  *req.mutable_spec() = MlpSpec(784, 64, 10, /*seed=*/5);
-  v1::Model m;
-  auto ctx = Ctx(30, kToken);
-  ASSERT_TRUE(c.models->CreateModel(ctx.get(), req, &m).ok());
-}
-
-v1::Job Start(Client& c, const v1::JobSpec& spec) {
-  v1::StartJobRequest req;
-  *req.mutable_spec() = spec;
-  v1::Job job;
-  auto ctx = Ctx(30, kToken);
-  const grpc::Status s = c.training->StartJob(ctx.get(), req, &job);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-  return job;
-}
-
-v1::Job Get(Client& c, const std::string& id) {
-  v1::GetJobRequest req;
-  req.set_job_id(id);
-  v1::Job job;
-  auto ctx = Ctx(10, kToken);
-  EXPECT_TRUE(c.training->GetJob(ctx.get(), req, &job).ok());
-  return job;
-}
-
-// Polls job `id` until `done` holds (at most 60 s); returns the last record.
-template <typename Pred>
-v1::Job WaitFor(Client& c, const std::string& id, Pred done) {
-  v1::Job job;
-  for (int i = 0; i < 1200; ++i) {
-    job = Get(c, id);
-    if (done(job)) return job;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  ADD_FAILURE() << "job " << id << " never got there; state "
-                << v1::JobState_Name(job.state()) << " step " << job.step();
-  return job;
-}
-
-bool Ended(const v1::Job& j) {
-  return j.state() == v1::JOB_STATE_COMPLETED ||
-         j.state() == v1::JOB_STATE_FAILED ||
-         j.state() == v1::JOB_STATE_CANCELLED;
-}
-
-void CancelJob(Client& c, const std::string& id) {
-  v1::CancelJobRequest req;
-  req.set_job_id(id);
-  v1::Job job;
-  auto ctx = Ctx(10, kToken);
-  EXPECT_TRUE(c.training->CancelJob(ctx.get(), req, &job).ok());
-}
-
-std::vector<float> Weights(Client& c, const std::string& model) {
-  v1::ExportModelRequest req;
-  req.set_model_id(model);
-  v1::ExportModelResponse resp;
-  auto ctx = Ctx(30, kToken);
-  EXPECT_TRUE(c.models->ExportModel(ctx.get(), req, &resp).ok());
-  std::vector<float> all;
-  for (const v1::NamedTensor& p : resp.file().params()) {
-    auto t = server::TensorFromProto(p.tensor(), "param", server::Limits());
-    EXPECT_TRUE(t.ok()) << t.status();
-    if (t.ok()) all.insert(all.end(), t->data(), t->data() + t->size());
-  }
-  return all;
-}
-
 // The coordinator runs `long_job` in its only slot.
 std::string StartLongJob(Client& c) {
   CreateModel(c, "long");
-  const v1::Job job = Start(c, Spec("long", 0));
+  const v1::Job job = Start(c, PlacementSpec("long", 0));
   const v1::Job running = WaitFor(c, job.job_id(), [](const v1::Job& j) {
     return j.state() == v1::JOB_STATE_RUNNING && j.step() > 0;
   });
@@ -180,7 +49,7 @@ std::string StartLongJob(Client& c) {
 }
 
 TEST(PlacementTest, JobRunsOnIdleWorkerAndStreamsThroughCoordinator) {
-  Cluster cluster;
+  PlacementCluster cluster;
   ASSERT_TRUE(cluster.StartCoordinator().ok());
   ASSERT_TRUE(cluster.AddWorker().ok());
   const std::vector<v1::Member> members = cluster.Members();
@@ -188,7 +57,7 @@ TEST(PlacementTest, JobRunsOnIdleWorkerAndStreamsThroughCoordinator) {
   Client c = cluster.MakeClient();
   const std::string long_id = StartLongJob(c);
   CreateModel(c, "m");
-  const v1::Job job = Start(c, Spec("m", 300));
+  const v1::Job job = Start(c, PlacementSpec("m", 300));
 
   // A client watching the coordinator sees the whole run.
   v1::StreamMetricsRequest req;
@@ -221,7 +90,7 @@ TEST(PlacementTest, JobRunsOnIdleWorkerAndStreamsThroughCoordinator) {
   EXPECT_EQ(done.placed_on(), members[1].member_id());
   EXPECT_EQ(done.step(), 300);
   EXPECT_EQ(done.checkpoint_step(), 300);  // In the coordinator's store.
-  EXPECT_NE(cluster.ReadLog("worker").find(
+  EXPECT_NE(cluster.ReadLog("worker0").find(
                 absl::StrCat("job ", job.job_id(), ": running here")),
             std::string::npos);
   // The long job still holds the coordinator's slot: the worker did the work.
@@ -241,7 +110,7 @@ TEST(PlacementTest, JobRunsOnIdleWorkerAndStreamsThroughCoordinator) {
 }
 
 TEST(PlacementTest, KilledWorkerJobResumesOnCoordinatorFromCheckpoint) {
-  Cluster cluster;
+  PlacementCluster cluster;
   ASSERT_TRUE(cluster.StartCoordinator().ok());
   ASSERT_TRUE(cluster.AddWorker().ok());
   const std::string worker_id = cluster.Members().at(1).member_id();
@@ -250,7 +119,7 @@ TEST(PlacementTest, KilledWorkerJobResumesOnCoordinatorFromCheckpoint) {
   CreateModel(c, "m");
   CreateModel(c, "ref");
   const int64_t kSteps = 3000;
-  const v1::Job job = Start(c, Spec("m", kSteps));
+  const v1::Job job = Start(c, PlacementSpec("m", kSteps));
   // State certain: the coordinator holds a checkpoint taken on the worker,
   // and 2,900 steps remain (about 2 s here).
   const v1::Job mid = WaitFor(c, job.job_id(), [](const v1::Job& j) {
@@ -258,7 +127,7 @@ TEST(PlacementTest, KilledWorkerJobResumesOnCoordinatorFromCheckpoint) {
   });
   ASSERT_EQ(mid.state(), v1::JOB_STATE_RUNNING);
   ASSERT_EQ(mid.placed_on(), worker_id);
-  ASSERT_TRUE(cluster.worker().Signal(SIGKILL) > 0);
+  ASSERT_TRUE(cluster.worker(0).Signal(SIGKILL) > 0);
   // The coordinator's slot is taken: the job waits for it, then resumes.
   absl::SleepFor(absl::Milliseconds(500));
   const v1::Job waiting = Get(c, job.job_id());
@@ -273,11 +142,11 @@ TEST(PlacementTest, KilledWorkerJobResumesOnCoordinatorFromCheckpoint) {
   EXPECT_NE(cluster.ReadLog("coordinator").find("lost"), std::string::npos);
   if (HasFailure()) {
     std::printf("%s\n---\n%s", cluster.ReadLog("coordinator").c_str(),
-                cluster.ReadLog("worker").c_str());
+                cluster.ReadLog("worker0").c_str());
   }
 
   // The same job uninterrupted, here.
-  const v1::Job ref = Start(c, Spec("ref", kSteps));
+  const v1::Job ref = Start(c, PlacementSpec("ref", kSteps));
   const v1::Job ref_done = WaitFor(c, ref.job_id(), Ended);
   ASSERT_EQ(ref_done.state(), v1::JOB_STATE_COMPLETED);
   EXPECT_EQ(ref_done.placed_on(), "coordinator");
@@ -296,7 +165,7 @@ TEST(PlacementTest, KilledWorkerJobResumesOnCoordinatorFromCheckpoint) {
 // Pause and cancel reach the remote run; a resumed job is placed again and
 // continues from the checkpoint the worker sent.
 TEST(PlacementTest, PauseResumeAndCancelActOnTheRemoteRun) {
-  Cluster cluster;
+  PlacementCluster cluster;
   ASSERT_TRUE(cluster.StartCoordinator().ok());
   ASSERT_TRUE(cluster.AddWorker().ok());
   const std::string worker_id = cluster.Members().at(1).member_id();
@@ -304,7 +173,7 @@ TEST(PlacementTest, PauseResumeAndCancelActOnTheRemoteRun) {
   const std::string long_id = StartLongJob(c);
   CreateModel(c, "m");
   const int64_t kSteps = 3000;
-  const v1::Job job = Start(c, Spec("m", kSteps));
+  const v1::Job job = Start(c, PlacementSpec("m", kSteps));
   const v1::Job mid = WaitFor(c, job.job_id(), [](const v1::Job& j) {
     return j.checkpoint_step() >= 100 || Ended(j);
   });
@@ -337,7 +206,7 @@ TEST(PlacementTest, PauseResumeAndCancelActOnTheRemoteRun) {
 
   // Cancel: the worker's run stops too.
   CreateModel(c, "n");
-  const v1::Job other = Start(c, Spec("n", 0));
+  const v1::Job other = Start(c, PlacementSpec("n", 0));
   WaitFor(c, other.job_id(), [&](const v1::Job& j) {
     return j.placed_on() == worker_id && j.step() > 0;
   });
@@ -347,20 +216,20 @@ TEST(PlacementTest, PauseResumeAndCancelActOnTheRemoteRun) {
   const std::string ended =
       absl::StrCat("job ", other.job_id(), ": run here ended at step ");
   for (int i = 0; i < 100; ++i) {
-    if (cluster.ReadLog("worker").find(ended) != std::string::npos) break;
+    if (cluster.ReadLog("worker0").find(ended) != std::string::npos) break;
     absl::SleepFor(absl::Milliseconds(50));
   }
-  EXPECT_NE(cluster.ReadLog("worker").find(ended), std::string::npos);
+  EXPECT_NE(cluster.ReadLog("worker0").find(ended), std::string::npos);
   CancelJob(c, long_id);
 }
 
 // RunJob is for the coordinator; garbage gets clear codes, never a crash.
 TEST(PlacementTest, RunJobRejectsBadInput) {
-  Cluster cluster;
+  PlacementCluster cluster;
   ASSERT_TRUE(cluster.StartCoordinator().ok());
   ASSERT_TRUE(cluster.AddWorker().ok());
   auto stub = v1::ClusterService::NewStub(grpc::CreateChannel(
-      cluster.worker().address(), grpc::InsecureChannelCredentials()));
+      cluster.worker(0).address(), grpc::InsecureChannelCredentials()));
   auto code = [&](const v1::RunJobRequest& req, const char* token) {
     auto ctx = Ctx(30, token);
     auto reader = stub->RunJob(ctx.get(), req);
@@ -371,7 +240,7 @@ TEST(PlacementTest, RunJobRejectsBadInput) {
   };
   v1::RunJobRequest req;
   req.set_job_id("j");
-  *req.mutable_spec() = Spec("m", 10);
+  *req.mutable_spec() = PlacementSpec("m", 10);
   req.set_checkpoint("not a checkpoint");
   EXPECT_EQ(code(req, kToken), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(code(req, "wrong"), grpc::StatusCode::UNAUTHENTICATED);
