@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "core/train/run.h"
 
 namespace nnlab::server {
 
@@ -94,6 +95,22 @@ absl::Status CheckJobBatchFits(const v1::JobSpec& spec, const ModelEntry& entry,
     }
   }
   return absl::OkStatus();
+}
+
+double SampleRate::Step(int64_t samples) {
+  const absl::Time now = absl::Now();
+  const double dt = absl::ToDoubleSeconds(now - last_);
+  last_ = now;
+  if (dt > 0) {
+    const double inst = static_cast<double>(samples) / dt;
+    rate_ = rate_ == 0 ? inst : 0.9 * rate_ + 0.1 * inst;
+  }
+  return rate_;
+}
+
+bool CheckpointDue(const v1::JobSpec& spec, int64_t step, bool epoch_end) {
+  return RunCadence::EveryOrEpochEnd(spec.checkpoint_every_steps())
+      .Due(step, epoch_end, /*last_step=*/false);
 }
 
 int64_t TrainSamples(const v1::JobSpec& spec, int64_t dataset_size) {

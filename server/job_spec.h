@@ -11,6 +11,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/train/trainer.h"
 #include "nnlab/v1/training.pb.h"
 #include "server/convert.h"
@@ -48,6 +50,22 @@ absl::Status ValidateJobSpecFields(const v1::JobSpec& spec);
 // the worker, long after StartJob returned. REQUIRES: CheckJobBatchSize OK.
 absl::Status CheckJobBatchFits(const v1::JobSpec& spec, const ModelEntry& entry,
                                const Limits& limits);
+
+// A job's training throughput as its events report it: an exponential
+// moving average (weight 0.1) of the samples per second between steps.
+class SampleRate {
+ public:
+  // Records a step of `samples` that ends now; returns the average.
+  double Step(int64_t samples);
+
+ private:
+  absl::Time last_ = absl::Now();
+  double rate_ = 0;
+};
+
+// Whether a job checkpoints after `step`: every checkpoint_every_steps, or
+// at each epoch's end when that is 0.
+bool CheckpointDue(const v1::JobSpec& spec, int64_t step, bool epoch_end);
 
 // Samples a job trains on: the data set's, capped by max_train_samples.
 int64_t TrainSamples(const v1::JobSpec& spec, int64_t dataset_size);

@@ -840,21 +840,13 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
 
   const int64_t per_epoch = StepsPerEpoch(GlobalBatchSpec(spec), ntrain);
   absl::Time last_publish = absl::Now();
-  absl::Time last_step_time = absl::Now();
-  double sps = 0;
+  SampleRate rate;
   bool reached_max_steps = false;
   int64_t last_eval_step = -1;
   Trainer::Callbacks cb;
   cb.on_step = [&](const StepStats& stats) -> absl::Status {
-    const absl::Time now = absl::Now();
-    const double dt = absl::ToDoubleSeconds(now - last_step_time);
-    last_step_time = now;
-    const int64_t batch =
-        std::min<int64_t>(eff.batch_size * ReplicasOf(spec), ntrain);
-    if (dt > 0) {
-      const double inst = double(batch) / dt;
-      sps = sps == 0 ? inst : 0.9 * sps + 0.1 * inst;
-    }
+    const double sps =
+        rate.Step(std::min<int64_t>(eff.batch_size * ReplicasOf(spec), ntrain));
     v1::MetricEvent e;
     StepStatsToEvent(stats, &e);
     e.set_samples_per_sec(sps);
@@ -866,15 +858,13 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
       job->record.set_samples_per_sec(sps);
       job->history->Append(std::move(e));
     }
+    const absl::Time now = absl::Now();
     if (now - last_publish >= options_.publish_interval) {
       entry->Publish(CaptureWeights(model.get(), base_steps + stats.step));
       last_publish = now;
     }
-    const TrainerState& ts = trainer->state();
-    const bool epoch_end = ts.batch_in_epoch >= per_epoch;
-    if ((spec.checkpoint_every_steps() > 0 &&
-         stats.step % spec.checkpoint_every_steps() == 0) ||
-        (spec.checkpoint_every_steps() == 0 && epoch_end)) {
+    const bool epoch_end = trainer->state().batch_in_epoch >= per_epoch;
+    if (CheckpointDue(spec, stats.step, epoch_end)) {
       NNLAB_RETURN_IF_ERROR(checkpoint());
     }
     if (spec.max_steps() > 0 && stats.step >= spec.max_steps()) {
@@ -1010,8 +1000,8 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
     RunStateToProto(state, base_steps + state.step, ckpt.get());
     return writer.Submit(std::move(ckpt));
   };
-  absl::Time last_publish = absl::Now(), last_step_time = absl::Now();
-  double sps = 0;
+  absl::Time last_publish = absl::Now();
+  SampleRate rate;
   GanRunOptions run;
   run.total_steps = total;
   run.steps_per_epoch = per_epoch;
@@ -1019,13 +1009,7 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
   GanTrainer::Callbacks cb;
   cb.on_step = [&](const GanStepStats& st) -> absl::Status {
     step = st.step;
-    const absl::Time now = absl::Now();
-    const double dt = absl::ToDoubleSeconds(now - last_step_time);
-    last_step_time = now;
-    if (dt > 0) {
-      const double inst = double(eff.batch_size) / dt;
-      sps = sps == 0 ? inst : 0.9 * sps + 0.1 * inst;
-    }
+    const double sps = rate.Step(eff.batch_size);
     v1::MetricEvent d, g;
     d.set_phase(v1::PHASE_GAN_D);
     d.set_step(step);
@@ -1056,6 +1040,7 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
       events[1] = std::move(g);
       job->history->AppendAll(std::move(events));
     }
+    const absl::Time now = absl::Now();
     if (now - last_publish >= options_.publish_interval) {
       entry->Publish(capture());
       last_publish = now;

@@ -212,28 +212,18 @@ absl::Status ServeRunJob(
     if (!write(m)) return absl::CancelledError("the coordinator went away");
     return absl::OkStatus();
   };
-  absl::Time last_step_time = absl::Now();
-  double sps = 0;
+  SampleRate rate;
   bool reached_max_steps = false;
   int64_t last_eval_step = -1;
   Trainer::Callbacks cb;
   cb.on_step = [&](const StepStats& stats) -> absl::Status {
-    const absl::Time now = absl::Now();
-    const double dt = absl::ToDoubleSeconds(now - last_step_time);
-    last_step_time = now;
-    if (dt > 0) {
-      const double inst =
-          double(std::min<int64_t>(eff.batch_size, ntrain)) / dt;
-      sps = sps == 0 ? inst : 0.9 * sps + 0.1 * inst;
-    }
     v1::RunJobResponse m;
     StepStatsToEvent(stats, m.mutable_event());
-    m.mutable_event()->set_samples_per_sec(sps);
+    m.mutable_event()->set_samples_per_sec(
+        rate.Step(std::min<int64_t>(eff.batch_size, ntrain)));
     NNLAB_RETURN_IF_ERROR(send(m));
     const bool epoch_end = trainer->state().batch_in_epoch >= per_epoch;
-    if ((spec.checkpoint_every_steps() > 0 &&
-         stats.step % spec.checkpoint_every_steps() == 0) ||
-        (spec.checkpoint_every_steps() == 0 && epoch_end)) {
+    if (CheckpointDue(spec, stats.step, epoch_end)) {
       v1::RunJobResponse c;
       c.set_checkpoint(state_record());
       NNLAB_RETURN_IF_ERROR(send(c));

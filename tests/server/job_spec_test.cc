@@ -115,6 +115,15 @@ TEST(JobSpecTest, StepCounts) {
   EXPECT_EQ(StepsPerEpoch(Valid(), 64), 2);  // Default batch 32.
 }
 
+TEST(JobSpecTest, CheckpointsEveryNStepsOrAtEpochEnds) {
+  v1::JobSpec s = Valid();
+  EXPECT_FALSE(CheckpointDue(s, 7, /*epoch_end=*/false));
+  EXPECT_TRUE(CheckpointDue(s, 7, /*epoch_end=*/true));
+  s.set_checkpoint_every_steps(5);
+  EXPECT_FALSE(CheckpointDue(s, 7, /*epoch_end=*/true));
+  EXPECT_TRUE(CheckpointDue(s, 10, /*epoch_end=*/false));
+}
+
 // A model on 2 inputs with `out` softmax outputs, in a fresh registry.
 class AgainstModelTest : public ::testing::Test {
  protected:
