@@ -284,21 +284,22 @@ def test_events_resume_after_a_server_restart(make_server):
     c.create_model(CIRCLE_SPEC, model_id="r")
     job = c.train("r", info.dataset_id, optimizer="sgd", epochs=10000,
                   batch_size=10, checkpoint_every_steps=10)
-    seen, restarted, port = [], False, s.port
+    seen, restart_step, port = [], None, s.port
     for e in job.events():
         if e.phase != training_pb2.PHASE_TRAIN:
             continue
         seen.append(e.step)
-        if not restarted and e.step >= 30:
+        if restart_step is None and e.step >= 30:
             assert s.stop() == 0
             s = make_server(port=port, data_dir=s.data_dir)
-            restarted = True
-        if restarted and e.step >= 80:
+            restart_step = e.step
+        if restart_step is not None and e.step >= restart_step + 50:
             break
     # (A reader slower than the job may miss steps, counted in
-    # dropped_events; none may come twice or out of order.)
+    # dropped_events, even the first ones on a loaded machine; none may
+    # come twice or out of order.)
     assert all(b > a for a, b in zip(seen, seen[1:])), "an event came twice"
-    assert seen[0] == 1 and seen[-1] >= 80
+    assert restart_step is not None and seen[-1] >= restart_step + 50
     assert c.get_job(job.id).resume_count >= 1  # it did go through a restart
     job.cancel()
     c.close()
