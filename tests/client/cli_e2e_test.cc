@@ -287,6 +287,25 @@ TEST_F(ServerTest, CancelEndsTheJobAndWatchExits1) {
 // A tiny grid (2 learning rates x 2 seeds, two at once) on a small MLP:
 // `nnlab sweep --spec` starts it, `--watch` prints the ranked table when it
 // ends, --json gives the Sweep; a bad spec file is a one-line error.
+// The lecture's comparisons as shipped: each spec (with its "@file" model
+// values) starts every trial; cancelled at once, as a full run is long.
+TEST_F(ServerTest, ShippedSweepSpecsStartEveryTrial) {
+  const struct {
+    const char* file;
+    int trials;
+  } specs[] = {{"examples/sweep_optimizers.textproto", 21},
+               {"examples/sweep_vanishing_cures.textproto", 8}};
+  for (const auto& spec : specs) {
+    RunResult r = Nnlab({"--json", "sweep", "--spec", SourcePath(spec.file)});
+    ASSERT_EQ(r.exit_code, 0) << spec.file << ": " << r.err;
+    v1::Sweep sweep;
+    ASSERT_TRUE(testing::FromJson(r.out, &sweep)) << r.out;
+    EXPECT_EQ(sweep.trials_size(), spec.trials) << spec.file;
+    r = Nnlab({"sweep", "cancel", sweep.sweep_id()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+}
+
 TEST_F(ServerTest, SweepSpecRunsAndPrintsTheRankedTable) {
   const std::string path = ::testing::TempDir() + "/sweep.textproto";
   {
