@@ -153,6 +153,9 @@ void JobManager::SetState(const std::shared_ptr<Job>& job, v1::JobState state,
     if (state == v1::JOB_STATE_FAILED) job->record.set_failure_reason(message);
     if (state == v1::JOB_STATE_RUNNING) {
       SetTimestampNow(job->record.mutable_start_time());
+      // Why it was queued or paused is history now (its state event keeps
+      // it).
+      job->record.clear_failure_reason();
     }
     if (IsTerminalState(state)) SetTimestampNow(job->record.mutable_end_time());
     v1::MetricEvent e;

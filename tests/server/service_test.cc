@@ -1213,6 +1213,16 @@ TEST(ServiceTest, ShutdownEndsStreamsAndCheckpointsJobs) {
   EXPECT_EQ(job.resume_count(), 1);
   EXPECT_TRUE(job.state() == v1::JOB_STATE_QUEUED ||
               job.state() == v1::JOB_STATE_RUNNING);
+  if (job.state() == v1::JOB_STATE_QUEUED) {
+    EXPECT_NE(job.failure_reason().find("interrupted by server shutdown"),
+              std::string::npos)
+        << job.failure_reason();
+  }
+  // Running again, the interruption is history.
+  job = WaitUntil(c, job_id, [](const v1::Job& j) {
+    return j.state() == v1::JOB_STATE_RUNNING;
+  });
+  EXPECT_EQ(job.failure_reason(), "");
   v1::CancelJobRequest cr;
   cr.set_job_id(job_id);
   auto cctx = Ctx();
