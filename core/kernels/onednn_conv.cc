@@ -135,9 +135,10 @@ void Execute(const dnnl::stream& stream, const dnnl::primitive& p, int nargs,
 
 // Runs `call` on the caller's buffers `data` (one per port, in order):
 // reorders the inputs into the workspace, runs the primitive, reorders the
-// outputs back.
+// outputs back. With `first_in_place`, the first port's blocked copy is
+// already in the workspace (left there by the previous call).
 void Run(const dnnl::stream& stream, Call& call,
-         std::initializer_list<const void*> data) {
+         std::initializer_list<const void*> data, bool first_in_place = false) {
   NNLAB_CHECK(static_cast<int>(data.size()) == call.num_ports);
   char* ws = Workspace(call.bytes);
   dnnl_exec_arg_t args[Call::kMaxPorts + 1];
@@ -147,7 +148,7 @@ void Run(const dnnl::stream& stream, Call& call,
     Port& port = call.ports[i];
     port.user.set_data_handle(const_cast<void*>(buffer[i]));
     if (port.reordered) port.inner.set_data_handle(ws + port.offset);
-    if (port.reordered && port.input) {
+    if (port.reordered && port.input && !(i == 0 && first_in_place)) {
       const dnnl_exec_arg_t reorder_args[] = {{DNNL_ARG_FROM, port.user.get()},
                                               {DNNL_ARG_TO, port.inner.get()}};
       Execute(stream, port.reorder, 2, reorder_args);
@@ -177,7 +178,11 @@ struct OneDnnConv::Impl {
   dnnl::stream stream{engine};
   Call fwd;          // x, w, b -> y.
   Call bwd_data;     // dy, w -> dx.
-  Call bwd_weights;  // x, dy -> dw, db.
+  Call bwd_weights;  // dy, x -> dw, db.
+  // Both backward calls take dy first, so its blocked copy sits at the
+  // start of the workspace in both; when they also want the same layout,
+  // Backward reorders it once.
+  bool share_dy = false;
 };
 
 OneDnnConv::OneDnnConv(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -231,10 +236,13 @@ std::unique_ptr<OneDnnConv> OneDnnConv::Create(const ConvGeometry& g) {
                   {DNNL_ARG_DIFF_SRC, x_plain, false}});
     m.bwd_weights =
         MakeCall(m.engine, dnnl::convolution_backward_weights(bw_pd), bw_pd,
-                 {{DNNL_ARG_SRC, x_plain, true},
-                  {DNNL_ARG_DIFF_DST, y_plain, true},
+                 {{DNNL_ARG_DIFF_DST, y_plain, true},
+                  {DNNL_ARG_SRC, x_plain, true},
                   {DNNL_ARG_DIFF_WEIGHTS, w_plain, false},
                   {DNNL_ARG_DIFF_BIAS, b_plain, false}});
+    const Port &bw_dy = m.bwd_weights.ports[0], &bd_dy = m.bwd_data.ports[0];
+    m.share_dy = bw_dy.reordered && bd_dy.reordered &&
+                 bw_dy.inner.get_desc() == bd_dy.inner.get_desc();
   } catch (const dnnl::error&) {
     return nullptr;  // No implementation for this geometry.
   }
@@ -255,7 +263,17 @@ void OneDnnConv::BackwardData(const float* dy, const float* w, float* dx) {
 void OneDnnConv::BackwardWeights(const float* x, const float* dy, float* dw,
                                  float* db) {
   OneDnnSingleThreadHere();
-  Run(impl_->stream, impl_->bwd_weights, {x, dy, dw, db});
+  Run(impl_->stream, impl_->bwd_weights, {dy, x, dw, db});
+}
+
+void OneDnnConv::Backward(const float* x, const float* dy, const float* w,
+                          float* dx, float* dw, float* db) {
+  OneDnnSingleThreadHere();
+  Impl& m = *impl_;
+  // Grown here, not between the calls: that would lose the copy of dy.
+  Workspace(std::max(m.bwd_weights.bytes, m.bwd_data.bytes));
+  Run(m.stream, m.bwd_weights, {dy, x, dw, db});
+  if (dx != nullptr) Run(m.stream, m.bwd_data, {dy, w, dx}, m.share_dy);
 }
 
 int64_t OneDnnConv::workspace_bytes() const {

@@ -141,12 +141,9 @@ class Conv2D : public Layer {
       if (OneDnnConv* conv = OneDnnFor(part, hi - lo)) {
         const int64_t chw = c_ * h_ * w_, fhw = f_ * ho_ * wo_;
         const float* dy = grad_out.data() + lo * fhw;
-        conv->BackwardWeights(in_->data() + lo * chw, dy,
-                              scratch_[part].dw.data(),
-                              scratch_[part].db.data());
-        if (dx != nullptr) {
-          conv->BackwardData(dy, weight_.data(), dx + lo * chw);
-        }
+        conv->Backward(in_->data() + lo * chw, dy, weight_.data(),
+                       dx != nullptr ? dx + lo * chw : nullptr,
+                       scratch_[part].dw.data(), scratch_[part].db.data());
       } else {
         BackwardSamples(part, lo, hi, grad_out.data(), dx);
       }
