@@ -55,21 +55,26 @@ class BatchNorm : public Layer {
     acc_a_.assign(channels_, 0.0);
     acc_b_.assign(channels_, 0.0);
     mean_ = Tensor({channels_});
+    xhat_row_.assign(spatial_, 0.0f);
   }
 
   void Forward(const Tensor& in, Tensor* out, Mode mode) override {
     const int64_t n = in.dim(0), c_n = channels_, s_n = spatial_;
     const int64_t m = n * s_n;
     out->Resize(in.shape());
-    xhat_.Resize(in.shape());
     train_ = mode == Mode::kTrain;
     const float* x = in.data();
-    float* xh = xhat_.data();
     float* y = out->data();
     if (s_n == 1) {
-      ForwardFeatures(x, n, xh, y);
+      xhat_.Resize(in.shape());
+      ForwardFeatures(x, n, xhat_.data(), y);
       return;
     }
+    // Per channel, xhat is not stored: Backward recomputes it from the
+    // input (which stays alive until then), the same float operations
+    // giving the same bits. That saves a write of the whole activation
+    // here and its memory (14 MB for resnet-small's batch of 64).
+    in_ = &in;
     for (int64_t c = 0; c < c_n; ++c) {
       double mean, var;
       if (train_) {
@@ -90,12 +95,12 @@ class BatchNorm : public Layer {
       const float inv_std = float(1.0 / std::sqrt(var + epsilon_));
       const float mu = float(mean);
       inv_std_[c] = inv_std;
+      mean_[c] = mu;
       const float g = gamma_[c], b = beta_[c];
       for (int64_t i = 0; i < n; ++i) {
         const int64_t off = (i * c_n + c) * s_n;
         for (int64_t k = 0; k < s_n; ++k) {
           const float v = (x[off + k] - mu) * inv_std;
-          xh[off + k] = v;
           y[off + k] = g * v + b;
         }
       }
@@ -109,22 +114,29 @@ class BatchNorm : public Layer {
     const int64_t n = grad_out.dim(0), c_n = channels_, s_n = spatial_;
     const double m = double(n * s_n);
     const float* dy = grad_out.data();
-    const float* xh = xhat_.data();
     float* dx = nullptr;
     if (grad_in != nullptr) {
       grad_in->Resize(grad_out.shape());
       dx = grad_in->data();
     }
     if (s_n == 1) {
-      BackwardFeatures(dy, xh, n, dx);
+      BackwardFeatures(dy, xhat_.data(), n, dx);
       return;
     }
+    const float* x = in_->data();
+    float* xh = xhat_row_.data();
     for (int64_t c = 0; c < c_n; ++c) {
+      const float mu = mean_[c], inv_std = inv_std_[c];
+      // xhat of one sample's channel c, as Forward computed it.
+      auto xhat_row = [&](int64_t off) {
+        for (int64_t k = 0; k < s_n; ++k) xh[k] = (x[off + k] - mu) * inv_std;
+      };
       double sum_dy = 0, sum_dy_xh = 0;
       for (int64_t i = 0; i < n; ++i) {
         const int64_t off = (i * c_n + c) * s_n;
         sum_dy += VecSum(dy + off, s_n);
-        sum_dy_xh += VecDot(dy + off, xh + off, s_n);
+        xhat_row(off);
+        sum_dy_xh += VecDot(dy + off, xh, s_n);
       }
       gamma_grad_[c] += float(sum_dy_xh);
       beta_grad_[c] += float(sum_dy);
@@ -141,9 +153,9 @@ class BatchNorm : public Layer {
       const float mean_dy_xh = float(sum_dy_xh / m);
       for (int64_t i = 0; i < n; ++i) {
         const int64_t off = (i * c_n + c) * s_n;
+        xhat_row(off);
         for (int64_t k = 0; k < s_n; ++k) {
-          dx[off + k] =
-              scale * (dy[off + k] - mean_dy - xh[off + k] * mean_dy_xh);
+          dx[off + k] = scale * (dy[off + k] - mean_dy - xh[k] * mean_dy_xh);
         }
       }
     }
@@ -277,8 +289,12 @@ class BatchNorm : public Layer {
   int64_t spatial_ = 1;
   Tensor gamma_, gamma_grad_, beta_, beta_grad_;
   Tensor running_mean_, running_var_;
-  Tensor xhat_;     // Normalised input of the last Forward.
+  Tensor xhat_;     // Normalised input of the last Forward (features).
   Tensor inv_std_;  // 1 / sqrt(var + eps) per channel, last Forward.
+  // Per channel: the last Forward's input, and one sample's xhat of one
+  // channel (recomputed by Backward; mu per channel is in mean_).
+  const Tensor* in_ = nullptr;
+  std::vector<float> xhat_row_;
   bool train_ = false;
   // Per-channel scratch of the dense-feature path, sized at Init.
   std::vector<double> acc_a_, acc_b_;
