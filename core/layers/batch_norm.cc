@@ -55,7 +55,6 @@ class BatchNorm : public Layer {
     acc_a_.assign(channels_, 0.0);
     acc_b_.assign(channels_, 0.0);
     mean_ = Tensor({channels_});
-    xhat_row_.assign(spatial_, 0.0f);
   }
 
   void Forward(const Tensor& in, Tensor* out, Mode mode) override {
@@ -124,19 +123,15 @@ class BatchNorm : public Layer {
       return;
     }
     const float* x = in_->data();
-    float* xh = xhat_row_.data();
     for (int64_t c = 0; c < c_n; ++c) {
       const float mu = mean_[c], inv_std = inv_std_[c];
-      // xhat of one sample's channel c, as Forward computed it.
-      auto xhat_row = [&](int64_t off) {
-        for (int64_t k = 0; k < s_n; ++k) xh[k] = (x[off + k] - mu) * inv_std;
-      };
       double sum_dy = 0, sum_dy_xh = 0;
       for (int64_t i = 0; i < n; ++i) {
         const int64_t off = (i * c_n + c) * s_n;
-        sum_dy += VecSum(dy + off, s_n);
-        xhat_row(off);
-        sum_dy_xh += VecDot(dy + off, xh, s_n);
+        float row_dy, row_dy_xh;
+        SumAndDotXhat(dy + off, x + off, mu, inv_std, s_n, &row_dy, &row_dy_xh);
+        sum_dy += row_dy;
+        sum_dy_xh += row_dy_xh;
       }
       gamma_grad_[c] += float(sum_dy_xh);
       beta_grad_[c] += float(sum_dy);
@@ -153,9 +148,9 @@ class BatchNorm : public Layer {
       const float mean_dy_xh = float(sum_dy_xh / m);
       for (int64_t i = 0; i < n; ++i) {
         const int64_t off = (i * c_n + c) * s_n;
-        xhat_row(off);
         for (int64_t k = 0; k < s_n; ++k) {
-          dx[off + k] = scale * (dy[off + k] - mean_dy - xh[k] * mean_dy_xh);
+          const float xh = (x[off + k] - mu) * inv_std;
+          dx[off + k] = scale * (dy[off + k] - mean_dy - xh * mean_dy_xh);
         }
       }
     }
@@ -172,6 +167,33 @@ class BatchNorm : public Layer {
   }
 
  private:
+  // *sum = VecSum(dy, n) and *dot = VecDot(dy, xhat, n) for xhat = (x -
+  // mu) * inv_std, in one pass and without storing xhat: the same
+  // operations in the same order as those two, so the same bits.
+  static void SumAndDotXhat(const float* dy, const float* x, float mu,
+                            float inv_std, int64_t n, float* sum, float* dot) {
+    float acc_s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float acc_d[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      for (int j = 0; j < 8; ++j) {
+        acc_s[j] += dy[i + j];
+        acc_d[j] += dy[i + j] * ((x[i + j] - mu) * inv_std);
+      }
+    }
+    float s = 0.0f, d = 0.0f;
+    for (; i < n; ++i) {
+      s += dy[i];
+      d += dy[i] * ((x[i] - mu) * inv_std);
+    }
+    for (int j = 0; j < 8; ++j) {
+      s += acc_s[j];
+      d += acc_d[j];
+    }
+    *sum = s;
+    *dot = d;
+  }
+
   // Folds channel c's batch statistics over m values into the running
   // ones; the running variance is the unbiased estimate, as in the paper.
   void UpdateRunningStats(int64_t c, double mean, double var, int64_t m) {
@@ -291,10 +313,9 @@ class BatchNorm : public Layer {
   Tensor running_mean_, running_var_;
   Tensor xhat_;     // Normalised input of the last Forward (features).
   Tensor inv_std_;  // 1 / sqrt(var + eps) per channel, last Forward.
-  // Per channel: the last Forward's input, and one sample's xhat of one
-  // channel (recomputed by Backward; mu per channel is in mean_).
+  // Per channel: the last Forward's input (Backward recomputes xhat from
+  // it, with mu per channel in mean_).
   const Tensor* in_ = nullptr;
-  std::vector<float> xhat_row_;
   bool train_ = false;
   // Per-channel scratch of the dense-feature path, sized at Init.
   std::vector<double> acc_a_, acc_b_;
