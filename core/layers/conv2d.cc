@@ -53,7 +53,8 @@ class Conv2D : public Layer {
   // the path set now (NNLAB_CONV): the output [F, Ho, Wo], im2col's matrix
   // [C*K*K, Ho*Wo], and on oneDNN its blocked copies of the input and the
   // output (channels padded to 16: nChw16c, the widest blocking it picks;
-  // more than im2col's matrix for a 1-channel input). On oneDNN the
+  // for a few-channel input that can exceed im2col's matrix: its forward
+  // reads NCHW, but its input gradient may be blocked). On oneDNN the
   // im2col matrix still counts: im2col runs any batch size oneDNN
   // refuses, and oneDNN's own GEMM-based convolution keeps such a matrix in
   // its scratchpad. Sizes follow the formula even where OutputShape
