@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -41,29 +40,11 @@
 #include "core/model/model.h"
 #include "core/model/zoo.h"
 #include "core/status_macros.h"
+#include "core/testing/alloc_counter.h"
 #include "core/train/gan_trainer.h"
 #include "core/train/trainer.h"
 
 extern char** environ;
-
-// Counts every C++ heap allocation, to check that a training step
-// allocates nothing once warm.
-namespace {
-std::atomic<int64_t> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  std::abort();  // Out of memory: nothing sensible to do in a benchmark.
-}
-void* operator new[](std::size_t size) { return operator new(size); }
-// The replacements pair with each other; GCC cannot see that.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 namespace nnlab {
 namespace {
@@ -408,7 +389,7 @@ absl::StatusOr<Result> RunClassifier(const Workload& w, int epochs) {
   callbacks.on_step = [&](const StepStats& s) {
     last_loss = s.loss;
     if (s.step % per_epoch == 0) {
-      allocation_marks.push_back(g_allocations.load());
+      allocation_marks.push_back(AllocationCount());
       marks.push_back(Clock::now());
       cpu_marks.push_back(CpuSeconds());
     }
@@ -449,7 +430,7 @@ absl::StatusOr<Result> RunGan(const Workload& w, int epochs) {
   GanStepStats stats;
   int64_t allocations_start = 0;
   for (int e = -1; e < epochs; ++e) {
-    if (e == 0) allocations_start = g_allocations.load();
+    if (e == 0) allocations_start = AllocationCount();
     const Clock::time_point start = Clock::now();
     const double cpu_start = CpuSeconds();
     for (int64_t i = 0; i < per_epoch; ++i) {
@@ -461,7 +442,7 @@ absl::StatusOr<Result> RunGan(const Workload& w, int epochs) {
       cpu_rates.push_back(per_epoch * b / (CpuSeconds() - cpu_start));
     }
   }
-  r.allocations_per_step = double(g_allocations.load() - allocations_start) /
+  r.allocations_per_step = double(AllocationCount() - allocations_start) /
                            (double(per_epoch) * epochs);
   r.train = Summarise(rates);
   r.train_cpu = Summarise(cpu_rates);

@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <dnnl.hpp>
-#include <vector>
 
 #include "core/kernels/blas.h"
 #include "core/status_macros.h"
@@ -29,17 +28,6 @@ std::atomic<ConvPath>& PathSetting() {
   static std::atomic<ConvPath> path{PathFromEnv()};
   return path;
 }
-
-// One tensor argument of a primitive: the caller's plain buffer and, when
-// the primitive wants another layout, a buffer in that layout with the
-// reorder between them.
-struct Port {
-  memory user;   // Plain layout; its handle is set on every call.
-  memory inner;  // The primitive's layout (== user when the same).
-  dnnl::reorder to_inner, from_inner;
-  bool reordered = false;
-  size_t offset = 0;  // Of `inner` in the thread's workspace.
-};
 
 constexpr size_t kAlign = 64;
 
@@ -67,22 +55,117 @@ char* Workspace(size_t bytes) {
   return buffer.data;
 }
 
-Port MakePort(const dnnl::engine& engine, const memory::desc& plain,
-              const memory::desc& wanted, bool input) {
-  Port port;
-  port.user = memory(plain, engine, DNNL_MEMORY_NONE);
-  if (wanted == plain) {
-    port.inner = port.user;
-    return port;
+// One tensor argument of a primitive: the caller's plain buffer and, when
+// the primitive wants another layout, a buffer in that layout (in the
+// workspace) with the reorder between them.
+struct Port {
+  int arg = 0;  // DNNL_ARG_*.
+  bool input = true;
+  memory user;            // Plain layout; its handle is set on every call.
+  memory inner;           // The primitive's layout (== user when the same).
+  dnnl::reorder reorder;  // user -> inner for inputs, back for outputs.
+  bool reordered = false;
+  size_t offset = 0;  // Of `inner` in the thread's workspace.
+};
+
+// One primitive (forward, backward-data or backward-weights) with its
+// arguments, in the order its Run takes their buffers.
+struct Call {
+  static constexpr int kMaxPorts = 4;
+  dnnl::primitive primitive;
+  Port ports[kMaxPorts];
+  int num_ports = 0;
+  memory scratchpad;  // User-managed, after the blocked copies.
+  size_t scratchpad_offset = 0;
+  size_t bytes = 0;  // Of the workspace the call needs.
+};
+
+// An argument of a primitive for MakeCall: its id, nnlab's plain layout
+// of it, and whether the primitive reads it.
+struct ArgSpec {
+  int arg;
+  memory::desc plain;
+  bool input;
+};
+
+// Builds `primitive` (from `pd`) with its ports and lays out its blocked
+// copies, then its scratchpad, in the workspace.
+template <typename PrimitiveDesc>
+Call MakeCall(const dnnl::engine& engine, const dnnl::primitive& primitive,
+              const PrimitiveDesc& pd, std::initializer_list<ArgSpec> args) {
+  Call call;
+  call.primitive = primitive;
+  size_t end = 0;
+  for (const ArgSpec& spec : args) {
+    NNLAB_CHECK(call.num_ports < Call::kMaxPorts);
+    Port& port = call.ports[call.num_ports++];
+    port.arg = spec.arg;
+    port.input = spec.input;
+    port.user = memory(spec.plain, engine, DNNL_MEMORY_NONE);
+    const memory::desc wanted = pd.query_md(dnnl::query::exec_arg_md, spec.arg);
+    if (wanted == spec.plain) {
+      port.inner = port.user;
+      continue;
+    }
+    port.reordered = true;
+    port.inner = memory(wanted, engine, DNNL_MEMORY_NONE);
+    port.reorder = spec.input ? dnnl::reorder(port.user, port.inner)
+                              : dnnl::reorder(port.inner, port.user);
+    port.offset = end;
+    end = AlignUp(end + wanted.get_size());
   }
-  port.reordered = true;
-  port.inner = memory(wanted, engine, DNNL_MEMORY_NONE);  // In Workspace.
-  if (input) {
-    port.to_inner = dnnl::reorder(port.user, port.inner);
-  } else {
-    port.from_inner = dnnl::reorder(port.inner, port.user);
+  const memory::desc scratch = pd.scratchpad_desc();
+  call.scratchpad_offset = end;
+  call.bytes = end + AlignUp(scratch.get_size());
+  call.scratchpad = memory(
+      memory::desc(
+          {static_cast<memory::dim>(std::max<size_t>(1, scratch.get_size()))},
+          Dt::u8, Tag::x),
+      engine, DNNL_MEMORY_NONE);
+  return call;
+}
+
+// Runs `p` with `args` (C API: the arguments stay in the caller's array
+// instead of a std::unordered_map built by the C++ API; oneDNN 2.6 still
+// builds one inside, see bench/RESULTS.md).
+void Execute(const dnnl::stream& stream, const dnnl::primitive& p, int nargs,
+             const dnnl_exec_arg_t* args) {
+  dnnl_primitive_execute(p.get(), stream.get(), nargs, args);
+}
+
+// Runs `call` on the caller's buffers `data` (one per port, in order):
+// reorders the inputs into the workspace, runs the primitive, reorders the
+// outputs back. With `first_in_place`, the first port's blocked copy is
+// already in the workspace (left there by the previous call).
+void Run(const dnnl::stream& stream, Call& call,
+         std::initializer_list<const void*> data, bool first_in_place = false) {
+  NNLAB_CHECK(static_cast<int>(data.size()) == call.num_ports);
+  char* ws = Workspace(call.bytes);
+  dnnl_exec_arg_t args[Call::kMaxPorts + 1];
+  int nargs = 0;
+  const void* const* buffer = data.begin();
+  for (int i = 0; i < call.num_ports; ++i) {
+    Port& port = call.ports[i];
+    port.user.set_data_handle(const_cast<void*>(buffer[i]));
+    if (port.reordered) port.inner.set_data_handle(ws + port.offset);
+    if (port.reordered && port.input && !(i == 0 && first_in_place)) {
+      const dnnl_exec_arg_t reorder_args[] = {{DNNL_ARG_FROM, port.user.get()},
+                                              {DNNL_ARG_TO, port.inner.get()}};
+      Execute(stream, port.reorder, 2, reorder_args);
+    }
+    args[nargs++] = {port.arg, port.inner.get()};
   }
-  return port;
+  call.scratchpad.set_data_handle(ws + call.scratchpad_offset);
+  args[nargs++] = {DNNL_ARG_SCRATCHPAD, call.scratchpad.get()};
+  Execute(stream, call.primitive, nargs, args);
+  for (int i = 0; i < call.num_ports; ++i) {
+    Port& port = call.ports[i];
+    if (port.reordered && !port.input) {
+      const dnnl_exec_arg_t reorder_args[] = {{DNNL_ARG_FROM, port.inner.get()},
+                                              {DNNL_ARG_TO, port.user.get()}};
+      Execute(stream, port.reorder, 2, reorder_args);
+    }
+  }
 }
 
 }  // namespace
@@ -93,54 +176,13 @@ ConvPath CurrentConvPath() { return PathSetting().load(); }
 struct OneDnnConv::Impl {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
-  // Forward: x, w, b -> y.
-  dnnl::convolution_forward fwd;
-  Port fwd_x, fwd_w, fwd_b, fwd_y;
-  // Backward-data: dy, w -> dx.
-  dnnl::convolution_backward_data bwd_data;
-  Port bd_dy, bd_w, bd_dx;
-  // Backward-weights: x, dy -> dw, db.
-  dnnl::convolution_backward_weights bwd_weights;
-  Port bw_x, bw_dy, bw_dw, bw_db;
-  // The primitives' scratchpad, in the workspace after the ports'
-  // blocked copies; per primitive, the bytes its call needs.
-  memory scratchpad;
-  size_t fwd_bytes = 0, bd_bytes = 0, bw_bytes = 0;
-
-  // Runs `p` with `args` (C API: the arguments stay in this stack array
-  // instead of a heap-built std::unordered_map).
-  void Run(const dnnl::primitive& p,
-           std::initializer_list<dnnl_exec_arg_t> args) {
-    dnnl_primitive_execute(p.get(), stream.get(), static_cast<int>(args.size()),
-                           args.begin());
-  }
-  // Points the blocked copies of `ports` and the scratchpad at the
-  // calling thread's workspace (`bytes` of it).
-  void Place(std::initializer_list<Port*> ports, size_t bytes) {
-    char* ws = Workspace(bytes);
-    size_t end = 0;
-    for (Port* port : ports) {
-      if (!port->reordered) continue;
-      port->inner.set_data_handle(ws + port->offset);
-      end = std::max(end,
-                     AlignUp(port->offset + port->inner.get_desc().get_size()));
-    }
-    scratchpad.set_data_handle(ws + end);
-  }
-  void In(Port& port, const void* data) {
-    port.user.set_data_handle(const_cast<void*>(data));
-    if (port.reordered) {
-      Run(port.to_inner,
-          {{DNNL_ARG_FROM, port.user.get()}, {DNNL_ARG_TO, port.inner.get()}});
-    }
-  }
-  void Bind(Port& port, void* data) { port.user.set_data_handle(data); }
-  void Out(Port& port) {
-    if (port.reordered) {
-      Run(port.from_inner,
-          {{DNNL_ARG_FROM, port.inner.get()}, {DNNL_ARG_TO, port.user.get()}});
-    }
-  }
+  Call fwd;          // x, w, b -> y.
+  Call bwd_data;     // dy, w -> dx.
+  Call bwd_weights;  // dy, x -> dw, db.
+  // Both backward calls take dy first, so its blocked copy sits at the
+  // start of the workspace in both; when they also want the same layout,
+  // Backward reorders it once.
+  bool share_dy = false;
 };
 
 OneDnnConv::OneDnnConv(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -182,44 +224,25 @@ std::unique_ptr<OneDnnConv> OneDnnConv::Create(const ConvGeometry& g) {
             dnnl::algorithm::convolution_direct, x_any, w_any, b_plain, y_any,
             strides, pad_l, pad_r),
         attr, m.engine, fwd_pd);
-    m.fwd = dnnl::convolution_forward(fwd_pd);
-    m.bwd_data = dnnl::convolution_backward_data(bd_pd);
-    m.bwd_weights = dnnl::convolution_backward_weights(bw_pd);
-    m.fwd_x = MakePort(m.engine, x_plain, fwd_pd.src_desc(), true);
-    m.fwd_w = MakePort(m.engine, w_plain, fwd_pd.weights_desc(), true);
-    m.fwd_b = MakePort(m.engine, b_plain, fwd_pd.bias_desc(), true);
-    m.fwd_y = MakePort(m.engine, y_plain, fwd_pd.dst_desc(), false);
-    m.bd_dy = MakePort(m.engine, y_plain, bd_pd.diff_dst_desc(), true);
-    m.bd_w = MakePort(m.engine, w_plain, bd_pd.weights_desc(), true);
-    m.bd_dx = MakePort(m.engine, x_plain, bd_pd.diff_src_desc(), false);
-    m.bw_x = MakePort(m.engine, x_plain, bw_pd.src_desc(), true);
-    m.bw_dy = MakePort(m.engine, y_plain, bw_pd.diff_dst_desc(), true);
-    m.bw_dw = MakePort(m.engine, w_plain, bw_pd.diff_weights_desc(), false);
-    m.bw_db = MakePort(m.engine, b_plain, bw_pd.diff_bias_desc(), false);
-    // Lays out each call's blocked copies, then its scratchpad.
-    auto lay_out = [](std::initializer_list<Port*> ports,
-                      const memory::desc& scratch) {
-      size_t end = 0;
-      for (Port* port : ports) {
-        if (!port->reordered) continue;
-        port->offset = end;
-        end = AlignUp(end + port->inner.get_desc().get_size());
-      }
-      return end + AlignUp(scratch.get_size());
-    };
-    m.fwd_bytes = lay_out({&m.fwd_x, &m.fwd_w, &m.fwd_b, &m.fwd_y},
-                          fwd_pd.scratchpad_desc());
-    m.bd_bytes =
-        lay_out({&m.bd_dy, &m.bd_w, &m.bd_dx}, bd_pd.scratchpad_desc());
-    m.bw_bytes = lay_out({&m.bw_x, &m.bw_dy, &m.bw_dw, &m.bw_db},
-                         bw_pd.scratchpad_desc());
-    const size_t scratch = std::max({fwd_pd.scratchpad_desc().get_size(),
-                                     bd_pd.scratchpad_desc().get_size(),
-                                     bw_pd.scratchpad_desc().get_size()});
-    m.scratchpad = memory(
-        memory::desc({static_cast<memory::dim>(std::max<size_t>(1, scratch))},
-                     Dt::u8, Tag::x),
-        m.engine, DNNL_MEMORY_NONE);
+    m.fwd = MakeCall(m.engine, dnnl::convolution_forward(fwd_pd), fwd_pd,
+                     {{DNNL_ARG_SRC, x_plain, true},
+                      {DNNL_ARG_WEIGHTS, w_plain, true},
+                      {DNNL_ARG_BIAS, b_plain, true},
+                      {DNNL_ARG_DST, y_plain, false}});
+    m.bwd_data =
+        MakeCall(m.engine, dnnl::convolution_backward_data(bd_pd), bd_pd,
+                 {{DNNL_ARG_DIFF_DST, y_plain, true},
+                  {DNNL_ARG_WEIGHTS, w_plain, true},
+                  {DNNL_ARG_DIFF_SRC, x_plain, false}});
+    m.bwd_weights =
+        MakeCall(m.engine, dnnl::convolution_backward_weights(bw_pd), bw_pd,
+                 {{DNNL_ARG_DIFF_DST, y_plain, true},
+                  {DNNL_ARG_SRC, x_plain, true},
+                  {DNNL_ARG_DIFF_WEIGHTS, w_plain, false},
+                  {DNNL_ARG_DIFF_BIAS, b_plain, false}});
+    const Port &bw_dy = m.bwd_weights.ports[0], &bd_dy = m.bwd_data.ports[0];
+    m.share_dy = bw_dy.reordered && bd_dy.reordered &&
+                 bw_dy.inner.get_desc() == bd_dy.inner.get_desc();
   } catch (const dnnl::error&) {
     return nullptr;  // No implementation for this geometry.
   }
@@ -228,56 +251,35 @@ std::unique_ptr<OneDnnConv> OneDnnConv::Create(const ConvGeometry& g) {
 
 void OneDnnConv::Forward(const float* x, const float* w, const float* b,
                          float* y) {
-  Impl& m = *impl_;
   OneDnnSingleThreadHere();
-  m.Place({&m.fwd_x, &m.fwd_w, &m.fwd_b, &m.fwd_y}, m.fwd_bytes);
-  m.In(m.fwd_x, x);
-  m.In(m.fwd_w, w);
-  m.In(m.fwd_b, b);
-  m.Bind(m.fwd_y, y);
-  m.Run(m.fwd, {{DNNL_ARG_SRC, m.fwd_x.inner.get()},
-                {DNNL_ARG_WEIGHTS, m.fwd_w.inner.get()},
-                {DNNL_ARG_BIAS, m.fwd_b.inner.get()},
-                {DNNL_ARG_DST, m.fwd_y.inner.get()},
-                {DNNL_ARG_SCRATCHPAD, m.scratchpad.get()}});
-  m.Out(m.fwd_y);
+  Run(impl_->stream, impl_->fwd, {x, w, b, y});
 }
 
 void OneDnnConv::BackwardData(const float* dy, const float* w, float* dx) {
-  Impl& m = *impl_;
   OneDnnSingleThreadHere();
-  m.Place({&m.bd_dy, &m.bd_w, &m.bd_dx}, m.bd_bytes);
-  m.In(m.bd_dy, dy);
-  m.In(m.bd_w, w);
-  m.Bind(m.bd_dx, dx);
-  m.Run(m.bwd_data, {{DNNL_ARG_DIFF_DST, m.bd_dy.inner.get()},
-                     {DNNL_ARG_WEIGHTS, m.bd_w.inner.get()},
-                     {DNNL_ARG_DIFF_SRC, m.bd_dx.inner.get()},
-                     {DNNL_ARG_SCRATCHPAD, m.scratchpad.get()}});
-  m.Out(m.bd_dx);
+  Run(impl_->stream, impl_->bwd_data, {dy, w, dx});
 }
 
 void OneDnnConv::BackwardWeights(const float* x, const float* dy, float* dw,
                                  float* db) {
-  Impl& m = *impl_;
   OneDnnSingleThreadHere();
-  m.Place({&m.bw_x, &m.bw_dy, &m.bw_dw, &m.bw_db}, m.bw_bytes);
-  m.In(m.bw_x, x);
-  m.In(m.bw_dy, dy);
-  m.Bind(m.bw_dw, dw);
-  m.Bind(m.bw_db, db);
-  m.Run(m.bwd_weights, {{DNNL_ARG_SRC, m.bw_x.inner.get()},
-                        {DNNL_ARG_DIFF_DST, m.bw_dy.inner.get()},
-                        {DNNL_ARG_DIFF_WEIGHTS, m.bw_dw.inner.get()},
-                        {DNNL_ARG_DIFF_BIAS, m.bw_db.inner.get()},
-                        {DNNL_ARG_SCRATCHPAD, m.scratchpad.get()}});
-  m.Out(m.bw_dw);
-  m.Out(m.bw_db);
+  Run(impl_->stream, impl_->bwd_weights, {dy, x, dw, db});
+}
+
+void OneDnnConv::Backward(const float* x, const float* dy, const float* w,
+                          float* dx, float* dw, float* db) {
+  OneDnnSingleThreadHere();
+  Impl& m = *impl_;
+  // Grown here, not between the calls: that would lose the copy of dy.
+  Workspace(std::max(m.bwd_weights.bytes, m.bwd_data.bytes));
+  Run(m.stream, m.bwd_weights, {dy, x, dw, db});
+  if (dx != nullptr) Run(m.stream, m.bwd_data, {dy, w, dx}, m.share_dy);
 }
 
 int64_t OneDnnConv::workspace_bytes() const {
   const Impl& m = *impl_;
-  return static_cast<int64_t>(std::max({m.fwd_bytes, m.bd_bytes, m.bw_bytes}));
+  return static_cast<int64_t>(
+      std::max({m.fwd.bytes, m.bwd_data.bytes, m.bwd_weights.bytes}));
 }
 
 }  // namespace nnlab

@@ -39,6 +39,10 @@ class OneDnnConv {
   void BackwardData(const float* dy, const float* w, float* dx);
   // dw, db = the weight and bias gradients of this batch (overwritten).
   void BackwardWeights(const float* x, const float* dy, float* dw, float* db);
+  // Both: dw, db and, unless dx is null, dx; the same results as the two
+  // calls above, with dy converted to oneDNN's layout once.
+  void Backward(const float* x, const float* dy, const float* w, float* dx,
+                float* dw, float* db);
 
   // Bytes of the calling thread's workspace a call needs (blocked copies
   // and scratchpad).

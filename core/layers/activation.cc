@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/kernels/vec_math.h"
 #include "core/layers/layer_factories.h"
+#include "core/layers/split_elements.h"
 
 namespace nnlab {
 namespace {
@@ -53,12 +54,16 @@ class Activation : public Layer {
         VecTanh(x, y, n);
         break;
       case Fn::kRelu:
-        for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        SplitElements(n, [&](int64_t lo, int64_t hi) {
+          for (int64_t i = lo; i < hi; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        });
         break;
       case Fn::kLeakyRelu:
-        for (int64_t i = 0; i < n; ++i) {
-          y[i] = x[i] > 0.0f ? x[i] : alpha_ * x[i];
-        }
+        SplitElements(n, [&](int64_t lo, int64_t hi) {
+          for (int64_t i = lo; i < hi; ++i) {
+            y[i] = x[i] > 0.0f ? x[i] : alpha_ * x[i];
+          }
+        });
         break;
     }
   }
@@ -77,14 +82,26 @@ class Activation : public Layer {
       case Fn::kTanh:
         for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
         break;
+      // dy is read whether or not it is used: a load under the condition
+      // kept GCC from vectorising these loops (a scalar branch per
+      // element, mispredicted on about half of them: 14% of resnet-small's
+      // training step); a select gives the same bits.
       case Fn::kRelu:
-        for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        SplitElements(n, [&](int64_t lo, int64_t hi) {
+          for (int64_t i = lo; i < hi; ++i) {
+            const float g = dy[i];
+            dx[i] = y[i] > 0.0f ? g : 0.0f;
+          }
+        });
         break;
       case Fn::kLeakyRelu:
         // alpha >= 0, so y > 0 exactly when the input was positive.
-        for (int64_t i = 0; i < n; ++i) {
-          dx[i] = y[i] > 0.0f ? dy[i] : alpha_ * dy[i];
-        }
+        SplitElements(n, [&](int64_t lo, int64_t hi) {
+          for (int64_t i = lo; i < hi; ++i) {
+            const float g = dy[i];
+            dx[i] = y[i] > 0.0f ? g : alpha_ * g;
+          }
+        });
         break;
     }
   }

@@ -49,9 +49,16 @@ class Conv2D : public Layer {
                  (in[2] + 2 * p_ - k_) / s_ + 1};
   }
 
-  // W [F, C, K, K] and b [F]; the buffers are the output [F, Ho, Wo] and
-  // one sample's im2col matrix [C*K*K, Ho*Wo]. Sizes follow the formula
-  // even where OutputShape refuses the padding or the kernel (at least 1).
+  // W [F, C, K, K] and b [F]. The buffer is the largest per-sample one of
+  // the path set now (NNLAB_CONV): the output [F, Ho, Wo], im2col's matrix
+  // [C*K*K, Ho*Wo], and on oneDNN its blocked copies of the input and the
+  // output (channels padded to 16: nChw16c, the widest blocking it picks;
+  // for a few-channel input that can exceed im2col's matrix: its forward
+  // reads NCHW, but its input gradient may be blocked). On oneDNN the
+  // im2col matrix still counts: im2col runs any batch size oneDNN
+  // refuses, and oneDNN's own GEMM-based convolution keeps such a matrix in
+  // its scratchpad. Sizes follow the formula even where OutputShape
+  // refuses the padding or the kernel (at least 1).
   LayerCost Cost(const Shape& in) const override {
     LayerCost cost;
     const int64_t c = in.size() == 3 ? in[0] : CostElements(in);
@@ -63,6 +70,14 @@ class Conv2D : public Layer {
       };
       const int64_t hw = CostMul(size(in[1]), size(in[2]));
       cost.buffer_floats = std::max(CostMul(f_, hw), CostMul(ckk, hw));
+      if (CurrentConvPath() != ConvPath::kIm2col) {
+        auto padded = [](int64_t channels) {
+          return CostMul(CostAdd(channels, 15) / 16, 16);
+        };
+        cost.buffer_floats = std::max(
+            {cost.buffer_floats, CostMul(padded(c), CostMul(in[1], in[2])),
+             CostMul(padded(f_), hw)});
+      }
     }
     return cost;
   }
@@ -127,12 +142,9 @@ class Conv2D : public Layer {
       if (OneDnnConv* conv = OneDnnFor(part, hi - lo)) {
         const int64_t chw = c_ * h_ * w_, fhw = f_ * ho_ * wo_;
         const float* dy = grad_out.data() + lo * fhw;
-        conv->BackwardWeights(in_->data() + lo * chw, dy,
-                              scratch_[part].dw.data(),
-                              scratch_[part].db.data());
-        if (dx != nullptr) {
-          conv->BackwardData(dy, weight_.data(), dx + lo * chw);
-        }
+        conv->Backward(in_->data() + lo * chw, dy, weight_.data(),
+                       dx != nullptr ? dx + lo * chw : nullptr,
+                       scratch_[part].dw.data(), scratch_[part].db.data());
       } else {
         BackwardSamples(part, lo, hi, grad_out.data(), dx);
       }
@@ -158,9 +170,8 @@ class Conv2D : public Layer {
     Tensor col;   // im2col of one sample (of dy for the "same" gradient).
     Tensor dcol;  // Its gradient (col2im path).
     Tensor dw;    // This part's sum of dW, [F, C*K*K].
-    Tensor
-        db;  // This part's sum of db, [F].
-             // oneDNN primitives by the part's batch size (the last batch of an
+    Tensor db;    // This part's sum of db, [F].
+    // oneDNN primitives by the part's batch size (the last batch of an
     // epoch, evaluation and prediction batches differ): built once each,
     // then reused; the oldest dropped beyond kMaxCachedSizes sizes, so
     // batch sizes chosen by clients cannot grow it without bound. Null

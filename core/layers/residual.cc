@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/layers/layer_factories.h"
+#include "core/layers/split_elements.h"
 #include "core/model/model.h"
 #include "core/status_macros.h"
 
@@ -132,7 +133,9 @@ class Residual : public Layer {
     const float* a = f.data();
     const float* b = shortcut->data();
     float* y = out->data();
-    for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+    SplitElements(n, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) y[i] = a[i] + b[i];
+    });
   }
 
   // dE/dx = dE/dx through F + dE/dx through the shortcut.
@@ -145,7 +148,10 @@ class Residual : public Layer {
     const Tensor& g = proj_ != nullptr ? proj_grad_ : grad_out;
     const int64_t n = g.size();
     float* dx = grad_in->data();
-    for (int64_t i = 0; i < n; ++i) dx[i] += g[i];
+    const float* gd = g.data();
+    SplitElements(n, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) dx[i] += gd[i];
+    });
   }
 
   std::vector<Param> Params() override {

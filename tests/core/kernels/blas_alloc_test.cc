@@ -1,31 +1,12 @@
 // A warm Gemm allocates nothing on the C++ heap, on either library and at
 // 1 or 2 threads (the trainer's zero-allocations-per-step promise rests on
-// it; oneDNN's own OpenMP threading allocated once per threaded call). Its
-// own binary: it replaces the global operator new to count.
-#include <atomic>
-#include <cstdlib>
-#include <new>
+// it; oneDNN's own OpenMP threading allocated once per threaded call).
+// Counts with core/testing/alloc_counter.h.
 #include <vector>
 
 #include "core/kernels/blas.h"
+#include "core/testing/alloc_counter.h"
 #include "gtest/gtest.h"
-
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  std::abort();  // Out of memory: nothing sensible to do in a test.
-}
-void* operator new[](std::size_t size) { return operator new(size); }
-// The replacements pair with each other; GCC cannot see that.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 namespace nnlab {
 namespace {
@@ -63,9 +44,9 @@ TEST(BlasAllocTest, WarmGemmAllocatesNothing) {
         }
       };
       run_all();  // Warm-up: helper threads, kernels, thread-local state.
-      const long before = g_allocations.load();
+      const long before = AllocationCount();
       for (int round = 0; round < 5; ++round) run_all();
-      EXPECT_EQ(g_allocations.load() - before, 0);
+      EXPECT_EQ(AllocationCount() - before, 0);
     }
   }
   SetGemmPath(saved_path);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "core/kernels/blas.h"
 #include "core/layers/layer.h"
 #include "core/layers/layer_factories.h"
 #include "core/model/model.h"
@@ -247,6 +248,18 @@ TEST(GradientTest, BatchNormEvalMode) {
   CheckLayerGradients(layer.get(), &x, Mode::kEval);
 }
 
+// Per channel, Backward recomputes xhat from the input (eval mode too).
+TEST(GradientTest, BatchNormConvEvalMode) {
+  auto layer = Build(Spec("batch_norm"), {3, 3, 4});
+  Rng rng(5);
+  PerturbParams(layer.get(), &rng);
+  Tensor x({2, 3, 3, 4});
+  FillNormal(&x, &rng, 1.5f);
+  Tensor y;
+  layer->Forward(x, &y, Mode::kTrain);  // Moves the running statistics.
+  CheckLayerGradients(layer.get(), &x, Mode::kEval);
+}
+
 class ConvGradientTest : public ::testing::TestWithParam<ConvCase> {};
 
 TEST_P(ConvGradientTest, MatchesFiniteDifferences) {
@@ -378,6 +391,87 @@ TEST(ResidualTest, IdentityBlockAddsInput) {
   layer->Forward(x, &y, Mode::kTrain);
   ASSERT_EQ(y.shape(), x.shape());
   for (int64_t i = 0; i < x.size(); ++i) EXPECT_FLOAT_EQ(y[i], x[i]);
+}
+
+// ------------------------------------------------- splits over threads
+
+// Outputs, input gradients and parameter gradients of `spec` on x, dy.
+std::vector<float> RunOnce(const LayerSpec& spec, const Tensor& x,
+                           const Tensor& dy, Mode mode) {
+  const Shape per_sample(x.shape().begin() + 1, x.shape().end());
+  auto layer = Build(spec, per_sample);
+  Rng rng(21);
+  PerturbParams(layer.get(), &rng);
+  Tensor y, dx;
+  layer->Forward(x, &y, mode);
+  layer->Backward(dy, &dx);
+  std::vector<float> all(y.data(), y.data() + y.size());
+  all.insert(all.end(), dx.data(), dx.data() + dx.size());
+  for (const Param& p : layer->Params()) {
+    all.insert(all.end(), p.grad->data(), p.grad->data() + p.grad->size());
+  }
+  return all;
+}
+
+// Batch norm splits the channels, ReLU and the residual sums the elements
+// of large tensors (>= 32K / 64K values) over the BLAS threads: the same
+// bits on 1 and 2 threads, train and eval.
+TEST(ThreadSplitTest, SameBitsOnOneAndTwoThreads) {
+  const int saved = BlasThreads();
+  Rng rng(17);
+  Tensor x({8, 16, 24, 24}), dy({8, 16, 24, 24});  // 73,728 values.
+  FillNormal(&x, &rng, 1.5f);
+  FillNormal(&dy, &rng);
+  LayerSpec leaky = Spec("leaky_relu");
+  leaky.alpha = 0.1f;
+  for (const LayerSpec& spec : {Spec("batch_norm"), Spec("relu"), leaky,
+                                Residual({Spec("batch_norm"), Spec("relu")})}) {
+    for (Mode mode : {Mode::kTrain, Mode::kEval}) {
+      SCOPED_TRACE(testing::Message()
+                   << spec.kind << (mode == Mode::kTrain ? " train" : " eval"));
+      SetBlasThreads(1);
+      const std::vector<float> one = RunOnce(spec, x, dy, mode);
+      SetBlasThreads(2);
+      const std::vector<float> two = RunOnce(spec, x, dy, mode);
+      EXPECT_EQ(one, two);
+    }
+  }
+  SetBlasThreads(saved);
+}
+
+// The split batch norm against the textbook formula in double.
+TEST(ThreadSplitTest, BatchNormMatchesDirectStatistics) {
+  const int saved = BlasThreads();
+  SetBlasThreads(2);
+  auto layer = Build(Spec("batch_norm"), {16, 24, 24});
+  Rng rng(19);
+  Tensor x({8, 16, 24, 24}), y;
+  FillNormal(&x, &rng, 2.0f);
+  for (int64_t i = 0; i < x.size(); ++i) x[i] += 0.01f * float(i % 977);
+  layer->Forward(x, &y, Mode::kTrain);
+  const int64_t n = 8, c_n = 16, s_n = 24 * 24;
+  for (int64_t c = 0; c < c_n; ++c) {
+    double sum = 0, sum2 = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t k = 0; k < s_n; ++k) sum += x[(i * c_n + c) * s_n + k];
+    }
+    const double mean = sum / double(n * s_n);
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t k = 0; k < s_n; ++k) {
+        const double d = x[(i * c_n + c) * s_n + k] - mean;
+        sum2 += d * d;
+      }
+    }
+    const double inv_std = 1.0 / std::sqrt(sum2 / double(n * s_n) + 1e-5);
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t k = 0; k < s_n; k += 37) {
+        const int64_t j = (i * c_n + c) * s_n + k;
+        ASSERT_NEAR(y[j], (x[j] - mean) * inv_std, 1e-4)
+            << "channel " << c << ", element " << j;
+      }
+    }
+  }
+  SetBlasThreads(saved);
 }
 
 // --------------------------------------------------------------- dropout

@@ -193,6 +193,38 @@ TEST(ConvPathTest, RepeatedRunsAreIdentical) {
   SetConvPath(saved_path);
 }
 
+// A first layer gets no input gradient: its weight and bias gradients are
+// those of a layer that also computes one (on oneDNN the two share one
+// copy of dy in the workspace when there is an input gradient).
+TEST(ConvPathTest, WeightGradientsWithoutInputGradientAreTheSame) {
+  const int saved = BlasThreads();
+  const ConvPath saved_path = CurrentConvPath();
+  const ConvCase c{16, 3, 1, 1, {16, 10, 9}};
+  for (auto [path, threads] :
+       {std::pair{kPaths[0], 1}, {kPaths[1], 1}, {kPaths[1], 2}}) {
+    SetConvPath(path);
+    SetBlasThreads(threads);
+    std::vector<float> grads[2];
+    for (int with_dx = 0; with_dx < 2; ++with_dx) {
+      Shape out;
+      auto conv = BuildConv(c, &out);
+      Rng rng(5);
+      Tensor x({6, 16, 10, 9}), dy({6, 16, 10, 9}), y, dx;
+      FillNormal(&x, &rng);
+      FillNormal(&dy, &rng);
+      conv->Forward(x, &y, Mode::kTrain);
+      conv->Backward(dy, with_dx ? &dx : nullptr);
+      for (const Param& p : conv->Params()) {
+        grads[with_dx].insert(grads[with_dx].end(), p.grad->data(),
+                              p.grad->data() + p.grad->size());
+      }
+    }
+    EXPECT_EQ(grads[0], grads[1]) << PathName(path) << ", threads " << threads;
+  }
+  SetBlasThreads(saved);
+  SetConvPath(saved_path);
+}
+
 // Batch sizes that change every call (evaluation and prediction batches
 // do): more sizes than the layer caches oneDNN primitives for, revisited
 // after eviction, each matching the im2col path.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kernels/onednn_conv.h"
 #include "core/layers/registry.h"
 #include "core/model/loss.h"
 #include "core/model/zoo.h"
@@ -225,6 +226,15 @@ TEST(EstimateTest, BuffersAreTheLargestPerSampleTensor) {
   ASSERT_TRUE(EstimateLayer(conv, "c", {2, 8, 8}, &cost).ok());
   EXPECT_EQ(cost.params, 4 * 2 * 9 + 4);
   EXPECT_EQ(cost.buffer_floats, 2 * 9 * 64);
+  // 1 -> 4 channels: on oneDNN its blocked copies (channels padded to 16)
+  // outgrow im2col's [9, 64]; im2col alone needs only that.
+  const ConvPath saved_path = SetConvPath(ConvPath::kOneDnn);
+  ASSERT_TRUE(EstimateLayer(conv, "c", {1, 8, 8}, &cost).ok());
+  EXPECT_EQ(cost.buffer_floats, 16 * 64);
+  SetConvPath(ConvPath::kIm2col);
+  ASSERT_TRUE(EstimateLayer(conv, "c", {1, 8, 8}, &cost).ok());
+  EXPECT_EQ(cost.buffer_floats, 9 * 64);
+  SetConvPath(saved_path);
   // LSTM of 4 units over [5, 3]: caches T (F + 6 H).
   ASSERT_TRUE(EstimateLayer(L("lstm", 4), "l", {5, 3}, &cost).ok());
   EXPECT_EQ(cost.params, 4 * 4 * (3 + 4 + 1));
