@@ -130,7 +130,12 @@ Call MakeCall(const dnnl::engine& engine, const dnnl::primitive& primitive,
 // builds one inside, see bench/RESULTS.md).
 void Execute(const dnnl::stream& stream, const dnnl::primitive& p, int nargs,
              const dnnl_exec_arg_t* args) {
-  dnnl_primitive_execute(p.get(), stream.get(), nargs, args);
+  // The primitive and its arguments were checked when it was made, so a
+  // failure here is oneDNN's own (out of memory) and no layer can recover
+  // from it half-way through a pass.
+  const dnnl_status_t status =
+      dnnl_primitive_execute(p.get(), stream.get(), nargs, args);
+  NNLAB_CHECK(status == dnnl_success);
 }
 
 // Runs `call` on the caller's buffers `data` (one per port, in order):
