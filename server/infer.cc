@@ -46,8 +46,8 @@ absl::Status Prepare(ModelRegistry* models, const Limits& limits,
   call->part =
       call->entry->is_gan() ? ModelPart::kDiscriminator : ModelPart::kMain;
   if (call->x.rank() >= 1) {
-    NNLAB_RETURN_IF_ERROR(
-        CheckBatchSize(call->entry->spec(call->part), call->x.dim(0), limits));
+    NNLAB_RETURN_IF_ERROR(CheckBatchSize(
+        call->entry->sample_elements(call->part), call->x.dim(0), limits));
   }
   return absl::OkStatus();
 }

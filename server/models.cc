@@ -348,6 +348,13 @@ absl::StatusOr<std::shared_ptr<ModelEntry>> ModelRegistry::MakeEntry(
     return absl::InvalidArgumentError(
         absl::StrCat(field, " sets neither spec nor gan"));
   }
+  for (ModelPart part :
+       {ModelPart::kMain, ModelPart::kGenerator, ModelPart::kDiscriminator}) {
+    if (e->is_gan_ != (part == ModelPart::kMain)) {
+      e->sample_elements_[PartIndex(part)] =
+          EstimateSampleElements(e->spec(part));
+    }
+  }
   if (with_weights) {
     NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<WeightSet> given,
                            WeightsFromProto(file, field, limits_));

@@ -39,6 +39,11 @@ class ModelEntry {
   const ModelSpec& spec(ModelPart part) const;
   // Weight-name prefix of a part ("" or "generator/"...).
   static const char* Prefix(ModelPart part);
+  // EstimateSampleElements(spec(part)) (convert.h), computed once: the
+  // per-request batch check (CheckBatchSize) without re-walking the layers.
+  double sample_elements(ModelPart part) const {
+    return sample_elements_[static_cast<int>(part)];
+  }
   // GANs: noise dimension and distribution.
   int64_t noise_dim() const { return noise_dim_; }
   v1::NoiseDistribution noise() const { return noise_; }
@@ -93,6 +98,7 @@ class ModelEntry {
   std::string id_;
   bool is_gan_ = false;
   ModelSpec spec_, generator_, discriminator_;
+  double sample_elements_[3] = {};
   int64_t noise_dim_ = 0;
   v1::NoiseDistribution noise_ = v1::NOISE_UNIFORM;
   v1::Model base_;  // Immutable description.
