@@ -25,6 +25,16 @@ std::string NewModelId() {
 
 int PartIndex(ModelPart part) { return static_cast<int>(part); }
 
+// Inference copies of a model part: each holds the weights and the
+// activations of one batch, so all copies of a part stay within ~64 MiB of
+// weights; more than one per hardware thread would never run at once.
+int InferenceCopiesLimit(int64_t params) {
+  constexpr int64_t kBudgetFloats = int64_t{16} << 20;
+  const int64_t hw = std::max(2u, std::thread::hardware_concurrency());
+  return static_cast<int>(
+      std::clamp<int64_t>(kBudgetFloats / std::max<int64_t>(1, params), 1, hw));
+}
+
 }  // namespace
 
 void SetTimestampNow(google::protobuf::Timestamp* t) {
@@ -127,8 +137,12 @@ absl::Status ModelEntry::WithInferenceModel(ModelPart part,
   std::unique_ptr<InferenceCopy> copy;
   {
     absl::MutexLock lock(&pool.mu);
+    if (pool.limit == 0) {
+      return absl::InternalError(
+          absl::StrCat("model \"", id_, "\" has no such part"));
+    }
     auto ready = [&pool]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool.mu) {
-      return !pool.free.empty() || pool.limit == 0 || pool.built < pool.limit;
+      return !pool.free.empty() || pool.built < pool.limit;
     };
     pool.mu.Await(absl::Condition(&ready));
     if (!pool.free.empty()) {
@@ -144,15 +158,6 @@ absl::Status ModelEntry::WithInferenceModel(ModelPart part,
     if (!model.ok()) {
       --pool.built;
       return model.status();
-    }
-    if (pool.limit == 0) {
-      // Each copy holds the weights and the activations of one batch; keep
-      // all copies of a part within ~64 MiB of weights.
-      constexpr int64_t kBudgetFloats = int64_t{16} << 20;
-      const int64_t params = std::max<int64_t>(1, (*model)->ParameterCount());
-      const int64_t hw = std::max(1u, std::thread::hardware_concurrency());
-      pool.limit = static_cast<int>(std::clamp<int64_t>(
-          kBudgetFloats / params, 1, std::max<int64_t>(hw, 2)));
     }
     copy = std::make_unique<InferenceCopy>();
     copy->model = std::move(*model);
@@ -353,6 +358,9 @@ absl::StatusOr<std::shared_ptr<ModelEntry>> ModelRegistry::MakeEntry(
     if (e->is_gan_ != (part == ModelPart::kMain)) {
       e->sample_elements_[PartIndex(part)] =
           EstimateSampleElements(e->spec(part));
+      ModelEntry::InferencePool& pool = e->infer_[PartIndex(part)];
+      absl::MutexLock lock(&pool.mu);
+      pool.limit = InferenceCopiesLimit(EstimateModel(e->spec(part)).params);
     }
   }
   if (with_weights) {

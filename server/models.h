@@ -82,8 +82,8 @@ class ModelEntry {
   bool TryWithInferenceModel(ModelPart part, const InferenceFn& fn,
                              absl::Status* status);
   // The most copies of `part` WithInferenceModel builds: as many as fit in
-  // a fixed memory budget, at least 1, at most the hardware threads.
-  // 0 until the first copy was built.
+  // a fixed memory budget, at least 1, at most the hardware threads (0 for
+  // a part the entry does not have).
   int inference_copies_limit(ModelPart part) const;
 
   // Forward-pass cost per sample of `part` in nanoseconds, as last measured
@@ -120,7 +120,7 @@ class ModelEntry {
     mutable absl::Mutex mu;
     std::vector<std::unique_ptr<InferenceCopy>> free ABSL_GUARDED_BY(mu);
     int built ABSL_GUARDED_BY(mu) = 0;  // Free and in use.
-    int limit ABSL_GUARDED_BY(mu) = 0;  // Set when the first copy is built.
+    int limit ABSL_GUARDED_BY(mu) = 0;  // Set when the entry is made.
   };
   // Loads the latest weights into `copy` if needed, runs `fn`, returns the
   // copy to the pool of `part`.
