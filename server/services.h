@@ -5,9 +5,11 @@
 // frame, written once. Thread-safe.
 //
 // Every RPC is synchronous (one gRPC handler thread per call in flight)
-// except StreamMetrics, which uses the callback API: a watcher holds no
-// thread while it waits for events, so any number of idle or slow streams
-// cannot starve the handler pool that unary calls need.
+// except two that use the callback API: StreamMetrics, so that a watcher
+// holds no thread while it waits for events (any number of idle or slow
+// streams cannot starve the handler pool that unary calls need), and Infer,
+// so that a short pass skips the hand-off to a handler thread (see
+// InferenceServiceImpl).
 #ifndef NNLAB_SERVER_SERVICES_H_
 #define NNLAB_SERVER_SERVICES_H_
 
