@@ -329,7 +329,12 @@ double EstimateSampleElements(const ModelSpec& spec) {
 
 absl::Status CheckBatchSize(const ModelSpec& spec, int64_t batch,
                             const Limits& limits) {
-  const double elements = EstimateSampleElements(spec) * double(batch);
+  return CheckBatchSize(EstimateSampleElements(spec), batch, limits);
+}
+
+absl::Status CheckBatchSize(double sample_elements, int64_t batch,
+                            const Limits& limits) {
+  const double elements = sample_elements * double(batch);
   if (elements > double(limits.max_tensor_elements)) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "a batch of ", batch, " samples needs a buffer of about ", elements,

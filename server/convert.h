@@ -65,6 +65,9 @@ double EstimateSampleElements(const ModelSpec& spec);
 // times the batch).
 absl::Status CheckBatchSize(const ModelSpec& spec, int64_t batch,
                             const Limits& limits);
+// The same with EstimateSampleElements(spec) computed once by the caller.
+absl::Status CheckBatchSize(double sample_elements, int64_t batch,
+                            const Limits& limits);
 
 // Builds `spec` after checking its size against limits.max_params and its
 // per-sample buffers against limits.max_tensor_elements, before anything

@@ -1,6 +1,8 @@
 #include "server/models.h"
 
+#include <algorithm>
 #include <random>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -22,6 +24,16 @@ std::string NewModelId() {
 }
 
 int PartIndex(ModelPart part) { return static_cast<int>(part); }
+
+// Inference copies of a model part: each holds the weights and the
+// activations of one batch, so all copies of a part stay within ~64 MiB of
+// weights; more than one per hardware thread would never run at once.
+int InferenceCopiesLimit(int64_t params) {
+  constexpr int64_t kBudgetFloats = int64_t{16} << 20;
+  const int64_t hw = std::max(2u, std::thread::hardware_concurrency());
+  return static_cast<int>(
+      std::clamp<int64_t>(kBudgetFloats / std::max<int64_t>(1, params), 1, hw));
+}
 
 }  // namespace
 
@@ -119,22 +131,87 @@ std::string ModelEntry::trainer() const {
   return owner_;
 }
 
-absl::Status ModelEntry::WithInferenceModel(
-    ModelPart part,
-    const std::function<absl::Status(Model*, int64_t weights_step)>& fn) {
+absl::Status ModelEntry::WithInferenceModel(ModelPart part,
+                                            const InferenceFn& fn) {
+  InferencePool& pool = infer_[PartIndex(part)];
+  std::unique_ptr<InferenceCopy> copy;
+  {
+    absl::MutexLock lock(&pool.mu);
+    if (pool.limit == 0) {
+      return absl::InternalError(
+          absl::StrCat("model \"", id_, "\" has no such part"));
+    }
+    auto ready = [&pool]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool.mu) {
+      return !pool.free.empty() || pool.built < pool.limit;
+    };
+    pool.mu.Await(absl::Condition(&ready));
+    if (!pool.free.empty()) {
+      copy = std::move(pool.free.back());
+      pool.free.pop_back();
+    } else {
+      ++pool.built;  // Reserved; built below, outside the lock.
+    }
+  }
+  if (copy == nullptr) {
+    absl::StatusOr<std::unique_ptr<Model>> model = Model::Build(spec(part));
+    absl::MutexLock lock(&pool.mu);
+    if (!model.ok()) {
+      --pool.built;
+      return model.status();
+    }
+    copy = std::make_unique<InferenceCopy>();
+    copy->model = std::move(*model);
+  }
+  return RunOnCopy(part, std::move(copy), fn);
+}
+
+bool ModelEntry::TryWithInferenceModel(ModelPart part, const InferenceFn& fn,
+                                       absl::Status* status) {
+  InferencePool& pool = infer_[PartIndex(part)];
+  std::unique_ptr<InferenceCopy> copy;
+  {
+    absl::MutexLock lock(&pool.mu);
+    if (pool.free.empty()) return false;
+    copy = std::move(pool.free.back());
+    pool.free.pop_back();
+  }
+  *status = RunOnCopy(part, std::move(copy), fn);
+  return true;
+}
+
+absl::Status ModelEntry::RunOnCopy(ModelPart part,
+                                   std::unique_ptr<InferenceCopy> copy,
+                                   const InferenceFn& fn) {
   WeightsPtr w = weights();
-  const int i = PartIndex(part);
-  absl::MutexLock lock(&infer_mu_);
-  if (infer_model_[i] == nullptr) {
-    NNLAB_ASSIGN_OR_RETURN(infer_model_[i], Model::Build(spec(part)));
-    infer_loaded_[i] = nullptr;
+  absl::Status status;
+  if (copy->loaded != w) {
+    status = LoadWeights(*w, copy->model.get(), Prefix(part));
+    // A failed load may leave the copy half-loaded: reload next time.
+    copy->loaded = status.ok() ? w : nullptr;
   }
-  if (infer_loaded_[i] != w.get()) {
-    NNLAB_RETURN_IF_ERROR(LoadWeights(*w, infer_model_[i].get(), Prefix(part)));
-    infer_loaded_[i] = w.get();
-    infer_hold_[i] = w;  // Keeps the address from being reused.
-  }
-  return fn(infer_model_[i].get(), w->trained_steps);
+  if (status.ok()) status = fn(copy->model.get(), w->trained_steps);
+  InferencePool& pool = infer_[PartIndex(part)];
+  absl::MutexLock lock(&pool.mu);
+  pool.free.push_back(std::move(copy));
+  return status;
+}
+
+int ModelEntry::inference_copies_limit(ModelPart part) const {
+  const InferencePool& pool = infer_[PartIndex(part)];
+  absl::MutexLock lock(&pool.mu);
+  return pool.limit;
+}
+
+int64_t ModelEntry::forward_nanos_per_sample(ModelPart part) const {
+  return forward_nanos_[PartIndex(part)].load(std::memory_order_relaxed);
+}
+
+void ModelEntry::RecordForwardNanos(ModelPart part, int64_t nanos,
+                                    int64_t samples) {
+  if (samples < 1) return;
+  // The latest measurement wins: the cost follows the machine's load.
+  forward_nanos_[PartIndex(part)].store(std::max<int64_t>(0, nanos / samples),
+                                        std::memory_order_relaxed);
 }
 
 ModelRegistry::ModelRegistry(std::string dir, const Limits& limits,
@@ -275,6 +352,16 @@ absl::StatusOr<std::shared_ptr<ModelEntry>> ModelRegistry::MakeEntry(
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat(field, " sets neither spec nor gan"));
+  }
+  for (ModelPart part :
+       {ModelPart::kMain, ModelPart::kGenerator, ModelPart::kDiscriminator}) {
+    if (e->is_gan_ != (part == ModelPart::kMain)) {
+      e->sample_elements_[PartIndex(part)] =
+          EstimateSampleElements(e->spec(part));
+      ModelEntry::InferencePool& pool = e->infer_[PartIndex(part)];
+      absl::MutexLock lock(&pool.mu);
+      pool.limit = InferenceCopiesLimit(EstimateModel(e->spec(part)).params);
+    }
   }
   if (with_weights) {
     NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<WeightSet> given,

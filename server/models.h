@@ -8,6 +8,7 @@
 #ifndef NNLAB_SERVER_MODELS_H_
 #define NNLAB_SERVER_MODELS_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -38,6 +39,11 @@ class ModelEntry {
   const ModelSpec& spec(ModelPart part) const;
   // Weight-name prefix of a part ("" or "generator/"...).
   static const char* Prefix(ModelPart part);
+  // EstimateSampleElements(spec(part)) (convert.h), computed once: the
+  // per-request batch check (CheckBatchSize) without re-walking the layers.
+  double sample_elements(ModelPart part) const {
+    return sample_elements_[static_cast<int>(part)];
+  }
   // GANs: noise dimension and distribution.
   int64_t noise_dim() const { return noise_dim_; }
   v1::NoiseDistribution noise() const { return noise_; }
@@ -61,11 +67,29 @@ class ModelEntry {
   void EndTraining(const std::string& owner);
   std::string trainer() const;
 
-  // Runs `fn` on this entry's private inference copy of `part`, loaded with
-  // the latest weights; calls for one entry are serialised.
-  absl::Status WithInferenceModel(
-      ModelPart part,
-      const std::function<absl::Status(Model*, int64_t weights_step)>& fn);
+  using InferenceFn = std::function<absl::Status(Model*, int64_t weights_step)>;
+
+  // Runs `fn` on one of this entry's inference copies of `part`, loaded with
+  // the latest weights (reloaded only when a newer snapshot was published).
+  // A copy belongs to one call while `fn` runs, so up to
+  // inference_copies_limit(part) calls run in parallel; further calls wait
+  // for a copy to come free. Copies are built on demand and kept.
+  absl::Status WithInferenceModel(ModelPart part, const InferenceFn& fn);
+  // As WithInferenceModel, but never waits and never builds a copy: when an
+  // already built copy is free it runs `fn`, stores its status in `*status`
+  // and returns true; otherwise it returns false and runs nothing. For
+  // callers that must not block (gRPC callback handlers).
+  bool TryWithInferenceModel(ModelPart part, const InferenceFn& fn,
+                             absl::Status* status);
+  // The most copies of `part` WithInferenceModel builds: as many as fit in
+  // a fixed memory budget, at least 1, at most the hardware threads (0 for
+  // a part the entry does not have).
+  int inference_copies_limit(ModelPart part) const;
+
+  // Forward-pass cost per sample of `part` in nanoseconds, as last measured
+  // by the caller (RecordForwardNanos); -1 before any measurement.
+  int64_t forward_nanos_per_sample(ModelPart part) const;
+  void RecordForwardNanos(ModelPart part, int64_t nanos, int64_t samples);
 
  private:
   friend class ModelRegistry;
@@ -74,6 +98,7 @@ class ModelEntry {
   std::string id_;
   bool is_gan_ = false;
   ModelSpec spec_, generator_, discriminator_;
+  double sample_elements_[3] = {};
   int64_t noise_dim_ = 0;
   v1::NoiseDistribution noise_ = v1::NOISE_UNIFORM;
   v1::Model base_;  // Immutable description.
@@ -84,10 +109,26 @@ class ModelEntry {
   std::string owner_ ABSL_GUARDED_BY(mu_);
   bool deleted_ ABSL_GUARDED_BY(mu_) = false;
 
-  absl::Mutex infer_mu_;
-  std::unique_ptr<Model> infer_model_[3] ABSL_GUARDED_BY(infer_mu_);
-  const WeightSet* infer_loaded_[3] ABSL_GUARDED_BY(infer_mu_) = {};
-  WeightsPtr infer_hold_[3] ABSL_GUARDED_BY(infer_mu_);
+  // One inference copy: a built model and the snapshot it holds (kept, so
+  // the comparison with the latest snapshot cannot be fooled by a reused
+  // address).
+  struct InferenceCopy {
+    std::unique_ptr<Model> model;
+    WeightsPtr loaded;
+  };
+  struct InferencePool {
+    mutable absl::Mutex mu;
+    std::vector<std::unique_ptr<InferenceCopy>> free ABSL_GUARDED_BY(mu);
+    int built ABSL_GUARDED_BY(mu) = 0;  // Free and in use.
+    int limit ABSL_GUARDED_BY(mu) = 0;  // Set when the entry is made.
+  };
+  // Loads the latest weights into `copy` if needed, runs `fn`, returns the
+  // copy to the pool of `part`.
+  absl::Status RunOnCopy(ModelPart part, std::unique_ptr<InferenceCopy> copy,
+                         const InferenceFn& fn);
+
+  InferencePool infer_[3];
+  std::atomic<int64_t> forward_nanos_[3] = {{-1}, {-1}, {-1}};
 };
 
 class ModelRegistry {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -51,6 +52,13 @@ class WithoutReflection : public grpc::ServerBuilderOption {
 int Millis(absl::Duration d) {
   return static_cast<int>(
       std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
+}
+
+// Threads for Infer calls that do not run on gRPC's own (services.h): one
+// per hardware thread, within the handler-thread budget.
+int InferWorkers(const ServerOptions& o) {
+  const int hw = static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(hw, 2, std::max(2, o.worker_threads));
 }
 
 }  // namespace
@@ -144,7 +152,7 @@ absl::StatusOr<std::unique_ptr<NnlabServer>> NnlabServer::Start(
   impl->training_service =
       std::make_unique<TrainingServiceImpl>(&impl->context);
   impl->inference_service =
-      std::make_unique<InferenceServiceImpl>(&impl->context);
+      std::make_unique<InferenceServiceImpl>(&impl->context, InferWorkers(o));
   impl->dataset_service = std::make_unique<DatasetServiceImpl>(&impl->context);
   impl->sweeps = std::make_unique<SweepManager>(
       SweepManagerOptions{absl::StrCat(o.data_dir, "/sweeps")},

@@ -399,60 +399,7 @@ grpc::Status DatasetServiceImpl::DeleteDataset(
 
 // --- InferenceService -----------------------------------------------------
 
-grpc::Status InferenceServiceImpl::Infer(grpc::ServerContext* ctx,
-                                         const v1::InferRequest* req,
-                                         v1::InferResponse* resp) {
-  return c_->Serve(ctx, "Infer", req->model_id(), [&]() -> absl::Status {
-    NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<ModelEntry> e,
-                           c_->models->Get(req->model_id()));
-    if (req->top_k() < 0 || req->top_k() > 1000) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("top_k must be in [0, 1000], got ", req->top_k()));
-    }
-    NNLAB_ASSIGN_OR_RETURN(
-        Tensor x, TensorFromProto(req->inputs(), "inputs", c_->limits));
-    const ModelPart part =
-        e->is_gan() ? ModelPart::kDiscriminator : ModelPart::kMain;
-    if (x.rank() >= 1) {
-      NNLAB_RETURN_IF_ERROR(
-          CheckBatchSize(e->spec(part), x.dim(0), c_->limits));
-    }
-    // Softmax models score classes jointly; sigmoid-class models (Nielsen's
-    // ch. 5 net) score each class by its own unit: argmax is the same.
-    const LossKind loss = e->spec(part).loss;
-    const bool classifier = loss == LossKind::kSoftmaxCrossEntropy ||
-                            loss == LossKind::kSigmoidCrossEntropyClasses;
-    return e->WithInferenceModel(part, [&](Model* model, int64_t step) {
-      NNLAB_RETURN_IF_ERROR(model->CheckInput(x));
-      NNLAB_RETURN_IF_ERROR(CancelledIf(ctx));
-      const Tensor& out = model->Forward(x, Mode::kEval);
-      TensorToProto(out, req->raw_output(), resp->mutable_outputs());
-      resp->set_weights_step(step);
-      if (classifier && out.rank() == 2) {
-        Tensor probs;
-        if (loss == LossKind::kSoftmaxCrossEntropy) {
-          Softmax(out, &probs);
-        } else {
-          probs.Resize(out.shape());
-          VecSigmoid(out.data(), probs.data(), out.size());
-        }
-        const int64_t n = probs.rows(), k = probs.cols();
-        for (int64_t r = 0; r < n; ++r) {
-          const float* p = probs.data() + r * k;
-          resp->add_predictions(std::max_element(p, p + k) - p);
-          if (req->top_k() > 0) {
-            v1::TopK* t = resp->add_top_k();
-            for (int64_t c : TopK(p, k, req->top_k())) {
-              t->add_classes(c);
-              t->add_probabilities(p[c]);
-            }
-          }
-        }
-      }
-      return absl::OkStatus();
-    });
-  });
-}
+// Infer: infer.cc.
 
 grpc::Status InferenceServiceImpl::Sample(grpc::ServerContext* ctx,
                                           const v1::SampleRequest* req,

@@ -5,9 +5,11 @@
 // frame, written once. Thread-safe.
 //
 // Every RPC is synchronous (one gRPC handler thread per call in flight)
-// except StreamMetrics, which uses the callback API: a watcher holds no
-// thread while it waits for events, so any number of idle or slow streams
-// cannot starve the handler pool that unary calls need.
+// except two that use the callback API: StreamMetrics, so that a watcher
+// holds no thread while it waits for events (any number of idle or slow
+// streams cannot starve the handler pool that unary calls need), and Infer,
+// so that a short pass skips the hand-off to a handler thread (see
+// InferenceServiceImpl).
 #ifndef NNLAB_SERVER_SERVICES_H_
 #define NNLAB_SERVER_SERVICES_H_
 
@@ -31,6 +33,7 @@
 #include "server/models.h"
 #include "server/rpc_status.h"
 #include "server/train_session.h"
+#include "server/worker_pool.h"
 
 namespace nnlab::server {
 
@@ -186,9 +189,26 @@ class TrainingServiceImpl final : public TrainingServiceBase {
   TrainSessions sessions_;  // TrainStep and TrainStream.
 };
 
-class InferenceServiceImpl final : public v1::InferenceService::Service {
+// Infer is served by the callback API (infer.cc): a request whose forward
+// pass is known to be short runs on the gRPC thread that read it, as the
+// health service's calls do, which saves the hand-off to a synchronous
+// handler thread (most of a small Infer's latency); longer or first-seen
+// ones go to a worker pool. Raw bytes for the reason given for
+// StreamMetrics. Sample and SampleText are synchronous.
+using InferenceServiceBase = v1::InferenceService::WithRawCallbackMethod_Infer<
+    v1::InferenceService::Service>;
+
+class InferenceServiceImpl final : public InferenceServiceBase {
  public:
-  explicit InferenceServiceImpl(ServiceContext* c) : c_(c) {}
+  // `workers`: threads for Infer calls that do not run inline (>= 1).
+  explicit InferenceServiceImpl(ServiceContext* c, int workers = 2)
+      : c_(c), workers_(workers) {}
+  grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* ctx,
+                                  const grpc::ByteBuffer* request,
+                                  grpc::ByteBuffer* response) override;
+  // The same call served whole on the calling thread (waiting for a model
+  // copy if all are busy). gRPC never calls it (the method is registered
+  // for callbacks); in-process callers such as the fuzz harness do.
   grpc::Status Infer(grpc::ServerContext* ctx, const v1::InferRequest* req,
                      v1::InferResponse* resp) override;
   grpc::Status Sample(grpc::ServerContext* ctx, const v1::SampleRequest* req,
@@ -200,6 +220,7 @@ class InferenceServiceImpl final : public v1::InferenceService::Service {
 
  private:
   ServiceContext* c_;
+  WorkerPool workers_;
 };
 
 }  // namespace nnlab::server

@@ -77,7 +77,7 @@ absl::Status TrainSessions::Step(const std::string& model_id,
         ShapeToString(y.shape()), " must have the same batch size"));
   }
   NNLAB_RETURN_IF_ERROR(
-      CheckBatchSize(e->spec(ModelPart::kMain), x.dim(0), limits_));
+      CheckBatchSize(e->sample_elements(ModelPart::kMain), x.dim(0), limits_));
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::UnavailableError("the server is shutting down");

@@ -19,8 +19,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "core/status_macros.h"
-#include "google/protobuf/util/json_util.h"
 #include "httplib.h"
+#include "server/http/json.h"
 #include "server/http/metrics.h"
 #include "server/http/sweep_routes.h"
 #include "server/http/web_resources.h"
@@ -57,23 +57,6 @@ int HttpCode(absl::StatusCode code) {
   }
 }
 
-std::string JsonString(absl::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 void SetError(httplib::Response& res, int code, absl::string_view message) {
   res.status = code;
   res.set_content(absl::StrCat("{\"error\":", JsonString(message), "}\n"),
@@ -82,16 +65,6 @@ void SetError(httplib::Response& res, int code, absl::string_view message) {
 
 void SetError(httplib::Response& res, const absl::Status& s) {
   SetError(res, HttpCode(s.code()), s.message());
-}
-
-std::string ToJson(const google::protobuf::Message& m) {
-  google::protobuf::util::JsonPrintOptions o;
-  o.preserve_proto_field_names = true;
-  o.always_print_primitive_fields = true;
-  std::string out;
-  // Printing a valid message cannot fail; an empty object would do if it did.
-  if (!google::protobuf::util::MessageToJsonString(m, &out, o).ok()) out = "{}";
-  return out;
 }
 
 // 32 random bytes as hex, from the kernel.
@@ -177,7 +150,7 @@ std::shared_ptr<const std::string> HttpServer::Impl::EventJson(
     const std::string& job, const v1::MetricEvent& e) {
   // dropped_events is the one field that differs between watchers.
   if (e.dropped_events() != 0) {
-    return std::make_shared<const std::string>(ToJson(e));
+    return std::make_shared<const std::string>(ProtoToJson(e));
   }
   const std::pair<std::string, int64_t> key(job, e.sequence());
   {
@@ -185,7 +158,7 @@ std::shared_ptr<const std::string> HttpServer::Impl::EventJson(
     auto it = json.find(key);
     if (it != json.end()) return it->second;
   }
-  auto out = std::make_shared<const std::string>(ToJson(e));
+  auto out = std::make_shared<const std::string>(ProtoToJson(e));
   absl::MutexLock lock(&json_mu);
   if (json.emplace(key, out).second) {
     json_order.push_back(key);
@@ -436,7 +409,7 @@ void HttpServer::Impl::Action(const httplib::Request& req,
   }
   if (!job.ok()) return SetError(res, job.status());
   LogInfo(absl::StrCat("http: job ", id, " ", action));
-  res.set_content(ToJson(*job), "application/json");
+  res.set_content(ProtoToJson(*job), "application/json");
 }
 
 void HttpServer::Impl::Sweeps(const httplib::Request& req,
@@ -544,7 +517,7 @@ void HttpServer::Impl::Install() {
     std::string out = "{\"jobs\":[";
     bool first = true;
     for (const v1::Job& j : c->jobs->List("", v1::JOB_STATE_UNSPECIFIED)) {
-      absl::StrAppend(&out, first ? "" : ",", ToJson(j));
+      absl::StrAppend(&out, first ? "" : ",", ProtoToJson(j));
       first = false;
     }
     out += "]}\n";

@@ -2,50 +2,23 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "client/sweep_labels.h"
-#include "google/protobuf/util/json_util.h"
+#include "server/http/json.h"
 
 namespace nnlab::server {
 namespace {
 
-std::string Quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
-std::string ToJson(const google::protobuf::Message& m) {
-  google::protobuf::util::JsonPrintOptions o;
-  o.preserve_proto_field_names = true;
-  o.always_print_primitive_fields = true;
-  std::string out;
-  // Printing a valid message cannot fail; an empty object would do if it did.
-  if (!google::protobuf::util::MessageToJsonString(m, &out, o).ok()) out = "{}";
-  return out;
-}
-
 std::string WithLabels(const v1::Sweep& s) {
-  std::string out = absl::StrCat("{\"sweep\":", ToJson(s), ",\"labels\":[");
+  std::string out =
+      absl::StrCat("{\"sweep\":", ProtoToJson(s), ",\"labels\":[");
   bool first = true;
   for (const std::string& l : SweepTrialLabels(s)) {
-    absl::StrAppend(&out, first ? "" : ",", Quote(l));
+    absl::StrAppend(&out, first ? "" : ",", JsonString(l));
     first = false;
   }
   return out + "]}";
@@ -168,16 +141,17 @@ absl::StatusOr<std::string> SweepCurvesJson(const SweepManager& sweeps,
   }
   std::string out = "{\"layers\":[";
   for (size_t i = 0; i < layers.size(); ++i) {
-    absl::StrAppend(&out, i ? "," : "", Quote(layers[i]));
+    absl::StrAppend(&out, i ? "," : "", JsonString(layers[i]));
   }
-  absl::StrAppend(&out, "],\"layer\":", Quote(chosen), ",\"trials\":[");
+  absl::StrAppend(&out, "],\"layer\":", JsonString(chosen), ",\"trials\":[");
   for (size_t i = 0; i < trials.size(); ++i) {
     const Curves& c = trials[i];
     std::vector<double> acc = c.test_acc.y;
     absl::StrAppend(
         &out, i ? "," : "", "{\"index\":", c.index,
-        ",\"job_id\":", Quote(c.job_id), ",\"label\":", Quote(labels[c.index]),
-        ",", SeriesJson("step", c.train_loss, "train_loss"), ",",
+        ",\"job_id\":", JsonString(c.job_id),
+        ",\"label\":", JsonString(labels[c.index]), ",",
+        SeriesJson("step", c.train_loss, "train_loss"), ",",
         SeriesJson("eval_step", c.test_loss, "test_loss", &acc, "test_acc"),
         ",");
     auto it = c.speed.find(chosen);

@@ -1,0 +1,43 @@
+// A fixed set of threads running queued tasks in order of arrival: where a
+// gRPC callback handler sends work that may block or run long, so that the
+// library's own threads never wait on it.
+//
+// Thread-safe. Tasks must not call Run on a pool that is being destroyed.
+#ifndef NNLAB_SERVER_WORKER_POOL_H_
+#define NNLAB_SERVER_WORKER_POOL_H_
+
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace nnlab::server {
+
+class WorkerPool {
+ public:
+  // REQUIRES: threads >= 1.
+  explicit WorkerPool(int threads);
+  // Runs every task still queued, then joins the threads: a task may be
+  // what completes an RPC, which a server's shutdown waits for.
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Queues `task`; never blocks beyond a short critical section.
+  void Run(std::function<void()> task);
+
+ private:
+  void Loop();
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace nnlab::server
+
+#endif  // NNLAB_SERVER_WORKER_POOL_H_
