@@ -26,6 +26,9 @@ absl::StatusOr<TrainOptions> TrainOptionsOf(const v1::JobSpec& spec) {
       opts.optimizer, OptimizerFromProto(spec.optimizer(), "spec.optimizer"));
   opts.epochs = eff.epochs;
   opts.batch_size = eff.batch_size;
+  // Fixed by the spec, not by how many replicas an attempt has: a job that
+  // resumes on fewer replicas (min_replicas) keeps its steps and data order.
+  opts.global_batch_size = eff.batch_size * std::max(1, spec.replicas());
   opts.stats_every = eff.stats_every;
   opts.eval_every_steps = spec.eval_every_steps();
   opts.shuffle_seed = spec.shuffle_seed();

@@ -664,12 +664,13 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
 bool JobManager::AwaitMembers(const std::shared_ptr<Job>& job,
                               const std::shared_ptr<ModelEntry>& entry) {
   int replicas = 1;
+  int need = 0;  // Live workers the job needs besides the coordinator.
   {
     absl::MutexLock lock(&job->mu);
     replicas = ReplicasOf(job->record.spec());
+    need = MinReplicasOf(job->record.spec()) - 1;
   }
   if (replicas <= 1 || options_.cluster == nullptr) return true;
-  const int need = replicas - 1;
   std::string told;
   while (true) {
     const int stop = job->stop.load();
@@ -693,9 +694,11 @@ bool JobManager::AwaitMembers(const std::shared_ptr<Job>& job,
       return true;
     }
     if (alive < need && told.empty()) {
-      told = absl::StrCat("waiting for cluster members (", replicas,
-                          " replicas need ", need, " live worker",
-                          need == 1 ? "" : "s", ", ", alive, " alive)");
+      told = absl::StrCat(
+          "waiting for cluster members (", replicas, " replicas",
+          need + 1 < replicas ? absl::StrCat(", at least ", need + 1, ",") : "",
+          " need ", need, " live worker", need == 1 ? "" : "s", ", ", alive,
+          " alive)");
       {
         absl::MutexLock lock(&job->mu);
         const std::string& why = job->record.failure_reason();
@@ -809,20 +812,36 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
     if (!run_here) return s;
   }
 
-  // Data-parallel: this is rank 0; ranks 1..N-1 run on other members.
+  // Data-parallel: this is rank 0; ranks 1..N-1 run on other members. With
+  // min_replicas the attempt runs on as many as are alive now (N may be 1:
+  // the coordinator alone takes the whole global batch); without, Start
+  // waits for all of them.
   std::unique_ptr<ReplicaGroup> replicas;
   if (ReplicasOf(spec) > 1) {
-    NNLAB_ASSIGN_OR_RETURN(
-        replicas,
-        ReplicaGroup::Start(
-            options_.cluster, job->id, spec,
-            ReplicaCheckpoint(entry->Info().spec(), trainer.get(), base_steps),
-            [&job] { return job->stop.load() != kNoStop; }));
-    trainer->set_collective(replicas->collective());
+    int n = AttemptReplicas(spec, AliveWorkers(options_.cluster));
+    if (n == 0) n = ReplicasOf(spec);
+    if (n > 1) {
+      NNLAB_ASSIGN_OR_RETURN(
+          replicas,
+          ReplicaGroup::Start(options_.cluster, job->id, spec, n,
+                              ReplicaCheckpoint(entry->Info().spec(),
+                                                trainer.get(), base_steps),
+                              [&job] { return job->stop.load() != kNoStop; }));
+      trainer->set_collective(replicas->collective());
+    }
+    if (n < ReplicasOf(spec)) {
+      LogInfo(absl::StrCat("job ", job->id, ": runs on ", n, " of ",
+                           ReplicasOf(spec), " replicas (min_replicas ",
+                           spec.min_replicas(), ")"));
+    }
     absl::MutexLock lock(&job->mu);
     job->record.clear_replica_members();
-    for (const std::string& m : replicas->members()) {
-      job->record.add_replica_members(m);
+    if (replicas == nullptr) {
+      job->record.add_replica_members("coordinator");
+    } else {
+      for (const std::string& m : replicas->members()) {
+        job->record.add_replica_members(m);
+      }
     }
   }
 

@@ -140,7 +140,7 @@ struct TrainFlags {
   int epochs = 1;
   int64_t batch = 32, eval_every = 0, checkpoint_every = 0, stats_every = 0;
   int64_t max_train_samples = 0, max_steps = 0;
-  int replicas = 1;
+  int replicas = 1, min_replicas = 0;
   uint64_t seed = 0;
   bool no_shuffle = false, watch = false, quiet = false;
   std::vector<int64_t> sample_shape;
@@ -177,6 +177,7 @@ int RunTrain(const Globals& g, const TrainFlags& f) {
   spec.set_max_train_samples(f.max_train_samples);
   spec.set_max_steps(f.max_steps);
   spec.set_replicas(f.replicas);
+  spec.set_min_replicas(f.min_replicas);
   spec.set_label(f.label);
 
   auto client = Connect(g);
@@ -270,6 +271,9 @@ void AddJobsCommands(CLI::App& app, Cli& cli) {
   train->add_option("--replicas", tf->replicas,
                     "Data-parallel replicas on the server's cluster (global "
                     "batch = replicas x batch)");
+  train->add_option("--min_replicas", tf->min_replicas,
+                    "Run on fewer replicas, down to N, when members are lost "
+                    "(0: wait for all; the global batch stays the same)");
   train->add_flag("--watch", tf->watch,
                   "Follow the job until it ends; exit 0 only if it completed");
   train->add_flag("-q,--quiet", tf->quiet, "Print only the job id");

@@ -19,6 +19,12 @@ absl::Status ValidateTrainOptions(const TrainOptions& options) {
                                                    kMaxBatchSize, "], got ",
                                                    options.batch_size));
   }
+  if (options.global_batch_size < 0 ||
+      options.global_batch_size > kMaxBatchSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("global_batch_size must be in [0, ", kMaxBatchSize,
+                     "], got ", options.global_batch_size));
+  }
   if (options.stats_every < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("stats_every must be >= 0, got ", options.stats_every));
@@ -224,8 +230,10 @@ absl::Status Trainer::Run(const Dataset& train, const Dataset* test,
     NNLAB_RETURN_IF_ERROR(shuffle_rng.Restore(state_.shuffle_rng));
   }
   const int replicas = distributed() ? collective_->size() : 1;
-  BatchIterator it(&train, options_.batch_size * replicas, options_.shuffle,
-                   &shuffle_rng);
+  const int64_t global = options_.global_batch_size > 0
+                             ? options_.global_batch_size
+                             : options_.batch_size * replicas;
+  BatchIterator it(&train, global, options_.shuffle, &shuffle_rng);
   if (replicas > 1) it.SetShard(collective_->rank(), replicas);
   Tensor x, y;
   StepStats stats;

@@ -25,6 +25,11 @@ struct TrainOptions {
   OptimizerConfig optimizer;
   int epochs = 1;
   int64_t batch_size = 32;
+  // Data-parallel only: samples per step over all replicas (0: batch_size x
+  // the collective's size). Fixed for a whole run, it lets a run continue
+  // on fewer replicas with the same steps, data order and averaged
+  // gradient: each replica's slice grows. At most kMaxBatchSize.
+  int64_t global_batch_size = 0;
   // Per-layer statistics every N steps (1 = every step, 0 = never).
   int64_t stats_every = 1;
   // Evaluate on the test set every N steps (0 = only at each epoch's end).
@@ -87,16 +92,16 @@ class Trainer {
   // eval_every_steps steps.
   //
   // Data-parallel (set_collective with size() = N > 1): every replica
-  // shuffles with the same seed, the global batch is N x batch_size and
-  // replica r trains on slice r of it (BatchIterator::SetShard). Each step
-  // averages the gradients, weighted by each slice's size, together with
-  // the loss and the correct count in one allreduce, so loss, accuracy and
-  // the update equal those of one process at batch N x batch_size up to
-  // summation order. Weight decay, clipping and the optimizer step come
-  // after the allreduce and are identical everywhere. Batch norm uses each
-  // replica's own batch statistics (and running statistics), as PyTorch's
-  // DDP does by default; dropout masks come from each replica's model RNG.
-  // Only rank 0 computes per-layer statistics (on the averaged gradients);
+  // shuffles with the same seed, the global batch is global_batch_size
+  // (default N x batch_size) and replica r trains on slice r of it
+  // (BatchIterator::SetShard). Each step averages the gradients, weighted by
+  // each slice's size, together with the loss and the correct count in one
+  // allreduce, so loss, accuracy and the update equal those of one process at
+  // the global batch up to summation order. Weight decay, clipping and the
+  // optimizer step come after the allreduce and are identical everywhere. Batch
+  // norm uses each replica's own batch statistics (and running statistics), as
+  // PyTorch's DDP does by default; dropout masks come from each replica's model
+  // RNG. Only rank 0 computes per-layer statistics (on the averaged gradients);
   // the caller decides who evaluates and checkpoints (pass `test` and
   // on_checkpoint on rank 0 only). An error on one replica (bad input,
   // cancellation) makes the others' next allreduce fail: stop all alike.

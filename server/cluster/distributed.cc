@@ -56,6 +56,15 @@ int AliveWorkers(ClusterNode* cluster) {
 
 int ReplicasOf(const v1::JobSpec& spec) { return std::max(1, spec.replicas()); }
 
+int MinReplicasOf(const v1::JobSpec& spec) {
+  return spec.min_replicas() > 0 ? spec.min_replicas() : ReplicasOf(spec);
+}
+
+int AttemptReplicas(const v1::JobSpec& spec, int alive_workers) {
+  const int n = std::min(ReplicasOf(spec), 1 + std::max(0, alive_workers));
+  return n >= MinReplicasOf(spec) ? n : 0;
+}
+
 v1::JobSpec GlobalBatchSpec(const v1::JobSpec& spec) {
   v1::JobSpec global = spec;
   global.set_batch_size(EffectiveOf(spec).batch_size * ReplicasOf(spec));
@@ -81,10 +90,11 @@ absl::Status CheckReplicas(const v1::JobSpec& spec, bool is_gan,
   }
   const size_t alive =
       cluster == nullptr ? 1 : cluster->membership()->Alive().size();
-  if (static_cast<size_t>(ReplicasOf(spec)) > alive) {
+  if (static_cast<size_t>(MinReplicasOf(spec)) > alive) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "spec.replicas = ", ReplicasOf(spec), " but the cluster has ", alive,
-        " live member", alive == 1 ? "" : "s",
+        spec.min_replicas() > 0 ? "spec.min_replicas = " : "spec.replicas = ",
+        MinReplicasOf(spec), " but the cluster has ", alive, " live member",
+        alive == 1 ? "" : "s",
         " (the coordinator included); start workers with nnlabd --join"));
   }
   if (spec.batch_size() > 0 &&
@@ -110,8 +120,12 @@ std::string ReplicaCheckpoint(const v1::ModelSpec& spec, Trainer* trainer,
 
 absl::StatusOr<std::unique_ptr<ReplicaGroup>> ReplicaGroup::Start(
     ClusterNode* cluster, const std::string& job_id, const v1::JobSpec& spec,
-    std::string checkpoint, const std::function<bool()>& should_stop) {
-  const int n = ReplicasOf(spec);
+    int size, std::string checkpoint,
+    const std::function<bool()>& should_stop) {
+  const int n = size;
+  if (n < 2 || n > ReplicasOf(spec)) {
+    return absl::InternalError(absl::StrCat("bad replica count ", n));
+  }
   if (cluster == nullptr) {
     return absl::FailedPreconditionError("this server has no cluster");
   }
@@ -237,7 +251,8 @@ absl::StatusOr<int64_t> RunReplica(const v1::RunReplicaRequest& req,
                                    DatasetRegistry* datasets,
                                    const Limits& limits,
                                    const std::function<bool()>& cancelled) {
-  if (req.size() < 2 || req.rank() < 1 || req.rank() >= req.size()) {
+  if (req.size() < 2 || req.size() > ReplicasOf(req.spec()) || req.rank() < 1 ||
+      req.rank() >= req.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "replica rank ", req.rank(), " of ", req.size(), " is invalid"));
   }

@@ -36,6 +36,16 @@ class GlooCollective;
 
 // spec.replicas with 0 meaning 1.
 int ReplicasOf(const v1::JobSpec& spec);
+// spec.min_replicas with 0 meaning replicas: the fewest replicas an
+// attempt of the job may run on.
+int MinReplicasOf(const v1::JobSpec& spec);
+// Replicas for an attempt that starts now with `alive_workers` live workers
+// besides the coordinator: as many as are alive, at most replicas, or 0
+// when that is fewer than MinReplicasOf(spec). The global batch stays
+// replicas x batch_size either way (TrainOptionsOf): fewer replicas take
+// larger slices of it, so steps, data order and the averaged gradient do
+// not change.
+int AttemptReplicas(const v1::JobSpec& spec, int alive_workers);
 // `spec` with batch_size = replicas x the effective batch: what the steps
 // per epoch and the total steps of a distributed job count.
 // REQUIRES: ValidateJobSpecFields(spec) is OK.
@@ -43,7 +53,8 @@ v1::JobSpec GlobalBatchSpec(const v1::JobSpec& spec);
 
 // StartJob's check: InvalidArgument for replicas < 0 or min_replicas
 // outside [0, replicas]; FailedPrecondition for a GAN with replicas > 1
-// or more replicas than live members (`cluster` may be null: one member).
+// or fewer live members than MinReplicasOf(spec) (`cluster` may be null: one
+// member).
 absl::Status CheckReplicas(const v1::JobSpec& spec, bool is_gan,
                            ClusterNode* cluster);
 
@@ -65,15 +76,16 @@ std::string ReplicaCheckpoint(const v1::ModelSpec& spec, Trainer* trainer,
 // Rank 0's side of one attempt of a distributed job. Not thread-safe.
 class ReplicaGroup {
  public:
-  // Places ranks 1..N-1 (Unavailable when too few members are
-  // alive after waiting up to the collective timeout for them, or sooner
-  // once `should_stop` says so), starts their RunReplica calls with
-  // `checkpoint` (rank 0's state, serialised StoredCheckpoint), and connects
-  // rank 0's collective. Errors of the connection say which member failed to
-  // show up.
+  // Places ranks 1..size-1 (size: this attempt's replicas, at most
+  // spec.replicas; Unavailable when too few members are alive after waiting up
+  // to the collective timeout for them, or sooner once `should_stop` says so),
+  // starts their RunReplica calls with `checkpoint` (rank 0's state, serialised
+  // StoredCheckpoint), and connects rank 0's collective. Errors of the
+  // connection say which member failed to show up.
   static absl::StatusOr<std::unique_ptr<ReplicaGroup>> Start(
       ClusterNode* cluster, const std::string& job_id, const v1::JobSpec& spec,
-      std::string checkpoint, const std::function<bool()>& should_stop);
+      int size, std::string checkpoint,
+      const std::function<bool()>& should_stop);
   ~ReplicaGroup();
 
   Collective* collective();

@@ -121,7 +121,8 @@ std::unique_ptr<Dataset> Data(int64_t n) {
 
 struct Options {
   OptimizerKind optimizer = OptimizerKind::kMomentum;
-  int64_t batch = 4;  // Per replica.
+  int64_t batch = 4;   // Per replica.
+  int64_t global = 0;  // TrainOptions::global_batch_size.
   int64_t samples = 48;
   bool batch_norm = false;
   float weight_decay = 0;
@@ -153,6 +154,7 @@ Result Train(int replicas, const Options& o) {
       t.optimizer.clip_norm = o.clip_norm;
       t.epochs = 3;
       t.batch_size = o.batch;
+      t.global_batch_size = o.global;
       t.stats_every = 2;
       t.shuffle_seed = 5;
       auto trainer = Trainer::Create(model->get(), t);
@@ -259,6 +261,29 @@ TEST(DataParallelTest, TwoReplicasEqualOneAtTwiceTheBatch) {
 
 TEST(DataParallelTest, FourReplicasEqualOneAtFourTimesTheBatch) {
   ExpectSameRun(4, Options());
+}
+
+// A 3-replica job resumed on 2 (JobSpec.min_replicas): the global batch
+// is fixed, the slices grow (6 each instead of 4), the run is the same.
+TEST(DataParallelTest, FewerReplicasKeepTheGlobalBatch) {
+  Options single;
+  single.batch = 12;
+  Options two;
+  two.global = 12;
+  const Result one = Train(1, single);
+  const Result many = Train(2, two);
+  ASSERT_TRUE(one.status[0].ok()) << one.status[0];
+  for (const absl::Status& st : many.status) ASSERT_TRUE(st.ok()) << st;
+  ASSERT_EQ(one.steps.size(), 12u);  // 48 samples / 12, 3 epochs.
+  ASSERT_EQ(many.steps.size(), one.steps.size());
+  for (size_t i = 0; i < one.steps.size(); ++i) {
+    EXPECT_LE(RelDiff(one.steps[i].loss, many.steps[i].loss), 1e-5)
+        << "step " << i + 1;
+  }
+  for (size_t p = 0; p < one.weights[0].size(); ++p) {
+    EXPECT_LE(RelDiff(many.weights[0][p], one.weights[0][p]), 1e-5)
+        << "param " << p;
+  }
 }
 
 TEST(DataParallelTest, AdamWithWeightDecayAndClipping) {
