@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
@@ -36,31 +37,119 @@ absl::Status ValidateTrainOptions(const TrainOptions& options) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// What an evaluation adds up; shards' sums add to the whole set's.
+struct EvalSums {
+  double loss = 0;  // Sum of per-sample losses.
+  int64_t correct = 0;
+  int64_t samples = 0;
+  int64_t scored = 0;  // Rows, or (row, step) pairs for per-step losses.
+};
+
+// Samples [begin, begin + size) of `base`, as a data set of their own.
+class SliceView final : public Dataset {
+ public:
+  SliceView(const Dataset& base, int64_t begin, int64_t size)
+      : base_(base), begin_(begin), size_(size) {}
+  int64_t size() const override { return size_; }
+  const Shape& sample_shape() const override { return base_.sample_shape(); }
+  const Shape& target_shape() const override { return base_.target_shape(); }
+  int num_classes() const override { return base_.num_classes(); }
+  void Gather(absl::Span<const int64_t> idx, Tensor* x,
+              Tensor* y) const override {
+    shifted_.assign(idx.begin(), idx.end());
+    for (int64_t& i : shifted_) i += begin_;
+    base_.Gather(shifted_, x, y);
+  }
+
+ private:
+  const Dataset& base_;
+  int64_t begin_, size_;
+  mutable std::vector<int64_t> shifted_;  // One evaluation (thread) at once.
+};
+
+// Sums over all of `data`, which may be empty (a replica's empty slice).
+absl::StatusOr<EvalSums> EvaluateSums(Model* model, const Dataset& data,
+                                      int64_t batch_size) {
+  EvalSums sums;
+  if (data.size() == 0) return sums;
+  Rng unused;
+  BatchIterator it(&data, batch_size, /*shuffle=*/false, &unused);
+  it.StartEpoch();
+  Tensor x, y, grad;
+  while (it.Next(&x, &y)) {
+    NNLAB_RETURN_IF_ERROR(model->CheckInput(x));
+    const Tensor& out = model->Forward(x, Mode::kEval);
+    NNLAB_RETURN_IF_ERROR(model->loss()->ValidateTarget(out.shape(), y));
+    sums.loss += double(model->loss()->Compute(out, y, &grad)) * x.dim(0);
+    sums.correct += model->loss()->CountCorrect(out, y);
+    sums.samples += x.dim(0);
+    sums.scored += model->loss()->per_step() ? x.dim(0) * out.dim(1) : x.dim(0);
+  }
+  return sums;
+}
+
+EvalResult ResultOf(const Model& model, const EvalSums& sums) {
+  EvalResult result;
+  result.samples = sums.samples;
+  result.loss = sums.loss / sums.samples;
+  result.accuracy = model.loss()->is_classifier()
+                        ? double(sums.correct) / double(sums.scored)
+                        : -1;
+  return result;
+}
+
+}  // namespace
+
 absl::StatusOr<EvalResult> Evaluate(Model* model, const Dataset& data,
                                     int64_t batch_size) {
   if (data.size() == 0) {
     return absl::InvalidArgumentError("evaluation data set is empty");
   }
-  Rng unused;
-  BatchIterator it(&data, batch_size, /*shuffle=*/false, &unused);
-  it.StartEpoch();
-  Tensor x, y, grad;
-  EvalResult result;
-  double loss_sum = 0;
-  int64_t correct = 0, scored = 0;  // Scored: rows, or (row, step) pairs.
-  while (it.Next(&x, &y)) {
-    NNLAB_RETURN_IF_ERROR(model->CheckInput(x));
-    const Tensor& out = model->Forward(x, Mode::kEval);
-    NNLAB_RETURN_IF_ERROR(model->loss()->ValidateTarget(out.shape(), y));
-    loss_sum += double(model->loss()->Compute(out, y, &grad)) * x.dim(0);
-    correct += model->loss()->CountCorrect(out, y);
-    result.samples += x.dim(0);
-    scored += model->loss()->per_step() ? x.dim(0) * out.dim(1) : x.dim(0);
+  NNLAB_ASSIGN_OR_RETURN(EvalSums sums, EvaluateSums(model, data, batch_size));
+  return ResultOf(*model, sums);
+}
+
+absl::StatusOr<EvalResult> EvaluateSharded(Model* model, const Dataset& data,
+                                           int64_t batch_size,
+                                           Collective* collective) {
+  if (collective == nullptr || collective->size() <= 1) {
+    return Evaluate(model, data, batch_size);
   }
-  result.loss = loss_sum / result.samples;
-  result.accuracy =
-      model->loss()->is_classifier() ? double(correct) / scored : -1;
-  return result;
+  // Every replica sees the same size, so all return here alike.
+  if (data.size() == 0) {
+    return absl::InvalidArgumentError("evaluation data set is empty");
+  }
+  const int64_t n = data.size(), ranks = collective->size();
+  const int64_t r = collective->rank();
+  const int64_t begin = r * n / ranks, end = (r + 1) * n / ranks;
+  const SliceView slice(data, begin, end - begin);
+  NNLAB_ASSIGN_OR_RETURN(EvalSums sums, EvaluateSums(model, slice, batch_size));
+  // Mean x N = sum. Non-classifiers' counts are meaningless but harmless.
+  std::vector<float> buffer = {
+      static_cast<float>(sums.loss), static_cast<float>(sums.correct),
+      static_cast<float>(sums.samples), static_cast<float>(sums.scored)};
+  const absl::Span<float> span(buffer);
+  absl::Status s = collective->AllreduceAverage(absl::MakeConstSpan(&span, 1));
+  if (!s.ok()) {
+    return absl::Status(s.code(),
+                        absl::StrCat("evaluation allreduce: ", s.message()));
+  }
+  const double size = static_cast<double>(ranks);
+  EvalSums total;
+  total.loss = double(buffer[0]) * size;
+  // Each count came back as count / N in float: within half an integer of
+  // its value while the counts stay below 2^22.
+  total.correct = std::llround(double(buffer[1]) * size);
+  total.samples = std::llround(double(buffer[2]) * size);
+  total.scored = std::llround(double(buffer[3]) * size);
+  if (total.samples != n) {
+    return absl::InternalError(absl::StrCat("evaluation shards add up to ",
+                                            total.samples,
+                                            " samples instead of ", n));
+  }
+  return ResultOf(*model, total);
 }
 
 Trainer::Trainer(Model* model, const TrainOptions& options)
@@ -243,8 +332,9 @@ absl::Status Trainer::Run(const Dataset& train, const Dataset* test,
   const RunCadence eval_at = RunCadence::Every(options_.eval_every_steps);
   auto evaluate = [&]() -> absl::Status {
     if (test == nullptr) return absl::OkStatus();
-    NNLAB_ASSIGN_OR_RETURN(EvalResult r,
-                           Evaluate(model_, *test, options_.batch_size));
+    NNLAB_ASSIGN_OR_RETURN(
+        EvalResult r,
+        EvaluateSharded(model_, *test, options_.batch_size, collective_));
     if (callbacks.on_eval) callbacks.on_eval(stats, r);
     return absl::OkStatus();
   };

@@ -53,6 +53,19 @@ struct EvalResult {
 absl::StatusOr<EvalResult> Evaluate(Model* model, const Dataset& data,
                                     int64_t batch_size = 256);
 
+// Evaluate over all of `data` with the work split across `collective`'s
+// replicas (nullptr or size 1: Evaluate). Replica r of N evaluates the
+// contiguous slice [r*n/N, (r+1)*n/N) of the n samples (empty when n < N)
+// and one AllreduceAverage combines the sums (loss, correct, samples,
+// scored), so every replica returns the result for all of `data`: equal to
+// Evaluate's up to float summation order (the loss sum travels as a float,
+// about 1e-6 relative; counts are rounded back exactly up to 2^22 samples).
+// REQUIRES: every replica calls it at the same point with the same `data`
+// and batch_size. InvalidArgument on every replica when `data` is empty.
+absl::StatusOr<EvalResult> EvaluateSharded(Model* model, const Dataset& data,
+                                           int64_t batch_size,
+                                           Collective* collective);
+
 // Where a run is; enough to resume it exactly (with the model's weights,
 // buffers, RNG and the optimizer state, which the checkpoint also saves).
 struct TrainerState {
@@ -98,13 +111,17 @@ class Trainer {
   // each slice's size, together with the loss and the correct count in one
   // allreduce, so loss, accuracy and the update equal those of one process at
   // the global batch up to summation order. Weight decay, clipping and the
-  // optimizer step come after the allreduce and are identical everywhere. Batch
-  // norm uses each replica's own batch statistics (and running statistics), as
-  // PyTorch's DDP does by default; dropout masks come from each replica's model
-  // RNG. Only rank 0 computes per-layer statistics (on the averaged gradients);
-  // the caller decides who evaluates and checkpoints (pass `test` and
-  // on_checkpoint on rank 0 only). An error on one replica (bad input,
-  // cancellation) makes the others' next allreduce fail: stop all alike.
+  // optimizer step come after the allreduce and are identical everywhere.
+  // Batch norm uses each replica's own batch statistics (and running
+  // statistics), as PyTorch's DDP does by default; dropout masks come from
+  // each replica's model RNG. Only rank 0 computes per-layer statistics (on
+  // the averaged gradients). Evaluation is shared (EvaluateSharded): pass the
+  // same `test` on every replica (or nullptr on all); each evaluates its
+  // slice and all get the full result, so no replica waits out a whole
+  // evaluation in the next allreduce. The caller decides who reports it
+  // (on_eval) and who checkpoints (on_checkpoint on rank 0 only). An error on
+  // one replica (bad input, cancellation) makes the others' next allreduce
+  // fail: stop all alike.
   absl::Status Run(const Dataset& train, const Dataset* test,
                    const Callbacks& callbacks);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -288,6 +289,13 @@ absl::StatusOr<int64_t> RunReplica(const v1::RunReplicaRequest& req,
   }
   DatasetView train(data->train, TrainSamples(spec, data->train->size()),
                     sample);
+  // The same test view as rank 0's (JobManager::PrepareRun): every replica
+  // evaluates its slice of it (EvaluateSharded).
+  std::unique_ptr<DatasetView> test;
+  if (data->test != nullptr) {
+    test =
+        std::make_unique<DatasetView>(data->test, data->test->size(), sample);
+  }
 
   const std::chrono::milliseconds timeout =
       Millis(cluster->options().collective_timeout);
@@ -314,7 +322,7 @@ absl::StatusOr<int64_t> RunReplica(const v1::RunReplicaRequest& req,
   cb.should_stop = cancelled;
   absl::Status s;
   if (!(spec.max_steps() > 0 && trainer->state().step >= spec.max_steps())) {
-    s = trainer->Run(train, nullptr, cb);
+    s = trainer->Run(train, test.get(), cb);
   }
   if (reached_max_steps) s = absl::OkStatus();
   LogInfo(absl::StrCat("job ", req.job_id(), ": replica ", req.rank(),

@@ -119,7 +119,9 @@ class ReplicaGroup {
 };
 
 // A member's side: runs replica req.rank() of a job until it ends (the
-// RunReplica handler). `cancelled` is polled between steps.
+// RunReplica handler). `cancelled` is polled between steps. It evaluates
+// its slice of the data set's test split whenever rank 0 evaluates (same
+// view as rank 0's; core/train/trainer.h, EvaluateSharded).
 absl::StatusOr<int64_t> RunReplica(const v1::RunReplicaRequest& req,
                                    ClusterNode* cluster,
                                    DatasetRegistry* datasets,

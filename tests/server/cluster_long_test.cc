@@ -4,10 +4,12 @@
 // replicas at batch b equal those of a one-process job at batch N x b
 // within 1e-5 relative, and so do the final weights (they differ only by
 // the order of the floating-point sums: Gloo's halving-doubling adds the
-// replicas' gradients in another order than one process sums its batch).
+// replicas' gradients in another order than one process sums its batch);
+// so do the test-set evaluations, which the replicas share slice by slice.
 // Bad input: too many or negative replicas, a worker with another token,
 // one that joins twice, a Gloo address nobody can reach: clear status
 // codes, nothing hangs. Faults (a member lost mid-job): cluster_faults_test.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -22,6 +24,21 @@
 namespace nnlab::testing {
 namespace {
 
+// The job's evaluations, in step order.
+std::vector<v1::MetricEvent> Evals(Client& c, const std::string& id) {
+  v1::StreamMetricsRequest req;
+  req.set_job_id(id);
+  auto ctx = Ctx(60, kToken);
+  auto reader = c.training->StreamMetrics(ctx.get(), req);
+  std::vector<v1::MetricEvent> evals;
+  v1::MetricEvent e;
+  while (reader->Read(&e)) {
+    if (e.phase() == v1::PHASE_EVAL) evals.push_back(e);
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  return evals;
+}
+
 void ExpectSameAsOneProcess(int replicas) {
   Cluster cluster;
   ASSERT_TRUE(cluster.StartCoordinator().ok());
@@ -32,10 +49,16 @@ void ExpectSameAsOneProcess(int replicas) {
   CreateModel(c, "many");
   const int64_t b = 16;
   grpc::Status s;
-  const v1::Job one = Start(c, Spec("one", replicas * b, 1), &s);
+  // Evaluations at steps 20 and 40 run inside training, sharded over the
+  // replicas; the one at max_steps (50) is rank 0's after the replicas end.
+  v1::JobSpec spec_one = Spec("one", replicas * b, 1);
+  v1::JobSpec spec_many = Spec("many", b, replicas);
+  spec_one.set_eval_every_steps(20);
+  spec_many.set_eval_every_steps(20);
+  const v1::Job one = Start(c, spec_one, &s);
   ASSERT_TRUE(s.ok()) << s.error_message();
   ASSERT_EQ(Wait(c, one.job_id()).state(), v1::JOB_STATE_COMPLETED);
-  const v1::Job many = Start(c, Spec("many", b, replicas), &s);
+  const v1::Job many = Start(c, spec_many, &s);
   ASSERT_TRUE(s.ok()) << s.error_message();
   const v1::Job done = Wait(c, many.job_id());
   ASSERT_EQ(done.state(), v1::JOB_STATE_COMPLETED) << done.failure_reason();
@@ -64,9 +87,31 @@ void ExpectSameAsOneProcess(int replicas) {
     n += double(w1[i]) * w1[i];
   }
   EXPECT_LE(std::sqrt(d / n), 1e-5);
+  // The full MNIST test set (10000 samples) each time: loss within 1e-5
+  // relative, accuracy within 2 samples (a prediction on a tie may flip).
+  const std::vector<v1::MetricEvent> e1 = Evals(c, one.job_id());
+  const std::vector<v1::MetricEvent> en = Evals(c, many.job_id());
+  ASSERT_EQ(e1.size(), 3u);
+  ASSERT_EQ(en.size(), 3u);
+  const int64_t eval_steps[] = {20, 40, 50};
+  double worst_eval = 0;
+  for (size_t i = 0; i < e1.size(); ++i) {
+    worst_eval = std::max(worst_eval, std::abs(e1[i].loss() - en[i].loss()) /
+                                          std::abs(e1[i].loss()));
+    EXPECT_EQ(e1[i].step(), eval_steps[i]);
+    EXPECT_EQ(en[i].step(), eval_steps[i]);
+    EXPECT_LE(std::abs(e1[i].loss() - en[i].loss()) / std::abs(e1[i].loss()),
+              1e-5)
+        << "eval at step " << e1[i].step() << ": " << e1[i].loss() << " vs "
+        << en[i].loss();
+    EXPECT_NEAR(e1[i].accuracy(), en[i].accuracy(), 2e-4)
+        << "eval at step " << e1[i].step();
+  }
+  EXPECT_GT(e1[0].accuracy(), 0.5);  // Trained, not chance.
   std::printf(
-      "%d replicas: worst loss difference %.2e relative, weights %.2e\n",
-      replicas, worst, std::sqrt(d / n));
+      "%d replicas: worst loss difference %.2e relative, weights %.2e, "
+      "evaluation loss %.2e\n",
+      replicas, worst, std::sqrt(d / n), worst_eval);
 }
 
 TEST(ClusterTest, TwoReplicasTrainLikeOneProcessAtTheGlobalBatch) {

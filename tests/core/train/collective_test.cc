@@ -5,6 +5,8 @@
 // Also: the batch shards, the short last batch (weighted by slice size,
 // including replicas with an empty slice), statistics on rank 0 only, and
 // batch norm, which differs by design (per-replica batch statistics).
+// Evaluation is sharded too: every rank evaluates its slice of the test set
+// and one allreduce gives all of them the one-process result.
 #include "core/train/collective.h"
 
 #include <cmath>
@@ -108,8 +110,8 @@ ModelSpec Mlp(bool batch_norm) {
   return spec;
 }
 
-std::unique_ptr<Dataset> Data(int64_t n) {
-  Rng rng(3);
+std::unique_ptr<Dataset> Data(int64_t n, uint64_t seed = 3) {
+  Rng rng(seed);
   Tensor x({n, 6}), y({n});
   rng.FillNormal(x.data(), x.size());
   for (int64_t i = 0; i < n; ++i)
@@ -127,21 +129,25 @@ struct Options {
   bool batch_norm = false;
   float weight_decay = 0;
   float clip_norm = 0;
+  int64_t test_samples = 0;  // 0: no test set.
 };
 
 struct Result {
-  std::vector<StepStats> steps;              // Rank 0's.
-  std::vector<std::vector<Tensor>> weights;  // Per rank.
-  std::vector<absl::Status> status;          // Per rank.
+  std::vector<StepStats> steps;                // Rank 0's.
+  std::vector<std::vector<Tensor>> weights;    // Per rank.
+  std::vector<absl::Status> status;            // Per rank.
+  std::vector<std::vector<EvalResult>> evals;  // Per rank.
 };
 
 // Trains `replicas` replicas at o.batch each for 3 epochs.
 Result Train(int replicas, const Options& o) {
   auto data = Data(o.samples);
+  auto test = o.test_samples > 0 ? Data(o.test_samples, 8) : nullptr;
   ThreadGroup group(replicas);
   Result result;
   result.weights.resize(replicas);
   result.status.resize(replicas);
+  result.evals.resize(replicas);
   std::vector<std::thread> threads;
   for (int r = 0; r < replicas; ++r) {
     threads.emplace_back([&, r] {
@@ -168,7 +174,10 @@ Result Train(int replicas, const Options& o) {
         }
         return absl::OkStatus();
       };
-      result.status[r] = (*trainer)->Run(*data, nullptr, cb);
+      cb.on_eval = [&, r](const StepStats&, const EvalResult& e) {
+        result.evals[r].push_back(e);
+      };
+      result.status[r] = (*trainer)->Run(*data, test.get(), cb);
       for (const Param& p : (*model)->Params())
         result.weights[r].push_back(p.value->Clone());
     });
@@ -346,6 +355,125 @@ TEST(DataParallelTest, BatchNormUsesPerReplicaStatistics) {
   const Result many = Train(2, o);
   ASSERT_TRUE(one.status[0].ok() && many.status[0].ok());
   EXPECT_GT(RelDiff(one.steps[0].loss, many.steps[0].loss), 1e-4);
+}
+
+// A data set that counts the samples gathered from it: which work each
+// rank did.
+class CountingView final : public Dataset {
+ public:
+  explicit CountingView(const Dataset& base) : base_(base) {}
+  int64_t size() const override { return base_.size(); }
+  const Shape& sample_shape() const override { return base_.sample_shape(); }
+  const Shape& target_shape() const override { return base_.target_shape(); }
+  int num_classes() const override { return base_.num_classes(); }
+  void Gather(absl::Span<const int64_t> idx, Tensor* x,
+              Tensor* y) const override {
+    gathered_ += static_cast<int64_t>(idx.size());
+    base_.Gather(idx, x, y);
+  }
+  int64_t gathered() const { return gathered_; }
+
+ private:
+  const Dataset& base_;
+  mutable int64_t gathered_ = 0;
+};
+
+// EvaluateSharded on `ranks` in-process ranks over `n` samples at batch
+// `batch` equals one process's Evaluate: exact counts, loss within 1e-6
+// relative (float loss sums, another summation order); one collective call,
+// and rank r evaluated exactly its slice [r*n/N, (r+1)*n/N).
+void ExpectShardedEvalEqualsOne(int ranks, int64_t n, int64_t batch) {
+  SCOPED_TRACE(testing::Message() << ranks << " ranks, " << n << " samples");
+  auto data = Data(n, 8);
+  auto model = Model::Build(Mlp(false));
+  ASSERT_TRUE(model.ok());
+  auto one = Evaluate(model->get(), *data, batch);
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->samples, n);
+  ThreadGroup group(ranks);
+  std::vector<absl::StatusOr<EvalResult>> got(ranks);
+  std::vector<int64_t> gathered(ranks);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < ranks; ++r) {
+    threads.emplace_back([&, r] {
+      auto replica = Model::Build(Mlp(false));  // Same seed: same weights.
+      NNLAB_CHECK(replica.ok());
+      const CountingView view(*data);
+      got[r] = EvaluateSharded(replica->get(), view, batch, group.member(r));
+      gathered[r] = view.gathered();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(group.calls(), 1);
+  for (int r = 0; r < ranks; ++r) {
+    ASSERT_TRUE(got[r].ok()) << "rank " << r << ": " << got[r].status();
+    EXPECT_EQ(got[r]->samples, n) << "rank " << r;
+    EXPECT_LE(RelDiff(got[r]->loss, one->loss), 1e-6)
+        << "rank " << r << ": " << got[r]->loss << " vs " << one->loss;
+    // correct / n with the same integers: the same double.
+    EXPECT_EQ(got[r]->accuracy, one->accuracy) << "rank " << r;
+    EXPECT_EQ(gathered[r], (r + 1) * n / ranks - r * n / ranks) << "rank " << r;
+  }
+}
+
+TEST(ShardedEvalTest, TwoAndThreeRanksEqualOneProcess) {
+  ExpectShardedEvalEqualsOne(2, 48, 5);
+  ExpectShardedEvalEqualsOne(3, 48, 5);
+}
+
+TEST(ShardedEvalTest, SizeNotDivisibleByTheRanks) {
+  ExpectShardedEvalEqualsOne(2, 47, 4);  // Slices 23, 24.
+  ExpectShardedEvalEqualsOne(3, 47, 4);  // Slices 15, 16, 16.
+  ExpectShardedEvalEqualsOne(3, 1001, 256);
+}
+
+TEST(ShardedEvalTest, RankWithAnEmptySlice) {
+  ExpectShardedEvalEqualsOne(3, 2, 4);  // Slices 0, 1, 1.
+  ExpectShardedEvalEqualsOne(4, 3, 4);  // Slices 0, 1, 1, 1.
+}
+
+TEST(ShardedEvalTest, EmptyDataSetFailsOnEveryRankWithoutACall) {
+  Tensor x({0, 6}), y({0});
+  auto empty = TensorDataset::Create(std::move(x), std::move(y), 3);
+  if (!empty.ok()) GTEST_SKIP() << "no empty TensorDataset: " << empty.status();
+  ThreadGroup group(2);
+  auto model = Model::Build(Mlp(false));
+  ASSERT_TRUE(model.ok());
+  for (int r = 0; r < 2; ++r) {
+    auto got = EvaluateSharded(model->get(), **empty, 4, group.member(r));
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(group.calls(), 0);
+}
+
+// In Trainer::Run every replica evaluates (its slice) at the same steps and
+// gets the evaluation one process at the global batch gets.
+TEST(ShardedEvalTest, ReplicasEvaluateLikeOneProcess) {
+  for (int replicas : {2, 3}) {
+    SCOPED_TRACE(testing::Message() << replicas << " replicas");
+    Options o;
+    o.test_samples = 47;
+    Options single = o;
+    single.batch = o.batch * replicas;
+    const Result one = Train(1, single);
+    const Result many = Train(replicas, o);
+    ASSERT_TRUE(one.status[0].ok()) << one.status[0];
+    ASSERT_EQ(one.evals[0].size(), 3u);  // One per epoch.
+    for (int r = 0; r < replicas; ++r) {
+      ASSERT_TRUE(many.status[r].ok()) << many.status[r];
+      ASSERT_EQ(many.evals[r].size(), one.evals[0].size()) << "rank " << r;
+      for (size_t i = 0; i < one.evals[0].size(); ++i) {
+        const EvalResult& a = one.evals[0][i];
+        const EvalResult& b = many.evals[r][i];
+        EXPECT_EQ(b.samples, 47);
+        EXPECT_LE(RelDiff(a.loss, b.loss), 1e-5)
+            << "rank " << r << " eval " << i << ": " << a.loss << " vs "
+            << b.loss;
+        EXPECT_NEAR(a.accuracy, b.accuracy, 1e-6)
+            << "rank " << r << " eval " << i;
+      }
+    }
+  }
 }
 
 TEST(DataParallelTest, LocalCollectiveIsOneRank) {
