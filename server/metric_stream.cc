@@ -48,7 +48,7 @@ class MetricStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       started_ = true;
     }
     if (w != nullptr) {
-      TaskThread* pump = &streams_->pump_;
+      WorkerPool* pump = &streams_->pump_;
       std::shared_ptr<std::atomic<bool>> queued = queued_;
       w->SetWakeup([pump, self, queued] {
         if (queued->exchange(true)) return;  // Already queued.
@@ -173,38 +173,6 @@ class MetricStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
-
-TaskThread::TaskThread() : thread_([this] { Loop(); }) {}
-
-TaskThread::~TaskThread() {
-  {
-    absl::MutexLock lock(&mu_);
-    stop_ = true;
-  }
-  thread_.join();
-}
-
-void TaskThread::Run(std::function<void()> task) {
-  absl::MutexLock lock(&mu_);
-  tasks_.push_back(std::move(task));
-}
-
-void TaskThread::Loop() {
-  while (true) {
-    std::function<void()> task;
-    {
-      absl::MutexLock lock(&mu_);
-      auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || !tasks_.empty();
-      };
-      mu_.Await(absl::Condition(&work));
-      if (stop_) return;
-      task = std::move(tasks_.front());
-      tasks_.pop_front();
-    }
-    task();
-  }
-}
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* MetricStreams::Open(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request) {

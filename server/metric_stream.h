@@ -5,41 +5,18 @@
 #ifndef NNLAB_SERVER_METRIC_STREAM_H_
 #define NNLAB_SERVER_METRIC_STREAM_H_
 
-#include <deque>
-#include <functional>
 #include <map>
 #include <memory>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
+#include "server/worker_pool.h"
 
 namespace nnlab::server {
 
 struct ServiceContext;
 class MetricStream;
-
-// One thread running queued tasks in order. Metric streams use it for work
-// that must not run where it is triggered: a job's wake-up (Watcher::
-// SetWakeup) fires under the job's lock, where a stream cannot read its
-// watcher; opening a watcher may read a finished job's event log from disk,
-// which must not hold up a gRPC callback thread.
-class TaskThread {
- public:
-  TaskThread();
-  ~TaskThread();  // Joins the thread; tasks not yet started are dropped.
-  // Queues `task`. Never blocks beyond a short critical section; callable
-  // under a job's lock.
-  void Run(std::function<void()> task);
-
- private:
-  void Loop();
-  absl::Mutex mu_;
-  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
-};
 
 // The open metric streams of one TrainingService. Thread-safe.
 class MetricStreams {
@@ -71,8 +48,15 @@ class MetricStreams {
   std::shared_ptr<MetricStream> Take(MetricStream* s);
 
   ServiceContext* const c_;
-  TaskThread pump_;    // Pulls and writes the next event of woken streams.
-  TaskThread opener_;  // Opens watchers (Watch may read from disk).
+  // One thread each, for work that must not run where it is triggered: a
+  // job's wake-up (Watcher::SetWakeup) fires under the job's lock, where a
+  // stream cannot read its watcher; opening a watcher may read a finished
+  // job's event log from disk, which must not hold up a gRPC callback
+  // thread. Tasks not yet started when the streams go are dropped.
+  // pump_ pulls and writes the next event of woken streams; opener_ opens
+  // watchers.
+  WorkerPool pump_{1, WorkerPool::AtStop::kDropQueued};
+  WorkerPool opener_{1, WorkerPool::AtStop::kDropQueued};
   mutable absl::Mutex mu_;
   std::map<MetricStream*, std::shared_ptr<MetricStream>> streams_
       ABSL_GUARDED_BY(mu_);

@@ -4,7 +4,7 @@
 
 namespace nnlab::server {
 
-WorkerPool::WorkerPool(int threads) {
+WorkerPool::WorkerPool(int threads, AtStop at_stop) : at_stop_(at_stop) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
 }
 
@@ -30,7 +30,10 @@ void WorkerPool::Loop() {
         return stop_ || !tasks_.empty();
       };
       mu_.Await(absl::Condition(&work));
-      if (tasks_.empty()) return;  // Stopping, and nothing left to run.
+      // Stopping, and nothing left to run (or nothing that should run).
+      if (tasks_.empty() || (stop_ && at_stop_ == AtStop::kDropQueued)) {
+        return;
+      }
       task = std::move(tasks_.front());
       tasks_.pop_front();
     }

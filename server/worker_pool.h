@@ -18,10 +18,15 @@ namespace nnlab::server {
 
 class WorkerPool {
  public:
+  // What the destructor does with tasks still queued.
+  enum class AtStop {
+    kRunQueued,   // Runs them: a task may be what completes an RPC, which a
+                  // server's shutdown waits for.
+    kDropQueued,  // Drops them: they would act on what is being torn down.
+  };
   // REQUIRES: threads >= 1.
-  explicit WorkerPool(int threads);
-  // Runs every task still queued, then joins the threads: a task may be
-  // what completes an RPC, which a server's shutdown waits for.
+  explicit WorkerPool(int threads, AtStop at_stop = AtStop::kRunQueued);
+  // Handles the queued tasks as `at_stop` says, then joins the threads.
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -34,6 +39,7 @@ class WorkerPool {
 
   absl::Mutex mu_;
   std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  const AtStop at_stop_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
