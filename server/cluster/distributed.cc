@@ -247,6 +247,41 @@ absl::Status ReplicaGroup::Finish(absl::Status status) {
 
 // --- Ranks 1..N-1 -----------------------------------------------------------
 
+absl::StatusOr<MemberRun> PrepareMemberRun(const v1::JobSpec& spec,
+                                           const std::string& checkpoint,
+                                           DatasetRegistry* datasets,
+                                           const Limits& limits) {
+  MemberRun run;
+  if (!run.checkpoint.ParseFromString(checkpoint)) {
+    return absl::InvalidArgumentError("the job's checkpoint does not parse");
+  }
+  NNLAB_ASSIGN_OR_RETURN(ModelSpec model_spec,
+                         ModelSpecFromProto(run.checkpoint.model().spec(),
+                                            "checkpoint.model.spec", limits));
+  NNLAB_ASSIGN_OR_RETURN(run.model, Model::Build(model_spec));
+  NNLAB_ASSIGN_OR_RETURN(TrainOptions opts, TrainOptionsOf(spec));
+  NNLAB_ASSIGN_OR_RETURN(run.trainer, Trainer::Create(run.model.get(), opts));
+  NNLAB_ASSIGN_OR_RETURN(RunState state,
+                         RunStateFromProto(run.checkpoint, limits));
+  NNLAB_RETURN_IF_ERROR(state.Restore(run.trainer.get()));
+  // The checkpoint's trained_steps count the job's own steps in.
+  run.base_steps = run.checkpoint.model().trained_steps() - state.step;
+
+  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<const DatasetPair> data,
+                         datasets->Get(spec.dataset()));
+  Shape sample = data->train->sample_shape();
+  if (!spec.sample_shape().empty()) {
+    sample = Shape(spec.sample_shape().begin(), spec.sample_shape().end());
+  }
+  run.train = std::make_unique<DatasetView>(
+      data->train, TrainSamples(spec, data->train->size()), sample);
+  if (data->test != nullptr) {
+    run.test =
+        std::make_unique<DatasetView>(data->test, data->test->size(), sample);
+  }
+  return run;
+}
+
 absl::StatusOr<int64_t> RunReplica(const v1::RunReplicaRequest& req,
                                    ClusterNode* cluster,
                                    DatasetRegistry* datasets,
@@ -266,36 +301,9 @@ absl::StatusOr<int64_t> RunReplica(const v1::RunReplicaRequest& req,
   }
   const v1::JobSpec& spec = req.spec();
   NNLAB_RETURN_IF_ERROR(ValidateJobSpecFields(spec));
-  StoredCheckpoint ckpt;
-  if (!ckpt.ParseFromString(req.checkpoint())) {
-    return absl::InvalidArgumentError("replica checkpoint does not parse");
-  }
-  NNLAB_ASSIGN_OR_RETURN(
-      ModelSpec model_spec,
-      ModelSpecFromProto(ckpt.model().spec(), "checkpoint.model.spec", limits));
-  NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                         Model::Build(model_spec));
-  NNLAB_ASSIGN_OR_RETURN(TrainOptions opts, TrainOptionsOf(spec));
-  NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
-                         Trainer::Create(model.get(), opts));
-  NNLAB_ASSIGN_OR_RETURN(RunState state, RunStateFromProto(ckpt, limits));
-  NNLAB_RETURN_IF_ERROR(state.Restore(trainer.get()));
-
-  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<const DatasetPair> data,
-                         datasets->Get(spec.dataset()));
-  Shape sample = data->train->sample_shape();
-  if (!spec.sample_shape().empty()) {
-    sample = Shape(spec.sample_shape().begin(), spec.sample_shape().end());
-  }
-  DatasetView train(data->train, TrainSamples(spec, data->train->size()),
-                    sample);
-  // The same test view as rank 0's (JobManager::PrepareRun): every replica
-  // evaluates its slice of it (EvaluateSharded).
-  std::unique_ptr<DatasetView> test;
-  if (data->test != nullptr) {
-    test =
-        std::make_unique<DatasetView>(data->test, data->test->size(), sample);
-  }
+  NNLAB_ASSIGN_OR_RETURN(MemberRun run, PrepareMemberRun(spec, req.checkpoint(),
+                                                         datasets, limits));
+  Trainer* trainer = run.trainer.get();
 
   const std::chrono::milliseconds timeout =
       Millis(cluster->options().collective_timeout);
@@ -322,7 +330,7 @@ absl::StatusOr<int64_t> RunReplica(const v1::RunReplicaRequest& req,
   cb.should_stop = cancelled;
   absl::Status s;
   if (!(spec.max_steps() > 0 && trainer->state().step >= spec.max_steps())) {
-    s = trainer->Run(train, test.get(), cb);
+    s = trainer->Run(*run.train, run.test.get(), cb);
   }
   if (reached_max_steps) s = absl::OkStatus();
   LogInfo(absl::StrCat("job ", req.job_id(), ": replica ", req.rank(),

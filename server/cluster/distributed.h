@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/model/model.h"
 #include "core/train/trainer.h"
 #include "grpcpp/grpcpp.h"
 #include "nnlab/v1/cluster.grpc.pb.h"
@@ -117,6 +118,27 @@ class ReplicaGroup {
   std::vector<std::unique_ptr<Replica>> replicas_;
   std::unique_ptr<GlooCollective> collective_;
 };
+
+// What a member needs to run a job the coordinator shipped to it: the
+// model and trainer restored from `checkpoint` (a serialised
+// StoredCheckpoint: the model spec and the full RunState) and the data
+// views of `spec`, the test view as the coordinator's (every replica
+// evaluates its slice of it). `test` is null when the data set has none.
+struct MemberRun {
+  StoredCheckpoint checkpoint;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Trainer> trainer;  // Trains `model`.
+  std::unique_ptr<DatasetView> train;
+  std::unique_ptr<DatasetView> test;
+  int64_t base_steps = 0;  // The model's steps before this job.
+};
+// InvalidArgument for a checkpoint that does not parse or does not fit;
+// the data set's lookup error when this member lacks it.
+// REQUIRES: ValidateJobSpecFields(spec) is OK.
+absl::StatusOr<MemberRun> PrepareMemberRun(const v1::JobSpec& spec,
+                                           const std::string& checkpoint,
+                                           DatasetRegistry* datasets,
+                                           const Limits& limits);
 
 // A member's side: runs replica req.rank() of a job until it ends (the
 // RunReplica handler). `cancelled` is polled between steps. It evaluates

@@ -14,6 +14,7 @@
 #include "core/train/trainer.h"
 #include "grpcpp/grpcpp.h"
 #include "nnlab/v1/cluster.grpc.pb.h"
+#include "server/cluster/distributed.h"
 #include "server/job_spec.h"
 #include "server/log.h"
 #include "server/weights.h"
@@ -161,36 +162,11 @@ absl::Status ServeRunJob(
     return absl::InvalidArgumentError(
         "RunJob runs one-replica jobs; use RunReplica");
   }
-  StoredCheckpoint ckpt;
-  if (!ckpt.ParseFromString(req.checkpoint())) {
-    return absl::InvalidArgumentError("job checkpoint does not parse");
-  }
-  NNLAB_ASSIGN_OR_RETURN(
-      ModelSpec model_spec,
-      ModelSpecFromProto(ckpt.model().spec(), "checkpoint.model.spec", limits));
-  NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                         Model::Build(model_spec));
-  NNLAB_ASSIGN_OR_RETURN(TrainOptions opts, TrainOptionsOf(spec));
-  NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
-                         Trainer::Create(model.get(), opts));
-  NNLAB_ASSIGN_OR_RETURN(RunState start, RunStateFromProto(ckpt, limits));
-  NNLAB_RETURN_IF_ERROR(start.Restore(trainer.get()));
-  // The model's steps before this job (the checkpoint counts them in).
-  const int64_t base_steps = ckpt.model().trained_steps() - start.step;
-
-  NNLAB_ASSIGN_OR_RETURN(std::shared_ptr<const DatasetPair> data,
-                         datasets->Get(spec.dataset()));
-  Shape sample = data->train->sample_shape();
-  if (!spec.sample_shape().empty()) {
-    sample = Shape(spec.sample_shape().begin(), spec.sample_shape().end());
-  }
-  DatasetView train(data->train, TrainSamples(spec, data->train->size()),
-                    sample);
-  std::unique_ptr<DatasetView> test;
-  if (data->test != nullptr) {
-    test =
-        std::make_unique<DatasetView>(data->test, data->test->size(), sample);
-  }
+  NNLAB_ASSIGN_OR_RETURN(MemberRun run, PrepareMemberRun(spec, req.checkpoint(),
+                                                         datasets, limits));
+  Trainer* trainer = run.trainer.get();
+  const DatasetView& train = *run.train;
+  const DatasetView* test = run.test.get();
   LogInfo(absl::StrCat("job ", req.job_id(), ": running here from step ",
                        trainer->state().step));
 
@@ -203,9 +179,9 @@ absl::Status ServeRunJob(
     out.set_job_id(req.job_id());
     v1::ModelFile* file = out.mutable_model();
     file->set_format_version(1);
-    *file->mutable_spec() = ckpt.model().spec();
-    const RunState state = RunState::Capture(trainer.get());
-    RunStateToProto(state, base_steps + state.step, &out);
+    *file->mutable_spec() = run.checkpoint.model().spec();
+    const RunState state = RunState::Capture(trainer);
+    RunStateToProto(state, run.base_steps + state.step, &out);
     return out.SerializeAsString();
   };
   auto send = [&](const v1::RunJobResponse& m) -> absl::Status {
@@ -252,7 +228,7 @@ absl::Status ServeRunJob(
   if (spec.max_steps() > 0 && trainer->state().step >= spec.max_steps()) {
     reached_max_steps = true;
   } else {
-    status = trainer->Run(train, test.get(), cb);
+    status = trainer->Run(train, test, cb);
   }
   NNLAB_RETURN_IF_ERROR(eval_sent);
   if (reached_max_steps) {
@@ -261,7 +237,7 @@ absl::Status ServeRunJob(
     // with an evaluation of its final weights.
     if (test != nullptr && last_eval_step != trainer->state().step) {
       NNLAB_ASSIGN_OR_RETURN(EvalResult r,
-                             Evaluate(model.get(), *test, eff.batch_size));
+                             Evaluate(run.model.get(), *test, eff.batch_size));
       StepStats at;
       at.step = trainer->state().step;
       at.epoch = std::min(trainer->state().epoch, eff.epochs - 1);
