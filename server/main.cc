@@ -2,7 +2,9 @@
 // 127.0.0.1:50051 with its data under ./nnlab-data and the built-in data
 // sets; SIGTERM or SIGINT stop it gracefully (exit 0).
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -74,6 +76,29 @@ ABSL_FLAG(bool, reflection, false,
 
 namespace {
 
+// SIGTERM and SIGINT write their number here; main() waits on the read end.
+// A handler rather than sigwait with the signals blocked: threads that
+// libraries start before main() (OpenBLAS's pool) do not block them, and
+// the kernel may deliver a process's signal to any such thread, where the
+// default action would kill the server without its graceful shutdown.
+int g_signal_pipe[2] = {-1, -1};
+
+void OnStopSignal(int sig) {
+  const int saved = errno;
+  const char byte = static_cast<char>(sig);
+  (void)!write(g_signal_pipe[1], &byte, 1);  // Async-signal-safe.
+  errno = saved;
+}
+
+// Blocks until a stop signal arrives; returns its number.
+int AwaitStopSignal() {
+  char byte = 0;
+  while (read(g_signal_pipe[0], &byte, 1) != 1) {
+    if (errno != EINTR) return 0;
+  }
+  return byte;
+}
+
 std::string ReadOrDie(const std::string& path, const char* what) {
   if (path.empty()) return "";
   absl::StatusOr<std::string> s = nnlab::server::ReadFile(path);
@@ -95,13 +120,16 @@ int main(int argc, char** argv) {
   // the tests keep, which the server's hot paths do not need.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
-  // Signals are taken by a dedicated thread with sigwait, so no handler runs
-  // in an arbitrary thread.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (pipe(g_signal_pipe) != 0) {
+    std::perror("nnlabd: pipe");
+    return 1;
+  }
+  struct sigaction stop = {};
+  stop.sa_handler = OnStopSignal;
+  sigemptyset(&stop.sa_mask);
+  stop.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &stop, nullptr);
+  sigaction(SIGINT, &stop, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   nnlab::server::ServerOptions o;
@@ -160,8 +188,7 @@ int main(int argc, char** argv) {
   }
   std::fflush(stdout);
 
-  int sig = 0;
-  sigwait(&signals, &sig);
+  const int sig = AwaitStopSignal();
   nnlab::server::LogInfo(absl::StrCat("received signal ", sig));
   (*server)->Shutdown(absl::Seconds(5));
   return 0;
