@@ -16,6 +16,7 @@
 #include "core/kernels/blas.h"
 #include "core/layers/layer.h"
 #include "core/model/model.h"
+#include "core/model/zoo.h"
 #include "core/optim/optimizer.h"
 #include "core/tensor/rng.h"
 #include "core/train/trainer.h"
@@ -350,6 +351,26 @@ BENCHMARK(BM_LectureTrainStep)
     ->UseRealTime()
     ->ArgNames({"batch", "threads", "stats"})
     ->ArgsProduct({{10, 64}, {1, 2}, {0, 1}});
+
+// resnet-small's evaluation-mode forward pass (Fashion-MNIST residual CNN,
+// batch 64): convolutions with batch norm, ReLU and the shortcut sums as
+// inference runs them. Args: batch, threads.
+void BM_ResnetSmallForward(benchmark::State& state) {
+  const int64_t batch = state.range(0);
+  ThreadScope threads(state.range(1));
+  auto model = std::move(Model::Build(FashionResidualCnn())).value();
+  Rng rng(1);
+  Tensor x({batch, 1, 28, 28});
+  FillUniform(&x, &rng, 0.0f, 1.0f);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(model->Forward(x, Mode::kEval).data());
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+BENCHMARK(BM_ResnetSmallForward)
+    ->UseRealTime()
+    ->ArgNames({"batch", "threads"})
+    ->ArgsProduct({{64}, {1, 2}});
 
 }  // namespace
 }  // namespace nnlab

@@ -5,8 +5,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <dnnl.hpp>
+#include <string>
 
 #include "core/kernels/blas.h"
+#include "core/kernels/isa.h"
 #include "core/status_macros.h"
 
 namespace nnlab {
@@ -89,13 +91,14 @@ struct ArgSpec {
 };
 
 // Builds `primitive` (from `pd`) with its ports and lays out its blocked
-// copies, then its scratchpad, in the workspace.
+// copies, then its scratchpad, in the workspace from offset `base` on.
 template <typename PrimitiveDesc>
 Call MakeCall(const dnnl::engine& engine, const dnnl::primitive& primitive,
-              const PrimitiveDesc& pd, std::initializer_list<ArgSpec> args) {
+              const PrimitiveDesc& pd, std::initializer_list<ArgSpec> args,
+              size_t base = 0) {
   Call call;
   call.primitive = primitive;
-  size_t end = 0;
+  size_t end = base;
   for (const ArgSpec& spec : args) {
     NNLAB_CHECK(call.num_ports < Call::kMaxPorts);
     Port& port = call.ports[call.num_ports++];
@@ -285,6 +288,184 @@ int64_t OneDnnConv::workspace_bytes() const {
   const Impl& m = *impl_;
   return static_cast<int64_t>(
       std::max({m.fwd.bytes, m.bwd_data.bytes, m.bwd_weights.bytes}));
+}
+
+struct OneDnnConvChain::Impl {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  struct Step {
+    Call call;  // x or src slot, weights, bias -> dst slot.
+    int src, dst;
+  };
+  std::vector<Step> steps;
+  std::vector<size_t> slot_offset;  // In the workspace, before the calls'.
+  int out_slot = 0;
+  memory out_inner, out_user;  // out_slot's last layout, and plain NCHW.
+  dnnl::reorder out_reorder;
+  bool out_reordered = false;
+  size_t out_bytes = 0;
+  size_t bytes = 0;  // Of the workspace a Run needs.
+};
+
+OneDnnConvChain::OneDnnConvChain(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+OneDnnConvChain::~OneDnnConvChain() = default;
+
+std::unique_ptr<OneDnnConvChain> OneDnnConvChain::Create(
+    const std::vector<ChainConv>& convs, int out_slot) {
+  OneDnnSingleThreadHere();
+  auto impl = std::make_unique<Impl>();
+  Impl& m = *impl;
+  m.out_slot = out_slot;
+  int slots = out_slot + 1;
+  for (const ChainConv& c : convs)
+    slots = std::max({slots, c.src + 1, c.dst + 1});
+  // Each slot's layout as the walk goes (a slot may be rewritten in another
+  // layout), its largest size, and each step's source and output layouts.
+  std::vector<memory::desc> layout(slots);
+  std::vector<bool> written(slots, false);
+  std::vector<size_t> slot_bytes(slots, 0);
+  std::vector<dnnl::convolution_forward::primitive_desc> pds;
+  std::vector<memory::desc> src_md, dst_md, w_md;
+  memory::desc out_plain;
+  // Results in channel blocks of the vector width. Left to choose (`any`),
+  // oneDNN 2.6 picks its brgconv implementation on nhwc for a convolution
+  // with post-operations, which measured 1.1-2.7x slower than its direct
+  // JIT convolution on these blocks for resnet-small's shapes
+  // (kernels_bench BM_ResnetSmallForward).
+  const Tag blocked = MaxIsa() >= Isa::kAvx512 ? Tag::nChw16c : Tag::nChw8c;
+  try {
+    for (const ChainConv& c : convs) {
+      const ConvGeometry& g = c.g;
+      const memory::dims x_dims{g.n, g.c, g.h, g.w}, w_dims{g.f, g.c, g.k, g.k},
+          y_dims{g.n, g.f, g.ho, g.wo}, strides{g.s, g.s}, pad_l{g.p, g.p},
+          pad_r{(g.ho - 1) * g.s + g.k - g.h - g.p,
+                (g.wo - 1) * g.s + g.k - g.w - g.p};
+      const bool sum = std::find(c.post.begin(), c.post.end(),
+                                 ChainConv::Post::kSum) != c.post.end();
+      if ((c.src >= 0 && !written[c.src]) || (sum && !written[c.dst]) ||
+          c.src == c.dst) {
+        return nullptr;
+      }
+      const memory::desc x_plain(x_dims, Dt::f32, Tag::nchw);
+      dnnl::post_ops ops;
+      for (ChainConv::Post p : c.post) {
+        if (p == ChainConv::Post::kRelu) {
+          ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+        } else {
+          ops.append_sum(1.0f);
+        }
+      }
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      attr.set_post_ops(ops);
+      auto make = [&](const memory::desc& src, const memory::desc& dst) {
+        return dnnl::convolution_forward::primitive_desc(
+            dnnl::convolution_forward::desc(
+                dnnl::prop_kind::forward_inference,
+                dnnl::algorithm::convolution_direct, src,
+                memory::desc(w_dims, Dt::f32, Tag::any),
+                memory::desc({g.f}, Dt::f32, Tag::x), dst, strides, pad_l,
+                pad_r),
+            attr, m.engine);
+      };
+      // Layouts to try, in order, until one has a JIT kernel: where the
+      // blocks have none (a few-channel input below AVX2), a layout oneDNN
+      // picks for the input, then for the output too, is faster than its
+      // reference loops.
+      const memory::desc any_x(x_dims, Dt::f32, Tag::any),
+          any_y(y_dims, Dt::f32, Tag::any), blocked_y(y_dims, Dt::f32, blocked);
+      const memory::desc src = c.src < 0 ? x_plain : layout[c.src];
+      const memory::desc dst = sum ? layout[c.dst] : blocked_y;
+      const std::pair<memory::desc, memory::desc> tries[] = {
+          {src, dst},
+          {c.src < 0 ? any_x : src, dst},
+          {c.src < 0 ? any_x : src, sum ? dst : any_y}};
+      dnnl::convolution_forward::primitive_desc pd;
+      bool found = false;
+      for (const auto& [try_src, try_dst] : tries) {
+        dnnl::convolution_forward::primitive_desc candidate;
+        try {
+          candidate = make(try_src, try_dst);
+        } catch (const dnnl::error&) {
+          continue;
+        }
+        const bool ref =
+            std::string(candidate.impl_info_str()).rfind("ref", 0) == 0;
+        if (!found || !ref) pd = candidate;
+        found = true;
+        if (!ref) break;
+      }
+      if (!found) return nullptr;
+      pds.push_back(pd);
+      src_md.push_back(c.src < 0 ? x_plain : layout[c.src]);
+      w_md.push_back(memory::desc(w_dims, Dt::f32, Tag::oihw));
+      // A sum adds into what the slot holds, in the layout it holds it.
+      if (sum && !(pds.back().dst_desc() == layout[c.dst])) return nullptr;
+      layout[c.dst] = pds.back().dst_desc();
+      written[c.dst] = true;
+      dst_md.push_back(layout[c.dst]);
+      slot_bytes[c.dst] = std::max(slot_bytes[c.dst], layout[c.dst].get_size());
+      if (c.dst == out_slot) {
+        out_plain = memory::desc(y_dims, Dt::f32, Tag::nchw);
+      }
+    }
+    if (!written[out_slot]) return nullptr;
+    size_t end = 0;
+    for (int s = 0; s < slots; ++s) {
+      m.slot_offset.push_back(end);
+      end = AlignUp(end + slot_bytes[s]);
+    }
+    m.bytes = end;
+    for (size_t i = 0; i < convs.size(); ++i) {
+      const memory::desc bias({convs[i].g.f}, Dt::f32, Tag::x);
+      Impl::Step step{
+          MakeCall(m.engine, dnnl::convolution_forward(pds[i]), pds[i],
+                   {{DNNL_ARG_SRC, src_md[i], true},
+                    {DNNL_ARG_WEIGHTS, w_md[i], true},
+                    {DNNL_ARG_BIAS, bias, true},
+                    {DNNL_ARG_DST, dst_md[i], false}},
+                   end),
+          convs[i].src, convs[i].dst};
+      m.bytes = std::max(m.bytes, step.call.bytes);
+      m.steps.push_back(std::move(step));
+    }
+    m.out_user = memory(out_plain, m.engine, DNNL_MEMORY_NONE);
+    m.out_inner = memory(layout[out_slot], m.engine, DNNL_MEMORY_NONE);
+    m.out_reordered = !(layout[out_slot] == out_plain);
+    m.out_bytes = out_plain.get_size();
+    if (m.out_reordered) {
+      m.out_reorder = dnnl::reorder(m.out_inner, m.out_user);
+    }
+  } catch (const dnnl::error&) {
+    return nullptr;  // No implementation for some step.
+  }
+  return std::unique_ptr<OneDnnConvChain>(new OneDnnConvChain(std::move(impl)));
+}
+
+void OneDnnConvChain::Run(const float* x, const float* const* weights,
+                          const float* const* biases, float* y) {
+  OneDnnSingleThreadHere();
+  Impl& m = *impl_;
+  // Grown once here: growing between steps would lose the slots.
+  char* ws = Workspace(m.bytes);
+  for (size_t i = 0; i < m.steps.size(); ++i) {
+    Impl::Step& step = m.steps[i];
+    const void* src = step.src < 0 ? static_cast<const void*>(x)
+                                   : ws + m.slot_offset[step.src];
+    nnlab::Run(m.stream, step.call,
+               {src, weights[i], biases[i], ws + m.slot_offset[step.dst]});
+  }
+  char* out = ws + m.slot_offset[m.out_slot];
+  if (!m.out_reordered) {
+    std::memcpy(y, out, m.out_bytes);
+    return;
+  }
+  m.out_inner.set_data_handle(out);
+  m.out_user.set_data_handle(y);
+  const dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, m.out_inner.get()},
+                                  {DNNL_ARG_TO, m.out_user.get()}};
+  Execute(m.stream, m.out_reorder, 2, args);
 }
 
 }  // namespace nnlab

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace nnlab {
 
@@ -51,6 +52,44 @@ class OneDnnConv {
  private:
   struct Impl;
   explicit OneDnnConv(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// One convolution of a OneDnnConvChain. Slots are the chain's
+// intermediate results, kept in oneDNN's blocked layouts.
+struct ChainConv {
+  enum class Post { kRelu, kSum };
+  ConvGeometry g;  // g.n is the chain's batch.
+  int src = -1;    // Slot read; -1 reads the chain's input.
+  int dst = 0;     // Slot written.
+  // Applied in order after the bias: kRelu max(0, v); kSum v + what dst
+  // held (written by an earlier convolution).
+  std::vector<Post> post;
+};
+
+// An evaluation-only sequence of convolutions (core/layers/conv_chain.h
+// builds it from a network's leading layers). Intermediate results stay
+// in oneDNN's blocked layouts in the calling thread's workspace, and each
+// convolution applies its ReLU and shortcut sum as it writes, so nothing
+// else passes over memory between two convolutions. Built for one batch
+// size; runs on the calling thread alone. Not thread-safe.
+class OneDnnConvChain {
+ public:
+  // Null where oneDNN has no implementation for some step (the caller then
+  // runs the layers one by one). REQUIRES: every slot is written before it
+  // is read (a kSum step's dst included), and out_slot is written.
+  static std::unique_ptr<OneDnnConvChain> Create(
+      const std::vector<ChainConv>& convs, int out_slot);
+  ~OneDnnConvChain();
+
+  // x: the input batch, plain NCHW; weights[i], biases[i]: convolution i's
+  // [F, C, K, K] and [F]; y: out_slot's final value, plain NCHW.
+  void Run(const float* x, const float* const* weights,
+           const float* const* biases, float* y);
+
+ private:
+  struct Impl;
+  explicit OneDnnConvChain(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/kernels/vec_math.h"
+#include "core/layers/conv_chain.h"
 #include "core/layers/layer_factories.h"
 #include "core/layers/split_elements.h"
 
@@ -109,6 +110,10 @@ class Activation : public Layer {
   // Sigmoid units count as saturated when |z| > 4 (sigmoid' < 7% of its
   // peak), tanh units when |z| > 2 (tanh' < 7% of its peak); a ReLU unit is
   // dead when it outputs 0 for every sample of the batch.
+  bool AppendToConvChain(ConvChain* chain) override {
+    return fn_ == Fn::kRelu && chain->AddRelu();
+  }
+
   double SaturatedFraction(const Tensor& out) const override {
     const int64_t n = out.size();
     if (n == 0) return 0.0;

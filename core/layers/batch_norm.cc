@@ -12,6 +12,7 @@
 #include "core/kernels/blas.h"
 #include "core/kernels/parallel.h"
 #include "core/kernels/vec_sum.h"
+#include "core/layers/conv_chain.h"
 #include "core/layers/layer_factories.h"
 
 namespace nnlab {
@@ -156,6 +157,11 @@ class BatchNorm : public Layer {
         }
       }
     });
+  }
+
+  bool AppendToConvChain(ConvChain* chain) override {
+    return spatial_ > 1 && chain->FoldBatchNorm(&gamma_, &beta_, &running_mean_,
+                                                &running_var_, epsilon_);
   }
 
   std::vector<Param> Params() override {

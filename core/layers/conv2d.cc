@@ -14,6 +14,7 @@
 #include "core/kernels/onednn_conv.h"
 #include "core/kernels/parallel.h"
 #include "core/kernels/vec_sum.h"
+#include "core/layers/conv_chain.h"
 #include "core/layers/init.h"
 #include "core/layers/layer_factories.h"
 
@@ -157,6 +158,12 @@ class Conv2D : public Layer {
       for (int64_t i = 0; i < wsize; ++i) gw[i] += dw[i];
       for (int64_t f = 0; f < f_; ++f) bias_grad_[f] += db[f];
     }
+  }
+
+  bool AppendToConvChain(ConvChain* chain) override {
+    if (!onednn_) return false;
+    chain->AddConv({0, c_, h_, w_, f_, k_, s_, p_, ho_, wo_}, &weight_, &bias_);
+    return true;
   }
 
   std::vector<Param> Params() override {

@@ -24,6 +24,8 @@ namespace nnlab {
 
 enum class Mode { kTrain, kEval };
 
+class ConvChain;  // core/layers/conv_chain.h
+
 // What a layer costs at one per-sample input shape, known from its spec
 // before anything is allocated (a server refuses specs over its limits by
 // it). Counts saturate at INT64_MAX: a spec may ask for more than int64
@@ -101,6 +103,12 @@ class Layer {
   // For activation layers: fraction of units of `out` (this layer's output)
   // that are saturated (sigmoid/tanh) or dead (ReLU); -1 for other layers.
   virtual double SaturatedFraction(const Tensor& out) const { return -1.0; }
+
+  // Evaluation-mode fusion (core/layers/conv_chain.h): adds this layer,
+  // applied to the chain's current value, and returns true; or returns
+  // false, leaving `chain` as it was, where the layer cannot join there
+  // (the default).
+  virtual bool AppendToConvChain(ConvChain* chain) { return false; }
 
   // Layers that draw random numbers while training (dropout) use this one;
   // the model sets it before the first Forward.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/layers/conv_chain.h"
 #include "core/layers/layer_factories.h"
 #include "core/layers/split_elements.h"
 #include "core/model/model.h"
@@ -152,6 +153,32 @@ class Residual : public Layer {
     SplitElements(n, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) dx[i] += gd[i];
     });
+  }
+
+  // The projection (if any) from the block input into a slot of its own,
+  // then the body, whose last convolution adds the shortcut as it writes.
+  bool AppendToConvChain(ConvChain* chain) override {
+    const ConvChain::Plan before = chain->plan();
+    const int in = chain->plan().value;
+    const Shape in_shape = chain->plan().shape;
+    int shortcut = in;
+    if (proj_ != nullptr) {
+      if (!proj_->AppendToConvChain(chain)) return false;
+      shortcut = chain->plan().value;
+      chain->set_value(in, in_shape);
+    }
+    chain->KeepLive(shortcut);
+    for (int i = 0; i < body_.size(); ++i) {
+      if (!body_.layer(i)->AppendToConvChain(chain)) {
+        chain->set_plan(before);
+        return false;
+      }
+    }
+    if (!chain->AddShortcut(shortcut)) {
+      chain->set_plan(before);
+      return false;
+    }
+    return true;
   }
 
   std::vector<Param> Params() override {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/kernels/onednn_conv.h"
 #include "core/layers/recurrent.h"
 #include "core/layers/registry.h"
 #include "core/status_macros.h"
@@ -159,7 +160,26 @@ ModelCost EstimateModel(const ModelSpec& spec) {
 
 const Tensor& LayerStack::Forward(const Tensor& x, Mode mode) {
   const Tensor* in = &x;
-  for (size_t i = 0; i < layers_.size(); ++i) {
+  size_t first = 0;
+  if (mode == Mode::kEval && x.dim(0) > 0 &&
+      CurrentConvPath() != ConvPath::kIm2col) {
+    if (!chain_planned_) {
+      chain_planned_ = true;
+      auto chain = std::make_unique<ConvChain>();
+      int k = 0;
+      while (k < size() && layers_[k]->AppendToConvChain(chain.get())) ++k;
+      if (chain->size() > 0) {
+        chain_ = std::move(chain);
+        chain_layers_ = k;
+      }
+    }
+    if (chain_ != nullptr && chain_->Forward(x, &outputs_[chain_layers_ - 1])) {
+      first = chain_layers_;
+      in = &outputs_[first - 1];
+    }
+  }
+  fused_layers_ = static_cast<int>(first);
+  for (size_t i = first; i < layers_.size(); ++i) {
     layers_[i]->Forward(*in, &outputs_[i], mode);
     in = &outputs_[i];
   }

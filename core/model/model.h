@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/layers/conv_chain.h"
 #include "core/layers/layer.h"
 #include "core/layers/spec.h"
 #include "core/model/loss.h"
@@ -65,8 +66,13 @@ class LayerStack {
                             const Shape& in, const std::string& prefix);
 
   // Runs every layer; returns the last output (owned by the stack), or `x`
-  // itself when the stack is empty.
+  // itself when the stack is empty. In Mode::kEval the leading layers that
+  // a ConvChain can fuse run as one (core/layers/conv_chain.h): their
+  // output(i) is then not written, except the last one's.
   const Tensor& Forward(const Tensor& x, Mode mode);
+  // How many leading layers the last Forward ran fused (0 in training,
+  // where nothing fuses, or where oneDNN refused the batch size).
+  int fused_layers() const { return fused_layers_; }
   // Backward through every layer; see Layer::Backward for `grad_in`.
   void Backward(const Tensor& grad_out, Tensor* grad_in);
 
@@ -92,6 +98,12 @@ class LayerStack {
   std::vector<Shape> shapes_;
   Shape input_shape_;
   Tensor grad_a_, grad_b_;  // Ping-pong buffers for Backward.
+  // The evaluation-mode fusion of layers [0, chain_layers_), planned at
+  // the first evaluation; null where it fuses nothing.
+  std::unique_ptr<ConvChain> chain_;
+  int chain_layers_ = 0;
+  bool chain_planned_ = false;
+  int fused_layers_ = 0;
 };
 
 // What Model::Build(spec) would cost, and whether it would succeed (the
