@@ -59,13 +59,19 @@ class Activation : public Layer {
           for (int64_t i = lo; i < hi; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
         });
         break;
-      case Fn::kLeakyRelu:
-        SplitElements(n, [&](int64_t lo, int64_t hi) {
+      case Fn::kLeakyRelu: {
+        // alpha by value: read through a pointer (`this`, or a captured
+        // reference) it could alias y, and GCC then kept a scalar loop
+        // that reloads it for every element.
+        const float alpha = alpha_;
+        SplitElements(n, [&, alpha](int64_t lo, int64_t hi) {
           for (int64_t i = lo; i < hi; ++i) {
-            y[i] = x[i] > 0.0f ? x[i] : alpha_ * x[i];
+            const float v = x[i];
+            y[i] = v > 0.0f ? v : alpha * v;
           }
         });
         break;
+      }
     }
   }
 
@@ -95,15 +101,18 @@ class Activation : public Layer {
           }
         });
         break;
-      case Fn::kLeakyRelu:
-        // alpha >= 0, so y > 0 exactly when the input was positive.
-        SplitElements(n, [&](int64_t lo, int64_t hi) {
+      case Fn::kLeakyRelu: {
+        // alpha >= 0, so y > 0 exactly when the input was positive; alpha by
+        // value for the reason given in Forward.
+        const float alpha = alpha_;
+        SplitElements(n, [&, alpha](int64_t lo, int64_t hi) {
           for (int64_t i = lo; i < hi; ++i) {
             const float g = dy[i];
-            dx[i] = y[i] > 0.0f ? g : alpha_ * g;
+            dx[i] = y[i] > 0.0f ? g : alpha * g;
           }
         });
         break;
+      }
     }
   }
 
