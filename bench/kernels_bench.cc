@@ -372,6 +372,36 @@ BENCHMARK(BM_ResnetSmallForward)
     ->ArgNames({"batch", "threads"})
     ->ArgsProduct({{64}, {1, 2}});
 
+// wide-mlp-bn-dropout's evaluation-mode forward pass ([784,1024,1024,10],
+// dense, batch norm, ReLU, dropout 0.5; batch 256). Args: batch, threads.
+void BM_WideMlpBnDropoutForward(benchmark::State& state) {
+  const int64_t batch = state.range(0);
+  ThreadScope threads(state.range(1));
+  ModelSpec spec;
+  spec.input_shape = {784};
+  for (int64_t units : {1024, 1024}) {
+    spec.layers.push_back(Spec("dense", units));
+    spec.layers.push_back(Spec("batch_norm"));
+    spec.layers.push_back(Spec("relu"));
+    LayerSpec dropout = Spec("dropout");
+    dropout.keep_prob = 0.5f;
+    spec.layers.push_back(dropout);
+  }
+  spec.layers.push_back(Spec("dense", 10));
+  auto model = std::move(Model::Build(spec)).value();
+  Rng rng(1);
+  Tensor x({batch, 784});
+  FillUniform(&x, &rng, 0.0f, 1.0f);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(model->Forward(x, Mode::kEval).data());
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+BENCHMARK(BM_WideMlpBnDropoutForward)
+    ->UseRealTime()
+    ->ArgNames({"batch", "threads"})
+    ->ArgsProduct({{256}, {1, 2}});
+
 }  // namespace
 }  // namespace nnlab
 

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/layers/layer_factories.h"
+#include "core/layers/split_elements.h"
 #include "core/status_macros.h"
 
 namespace nnlab {
@@ -32,7 +33,9 @@ class Dropout : public Layer {
     float* y = out->data();
     masked_ = mode == Mode::kTrain && keep_prob_ < 1.0f;
     if (!masked_) {
-      std::copy(x, x + n, y);
+      SplitElements(n, [&](int64_t lo, int64_t hi) {
+        std::copy(x + lo, x + hi, y + lo);
+      });
       return;
     }
     NNLAB_CHECK(rng_ != nullptr);  // The model sets it before any Forward.

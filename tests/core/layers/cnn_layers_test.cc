@@ -413,9 +413,10 @@ std::vector<float> RunOnce(const LayerSpec& spec, const Tensor& x,
   return all;
 }
 
-// Batch norm splits the channels, ReLU and the residual sums the elements
-// of large tensors (>= 32K / 64K values) over the BLAS threads: the same
-// bits on 1 and 2 threads, train and eval.
+// Batch norm splits the channels (rows of dense features), ReLU, the
+// residual sums and dropout's evaluation copy the elements of large
+// tensors (>= 32K / 64K values) over the BLAS threads: the same bits on 1
+// and 2 threads, train and eval.
 TEST(ThreadSplitTest, SameBitsOnOneAndTwoThreads) {
   const int saved = BlasThreads();
   Rng rng(17);
@@ -435,6 +436,24 @@ TEST(ThreadSplitTest, SameBitsOnOneAndTwoThreads) {
       const std::vector<float> two = RunOnce(spec, x, dy, mode);
       EXPECT_EQ(one, two);
     }
+  }
+  // Dense features (131,072 values): batch norm splits the rows, and
+  // dropout its evaluation-mode copy.
+  Tensor xf({256, 512}), dyf({256, 512});
+  FillNormal(&xf, &rng, 1.5f);
+  FillNormal(&dyf, &rng);
+  LayerSpec dropout = Spec("dropout");
+  dropout.keep_prob = 0.5f;
+  for (auto [spec, mode] : {std::pair{Spec("batch_norm"), Mode::kTrain},
+                            std::pair{Spec("batch_norm"), Mode::kEval},
+                            std::pair{dropout, Mode::kEval}}) {
+    SCOPED_TRACE(testing::Message()
+                 << spec.kind << " features"
+                 << (mode == Mode::kTrain ? " train" : " eval"));
+    SetBlasThreads(1);
+    const std::vector<float> one = RunOnce(spec, xf, dyf, mode);
+    SetBlasThreads(2);
+    EXPECT_EQ(one, RunOnce(spec, xf, dyf, mode));
   }
   SetBlasThreads(saved);
 }
