@@ -16,7 +16,8 @@
 //             on examples/mnist_mlp_100.textproto, against two floors measured
 //             in the same run: a bare Health/Check, and one carrying as
 //             many request bytes (target: 1 client p50 within 1.3x of the
-//             bare one).
+//             bare one). The pixels travel as packed floats, or as bytes
+//             with --infer_uint8.
 //   rss       nnlabd's peak RSS (VmHWM) training the residual CNN
 //             (examples/resnet_fashion.textproto, Fashion-MNIST, momentum
 //             0.9, batch 64; target: under 150 MB).
@@ -32,6 +33,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -85,6 +87,9 @@ ABSL_FLAG(int64_t, checkpoint_every_steps, 0,
 ABSL_FLAG(int, watchers, 10, "StreamMetrics watchers in `watchers`");
 ABSL_FLAG(std::string, clients, "1,8,32", "Concurrent Infer clients");
 ABSL_FLAG(double, infer_seconds, 3.0, "Timed seconds per Infer repetition");
+ABSL_FLAG(bool, infer_uint8, false,
+          "Infer requests carry the pixels as uint8_data (divisor 255, "
+          "784 bytes) instead of packed floats (3,136 bytes)");
 ABSL_FLAG(int, rss_train_samples, 6400,
           "Fashion-MNIST training images of the rss job (0: all 60,000)");
 ABSL_FLAG(std::string, datasets_dir, "",
@@ -656,7 +661,8 @@ absl::Status MeasureInfer(Daemon& d, std::vector<Row>* rows) {
   *create.mutable_spec() = spec;
   NNLAB_ASSIGN_OR_RETURN(v1::Model model, d.client().CreateModel(create));
   NNLAB_ASSIGN_OR_RETURN(TrainTest data, LoadMnist(DatasetsDir()));
-  // One request per test image: inputs [1, 784] as packed floats.
+  // One request per test image: inputs [1, 784] as packed floats, or with
+  // --infer_uint8 as the image's bytes (the data set holds byte / 255).
   std::vector<v1::InferRequest> reqs;
   {
     std::vector<int64_t> idx(1);
@@ -667,6 +673,16 @@ absl::Status MeasureInfer(Daemon& d, std::vector<Row>* rows) {
       v1::InferRequest r;
       r.set_model_id(model.model_id());
       server::TensorToProto(x, /*raw=*/false, r.mutable_inputs());
+      if (absl::GetFlag(FLAGS_infer_uint8)) {
+        v1::Tensor* t = r.mutable_inputs();
+        std::string bytes(size_t(x.size()), '\0');
+        for (int64_t k = 0; k < x.size(); ++k) {
+          bytes[k] = static_cast<char>(std::lround(x[k] * 255.0f));
+        }
+        t->clear_data();
+        t->set_uint8_data(bytes);
+        t->set_uint8_divisor(255.0f);
+      }
       reqs.push_back(std::move(r));
     }
   }

@@ -468,6 +468,36 @@ absl::StatusOr<OptimizerConfig> OptimizerFromProto(const v1::OptimizerConfig& p,
   return c;
 }
 
+namespace {
+
+// The uint8_data encoding: value i = float(byte i) / uint8_divisor.
+absl::StatusOr<Tensor> TensorFromBytes(const v1::Tensor& p,
+                                       absl::string_view field, Shape shape) {
+  const float divisor = p.uint8_divisor();
+  if (!(std::isfinite(divisor) && divisor > 0.0f)) {
+    return Invalid(absl::StrCat(field, ".uint8_divisor"),
+                   absl::StrCat("is ", divisor,
+                                "; uint8_data needs a finite divisor > 0"));
+  }
+  const int64_t n = NumElements(shape);
+  if (p.uint8_data().size() != size_t(n)) {
+    return Invalid(absl::StrCat(field, ".uint8_data"),
+                   absl::StrCat("has ", p.uint8_data().size(), " bytes; shape ",
+                                ShapeToString(shape), " needs ", n));
+  }
+  Tensor t(shape);
+  const auto* src = reinterpret_cast<const uint8_t*>(p.uint8_data().data());
+  float* dst = t.data();
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]) / divisor;
+  // Finite bytes over a divisor > 0 can still overflow: 255 / 1e-45.
+  if (!t.AllFinite()) {
+    return Invalid(field, "contains NaN or infinity");
+  }
+  return t;
+}
+
+}  // namespace
+
 absl::StatusOr<Tensor> TensorFromProto(const v1::Tensor& p,
                                        absl::string_view field,
                                        const Limits& limits) {
@@ -479,11 +509,15 @@ absl::StatusOr<Tensor> TensorFromProto(const v1::Tensor& p,
       ShapeFromProto(p.shape(), absl::StrCat(field, ".shape"), limits,
                      /*allow_zero=*/true));
   const int64_t n = NumElements(shape);
-  if (!p.data().empty() && !p.raw_data().empty()) {
-    return Invalid(field, "sets both data and raw_data; use one");
+  const bool bytes = !p.uint8_data().empty() || p.uint8_divisor() != 0.0f;
+  if ((!p.data().empty()) + (!p.raw_data().empty()) + bytes > 1) {
+    return Invalid(field,
+                   "sets more than one of data, raw_data and uint8_data; use "
+                   "one");
   }
   // Sizes are checked before allocating: the shape is only a claim, and a
   // few bytes must not make the server reserve the limit.
+  if (bytes) return TensorFromBytes(p, field, std::move(shape));
   const bool raw = !p.raw_data().empty();
   if (raw && p.raw_data().size() != size_t(n) * 4) {
     return Invalid(absl::StrCat(field, ".raw_data"),

@@ -81,8 +81,9 @@ absl::StatusOr<std::unique_ptr<Model>> BuildModelChecked(
 absl::StatusOr<OptimizerConfig> OptimizerFromProto(
     const v1::OptimizerConfig& proto, absl::string_view field);
 
-// A tensor from the wire: `data` or `raw_data` (not both), element count
-// equal to the shape's, within limits, and all values finite.
+// A tensor from the wire: one of `data`, `raw_data` and `uint8_data` (with
+// its divisor), element count equal to the shape's, within limits, and all
+// values finite.
 absl::StatusOr<Tensor> TensorFromProto(const v1::Tensor& proto,
                                        absl::string_view field,
                                        const Limits& limits);

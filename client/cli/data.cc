@@ -32,11 +32,10 @@ v1::Tensor LabeledImages::Inputs(int64_t begin, int64_t end,
   } else {
     for (int64_t d : shape) t.add_shape(d);
   }
-  auto* data = t.mutable_data();
-  data->Reserve(static_cast<int>((end - begin) * sample_size()));
-  for (int64_t i = begin * sample_size(); i < end * sample_size(); ++i) {
-    data->Add(static_cast<float>(pixels[i]) / 255.0f);
-  }
+  // The pixels themselves, one byte each: the server divides them by 255.
+  t.set_uint8_data(pixels.data() + begin * sample_size(),
+                   static_cast<size_t>((end - begin) * sample_size()));
+  t.set_uint8_divisor(255.0f);
   return t;
 }
 

@@ -22,8 +22,9 @@ struct LabeledImages {
   int num_classes = 10;
 
   int64_t sample_size() const { return rows * cols; }
-  // Inputs [end - begin, shape...] scaled to [0, 1] (x / 255), as the
-  // server scales them; `shape` defaults to [rows * cols].
+  // Inputs [end - begin, shape...]: the pixels as uint8_data with divisor
+  // 255, so the server scales them to [0, 1] as it scales its own data
+  // sets; `shape` defaults to [rows * cols].
   v1::Tensor Inputs(int64_t begin, int64_t end,
                     const std::vector<int64_t>& shape = {}) const;
 };

@@ -49,6 +49,23 @@ v1::Tensor Raw(std::vector<int64_t> shape, std::vector<float> data,
   return t;
 }
 
+// `bytes` as uint8_data over `divisor`; with `raw` or `packed`, zeros for
+// every element in that field as well.
+v1::Tensor Bytes(std::vector<int64_t> shape, std::string bytes, float divisor,
+                 bool raw = false, bool packed = false) {
+  v1::Tensor t;
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    t.add_shape(d);
+    n *= d;
+  }
+  t.set_uint8_data(bytes);
+  t.set_uint8_divisor(divisor);
+  if (raw) t.set_raw_data(std::string(size_t(n) * 4, '\0'));
+  for (int64_t i = 0; packed && i < n; ++i) t.add_data(0.0f);
+  return t;
+}
+
 const std::string kLongId(300, 'a');
 // Ids that must never reach a file name: each is INVALID_ARGUMENT.
 const std::vector<std::pair<std::string, std::string>> kBadIds = {
@@ -996,6 +1013,27 @@ std::vector<Case> BadInputTest::Cases() {
          t.set_raw_data(std::string(16, '\0'));
          return t;
        }(),
+       kIA},
+      {"both raw_data and uint8_data",
+       Bytes({2, 2}, "\1\2\3\4", 255.0f,
+             /*raw=*/true),
+       kIA},
+      {"both data and uint8_data",
+       Bytes({2, 2}, "\1\2\3\4", 255.0f,
+             /*raw=*/false, /*packed=*/true),
+       kIA},
+      {"shape [2,2], 3 uint8 bytes", Bytes({2, 2}, "\1\2\3", 255.0f), kIA},
+      {"shape [2,2], 5 uint8 bytes", Bytes({2, 2}, "\1\2\3\4\5", 255.0f), kIA},
+      {"uint8_data, divisor 0", Bytes({2, 2}, "\1\2\3\4", 0.0f), kIA},
+      {"uint8_data, divisor -1", Bytes({2, 2}, "\1\2\3\4", -1.0f), kIA},
+      {"uint8_data, divisor NaN", Bytes({2, 2}, "\1\2\3\4", kNaN), kIA},
+      {"uint8_data, divisor +Inf", Bytes({2, 2}, "\1\2\3\4", kInf), kIA},
+      {"uint8_data over a divisor of 1e-45 (overflows)",
+       Bytes({2, 2}, "\1\2\3\377", 1e-45f), kIA},
+      {"uint8_divisor without uint8_data",
+       Bytes({2, 2}, "", 255.0f,
+             /*raw=*/false,
+             /*packed=*/true),
        kIA},
       {"wrong features [2,3]", Packed({2, 3}, {0, 1, 2, 3, 4, 5}), kIA},
       {"rank 1 [4]", Packed({4}, {0, 1, 1, 0}), kIA},

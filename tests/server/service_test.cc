@@ -138,6 +138,31 @@ TEST(ServiceTest, ModelLifecycleAndExportImport) {
     std::memcpy(raw.data(), resp.outputs().raw_data().data(), 24);
     EXPECT_EQ(raw, outs[0]);
   }
+  {  // Inputs as bytes over a divisor: the floats byte / divisor.
+    const std::string bytes = {'\0', '\x33', '\xff', '\x80', '\x07', '\xc8'};
+    v1::InferRequest req;
+    req.set_model_id("mlp-a");
+    req.mutable_inputs()->add_shape(3);
+    req.mutable_inputs()->add_shape(2);
+    req.mutable_inputs()->set_uint8_data(bytes);
+    req.mutable_inputs()->set_uint8_divisor(255.0f);
+    std::vector<float> values;
+    for (char b : bytes) {
+      values.push_back(static_cast<float>(static_cast<uint8_t>(b)) / 255.0f);
+    }
+    v1::InferRequest floats;
+    floats.set_model_id("mlp-a");
+    *floats.mutable_inputs() = MakeTensor({3, 2}, values);
+    v1::InferResponse a, b;
+    auto ctx = Ctx();
+    ASSERT_TRUE(c.inference->Infer(ctx.get(), req, &a).ok());
+    auto ctx2 = Ctx();
+    ASSERT_TRUE(c.inference->Infer(ctx2.get(), floats, &b).ok());
+    ASSERT_EQ(a.outputs().data_size(), 6);
+    for (int i = 0; i < 6; ++i) {
+      EXPECT_EQ(a.outputs().data(i), b.outputs().data(i)) << i;
+    }
+  }
   {  // Delete, then it is gone.
     v1::DeleteModelRequest req;
     req.set_model_id("mlp-b");

@@ -304,12 +304,16 @@ class Client:
 
     # --- inference --------------------------------------------------------
     def infer(self, model_id: str, inputs, *, top_k: int = 0,
-              raw_output: bool = False) -> InferResult:
+              raw_output: bool = False,
+              uint8_divisor: Optional[float] = None) -> InferResult:
         """Runs a batch [batch, ...] through the model. raw_output asks the
-        server for raw bytes (faster for large outputs; same values)."""
+        server for raw bytes (faster for large outputs; same values).
+        uint8_divisor sends uint8 inputs as bytes, each divided by it on the
+        server (255: pixels in [0, 1], as nnlab's image data sets hold
+        them)."""
         resp = self._call(self._inference.Infer, inference_pb2.InferRequest(
-            model_id=model_id, inputs=to_tensor(inputs), top_k=top_k,
-            raw_output=raw_output))
+            model_id=model_id, inputs=to_tensor(inputs, uint8_divisor),
+            top_k=top_k, raw_output=raw_output))
         return InferResult(
             outputs=to_array(resp.outputs),
             predictions=np.asarray(resp.predictions, dtype=np.int64),

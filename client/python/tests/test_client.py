@@ -117,6 +117,12 @@ def test_upload_train_events_evaluate_infer(client):
     assert out.top_k[0][0][1] == pytest.approx(probs[0, 1], rel=1e-5)
     raw = client.infer("circle", np.array([[0, 0], [1.9, 1.9]]), raw_output=True)
     np.testing.assert_array_equal(raw.outputs, out.outputs)
+    # Bytes with a divisor: the server divides, as numpy does in float32.
+    pixels = np.array([[0, 255], [51, 200], [7, 128]], dtype=np.uint8)
+    as_bytes = client.infer("circle", pixels, uint8_divisor=100)
+    as_floats = client.infer(
+        "circle", pixels.astype(np.float32) / np.float32(100))
+    np.testing.assert_array_equal(as_bytes.outputs, as_floats.outputs)
     assert out.weights_step == 600
     client.delete_dataset(info.dataset_id)
     with pytest.raises(nnlab.NotFound):
@@ -152,6 +158,14 @@ def test_tensor_shapes_round_trip():
         nnlab.to_tensor(np.array(["a", "b"]))
     with pytest.raises(TypeError):
         nnlab.to_tensor(np.array([True, False]))
+    # uint8 bytes: a quarter of the size, the same float32 values back.
+    b = np.array([[0, 1, 255], [7, 128, 64]], dtype=np.uint8)
+    t = nnlab.to_tensor(b, uint8_divisor=255)
+    assert len(t.uint8_data) == 6 and not t.raw_data and not t.data
+    np.testing.assert_array_equal(nnlab.to_array(t),
+                                  b.astype(np.float32) / np.float32(255))
+    with pytest.raises(TypeError):
+        nnlab.to_tensor(b.astype(np.float32), uint8_divisor=255)
 
 
 def test_bad_input_raises_with_status_codes(client):
@@ -171,6 +185,8 @@ def test_bad_input_raises_with_status_codes(client):
         client.infer("bad-input", np.zeros((2, 3), np.float32))  # wrong shape
     with pytest.raises(nnlab.InvalidArgument):
         client.infer("bad-input", np.array([[np.nan, 0]], np.float32))
+    with pytest.raises(nnlab.InvalidArgument):  # a divisor of 0
+        client.infer("bad-input", np.ones((1, 2), np.uint8), uint8_divisor=0)
     with pytest.raises(nnlab.AlreadyExists):
         client.create_model(CIRCLE_SPEC, model_id="bad-input")
     with pytest.raises(nnlab.NotFound):
