@@ -1,6 +1,7 @@
 #include "core/kernels/onednn_conv.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -23,6 +24,7 @@ ConvPath PathFromEnv() {
   if (v == nullptr) return ConvPath::kAuto;
   if (std::strcmp(v, "im2col") == 0) return ConvPath::kIm2col;
   if (std::strcmp(v, "onednn") == 0) return ConvPath::kOneDnn;
+  if (std::strcmp(v, "winograd") == 0) return ConvPath::kWinograd;
   return ConvPath::kAuto;
 }
 
@@ -191,6 +193,7 @@ struct OneDnnConv::Impl {
   // start of the workspace in both; when they also want the same layout,
   // Backward reorders it once.
   bool share_dy = false;
+  std::array<std::string, 3> impl_names;  // oneDNN's, for fwd, bwd_data, bwd_w.
 };
 
 OneDnnConv::OneDnnConv(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -215,23 +218,51 @@ std::unique_ptr<OneDnnConv> OneDnnConv::Create(const ConvGeometry& g) {
       w_any(w_dims, Dt::f32, Tag::any), y_any(y_dims, Dt::f32, Tag::any);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  // Winograd's F(4x4, 3x3) (oneDNN has it for 3x3 stride 1 with AVX-512)
+  // does 2-4x fewer multiplications than the direct convolution; measured
+  // on resnet-small's shapes at batch 64 (one thread, AVX-512): forward
+  // and input gradient 10-15% faster at 16 and 32 channels, 33% at 64; the
+  // weight gradient 26% faster at 16 channels, 11-14% slower at 32, 9% faster
+  // at 64. Each primitive falls back to the direct convolution where
+  // oneDNN has no Winograd kernel for it. Not for channel counts outside
+  // its blocks of 16: it pads them, and resnet-small's 1-channel stem ran
+  // 5-7x slower that way.
+  const ConvPath path = CurrentConvPath();
+  const bool winograd =
+      (path == ConvPath::kAuto || path == ConvPath::kWinograd) &&
+      g.c % 16 == 0 && g.f % 16 == 0;
+  // make(algorithm) for Winograd, else (or where that throws) direct.
+  auto with_best_algorithm = [&](const auto& make) {
+    if (winograd) {
+      try {
+        return make(dnnl::algorithm::convolution_winograd);
+      } catch (const dnnl::error&) {
+      }
+    }
+    return make(dnnl::algorithm::convolution_direct);
+  };
   try {
-    dnnl::convolution_forward::primitive_desc fwd_pd(
-        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                        dnnl::algorithm::convolution_direct,
-                                        x_any, w_any, b_plain, y_any, strides,
-                                        pad_l, pad_r),
-        attr, m.engine);
-    dnnl::convolution_backward_data::primitive_desc bd_pd(
-        dnnl::convolution_backward_data::desc(
-            dnnl::algorithm::convolution_direct, x_any, w_any, y_any, strides,
-            pad_l, pad_r),
-        attr, m.engine, fwd_pd);
-    dnnl::convolution_backward_weights::primitive_desc bw_pd(
-        dnnl::convolution_backward_weights::desc(
-            dnnl::algorithm::convolution_direct, x_any, w_any, b_plain, y_any,
-            strides, pad_l, pad_r),
-        attr, m.engine, fwd_pd);
+    const auto fwd_pd = with_best_algorithm([&](dnnl::algorithm alg) {
+      return dnnl::convolution_forward::primitive_desc(
+          dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                          alg, x_any, w_any, b_plain, y_any,
+                                          strides, pad_l, pad_r),
+          attr, m.engine);
+    });
+    const auto bd_pd = with_best_algorithm([&](dnnl::algorithm alg) {
+      return dnnl::convolution_backward_data::primitive_desc(
+          dnnl::convolution_backward_data::desc(alg, x_any, w_any, y_any,
+                                                strides, pad_l, pad_r),
+          attr, m.engine, fwd_pd);
+    });
+    const auto bw_pd = with_best_algorithm([&](dnnl::algorithm alg) {
+      return dnnl::convolution_backward_weights::primitive_desc(
+          dnnl::convolution_backward_weights::desc(
+              alg, x_any, w_any, b_plain, y_any, strides, pad_l, pad_r),
+          attr, m.engine, fwd_pd);
+    });
+    m.impl_names = {fwd_pd.impl_info_str(), bd_pd.impl_info_str(),
+                    bw_pd.impl_info_str()};
     m.fwd = MakeCall(m.engine, dnnl::convolution_forward(fwd_pd), fwd_pd,
                      {{DNNL_ARG_SRC, x_plain, true},
                       {DNNL_ARG_WEIGHTS, w_plain, true},
@@ -282,6 +313,13 @@ void OneDnnConv::Backward(const float* x, const float* dy, const float* w,
   Workspace(std::max(m.bwd_weights.bytes, m.bwd_data.bytes));
   Run(m.stream, m.bwd_weights, {dy, x, dw, db});
   if (dx != nullptr) Run(m.stream, m.bwd_data, {dy, w, dx}, m.share_dy);
+}
+
+bool OneDnnConv::winograd() const {
+  for (const std::string& name : impl_->impl_names) {
+    if (name.find("wino") != std::string::npos) return true;
+  }
+  return false;
 }
 
 int64_t OneDnnConv::workspace_bytes() const {

@@ -48,6 +48,8 @@ class OneDnnConv {
   // Bytes of the calling thread's workspace a call needs (blocked copies
   // and scratchpad).
   int64_t workspace_bytes() const;
+  // True when some of the three primitives runs Winograd's algorithm.
+  bool winograd() const;
 
  private:
   struct Impl;
@@ -93,10 +95,15 @@ class OneDnnConvChain {
   std::unique_ptr<Impl> impl_;
 };
 
-// Which path Conv2D uses. kAuto picks per shape; the others force one. The
-// starting value comes from NNLAB_CONV (`auto`, `im2col`, `onednn`; unset
-// or anything else: auto), read once.
-enum class ConvPath { kAuto, kIm2col, kOneDnn };
+// Which path Conv2D uses: kIm2col (im2col + GEMM), kOneDnn (oneDNN's
+// direct convolution), kWinograd (oneDNN's Winograd convolution for each
+// primitive that has one, for channel counts that are multiples of 16;
+// the direct one for the rest). kAuto is
+// kWinograd, falling back to im2col for a geometry oneDNN refuses. The
+// starting value comes from NNLAB_CONV (`auto`, `im2col`, `onednn`,
+// `winograd`; unset or anything else: auto), read once. Read when a
+// OneDnnConv is created.
+enum class ConvPath { kAuto, kIm2col, kOneDnn, kWinograd };
 ConvPath SetConvPath(ConvPath path);
 ConvPath CurrentConvPath();
 

@@ -52,6 +52,10 @@ const VecKernels& PortableVecKernels() {
       vec_portable::TanhArray,
       vec_portable::BoxMullerArray,
       vec_portable::AdamArray,
+      vec_portable::NormStats,
+      vec_portable::NormApply,
+      vec_portable::NormGradSums,
+      vec_portable::NormGradInput,
   };
   return k;
 }
@@ -65,6 +69,10 @@ const VecKernels* Avx2VecKernels() {
       vec_avx2::TanhArray,
       vec_avx2::BoxMullerArray,
       vec_avx2::AdamArray,
+      vec_avx2::NormStats,
+      vec_avx2::NormApply,
+      vec_avx2::NormGradSums,
+      vec_avx2::NormGradInput,
   };
   return IsaAllowed(Isa::kAvx2) ? &k : nullptr;
 #else
@@ -94,6 +102,25 @@ void VecBoxMuller(const float* u1, const float* u2, int64_t n, float mean,
 void VecAdamUpdate(const AdamCoefficients& c, const float* g, float* w,
                    float* m, float* v, int64_t n) {
   ActiveVecKernels().adam(c, g, w, m, v, n);
+}
+
+void VecNormStats(const float* x, NormChannel ch, double* mean, double* var) {
+  ActiveVecKernels().norm_stats(x, ch, mean, var);
+}
+void VecNormApply(const float* x, NormChannel ch, float mu, float inv_std,
+                  float gamma, float beta, float* y) {
+  ActiveVecKernels().norm_apply(x, ch, mu, inv_std, gamma, beta, y);
+}
+void VecNormGradSums(const float* dy, const float* x, NormChannel ch, float mu,
+                     float inv_std, double* sum_dy, double* sum_dy_xhat) {
+  ActiveVecKernels().norm_grad_sums(dy, x, ch, mu, inv_std, sum_dy,
+                                    sum_dy_xhat);
+}
+void VecNormGradInput(const float* dy, const float* x, NormChannel ch, float mu,
+                      float inv_std, float scale, float mean_dy,
+                      float mean_dy_xhat, float* dx) {
+  ActiveVecKernels().norm_grad_input(dy, x, ch, mu, inv_std, scale, mean_dy,
+                                     mean_dy_xhat, dx);
 }
 
 }  // namespace nnlab

@@ -1,7 +1,8 @@
 // Vectorised elementwise kernels of the core: e^x, sigmoid, tanh, Box-Muller
-// normals, the Adam update. libm's expf/tanhf/logf/cosf are scalar calls
-// per element; these run 8 lanes at a time with AVX2 and FMA when the CPU
-// has them (checked once, at the first call), 4-lane SSE2 otherwise.
+// normals, the Adam update, batch normalization's passes over a channel.
+// libm's expf/tanhf/logf/cosf are scalar calls per element; these run 8
+// lanes at a time with AVX2 and FMA when the CPU has them (checked once, at
+// the first call), 4-lane SSE2 otherwise.
 //
 // Accuracy (checked against libm over their whole useful range in
 // tests/core/vec_math_test.cc): e^x relative error < 1e-6 (Cephes expf
@@ -44,6 +45,27 @@ struct AdamCoefficients {
 void VecAdamUpdate(const AdamCoefficients& c, const float* g, float* w,
                    float* m, float* v, int64_t n);
 
+// Batch normalization over one channel of an [N, C, S] tensor
+// (core/layers/batch_norm.cc): its N rows of S values, the start of each
+// `stride` floats after the last. Sums run per row in float and over rows
+// in double; xhat = (x - mu) * inv_std is recomputed wherever it is needed
+// rather than stored. In-place calls (y == x, dx == dy) are allowed.
+struct NormChannel {
+  int64_t rows, stride, len;
+};
+// mean and (biased) variance of the channel's values.
+void VecNormStats(const float* x, NormChannel ch, double* mean, double* var);
+// y = gamma * xhat + beta.
+void VecNormApply(const float* x, NormChannel ch, float mu, float inv_std,
+                  float gamma, float beta, float* y);
+// sum dy and sum dy * xhat.
+void VecNormGradSums(const float* dy, const float* x, NormChannel ch, float mu,
+                     float inv_std, double* sum_dy, double* sum_dy_xhat);
+// dx = scale * (dy - mean_dy - xhat * mean_dy_xhat).
+void VecNormGradInput(const float* dy, const float* x, NormChannel ch, float mu,
+                      float inv_std, float scale, float mean_dy,
+                      float mean_dy_xhat, float* dx);
+
 // The kernels of one instruction set; VecExp etc. call the best one the
 // CPU runs. Exposed so tests can check every path the CPU supports.
 struct VecKernels {
@@ -55,6 +77,13 @@ struct VecKernels {
                      float*);
   void (*adam)(const AdamCoefficients&, const float*, float*, float*, float*,
                int64_t);
+  void (*norm_stats)(const float*, NormChannel, double*, double*);
+  void (*norm_apply)(const float*, NormChannel, float, float, float, float,
+                     float*);
+  void (*norm_grad_sums)(const float*, const float*, NormChannel, float, float,
+                         double*, double*);
+  void (*norm_grad_input)(const float*, const float*, NormChannel, float, float,
+                          float, float, float, float*);
 };
 // The portable 4-lane kernels (SSE2 on x86-64, NEON on arm64).
 const VecKernels& PortableVecKernels();

@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/kernels/blas.h"
 #include "core/kernels/parallel.h"
-#include "core/kernels/vec_sum.h"
+#include "core/kernels/vec_math.h"
 #include "core/layers/conv_chain.h"
 #include "core/layers/layer_factories.h"
 
@@ -79,17 +79,10 @@ class BatchNorm : public Layer {
       return;
     }
     ForChannels(n * c_n * s_n, [&](int64_t c) {
+      const NormChannel ch{n, c_n * s_n, s_n};
       double mean, var;
       if (train_) {
-        // Per-sample partial sums in float (vectorised), totals in double.
-        double s = 0, s2 = 0;
-        for (int64_t i = 0; i < n; ++i)
-          s += VecSum(x + (i * c_n + c) * s_n, s_n);
-        mean = s / double(m);
-        for (int64_t i = 0; i < n; ++i) {
-          s2 += VecSquaredDeviation(x + (i * c_n + c) * s_n, float(mean), s_n);
-        }
-        var = s2 / double(m);
+        VecNormStats(x + c * s_n, ch, &mean, &var);
         UpdateRunningStats(c, mean, var, m);
       } else {
         mean = running_mean_[c];
@@ -99,14 +92,8 @@ class BatchNorm : public Layer {
       const float mu = float(mean);
       inv_std_[c] = inv_std;
       mean_[c] = mu;
-      const float g = gamma_[c], b = beta_[c];
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t off = (i * c_n + c) * s_n;
-        for (int64_t k = 0; k < s_n; ++k) {
-          const float v = (x[off + k] - mu) * inv_std;
-          y[off + k] = g * v + b;
-        }
-      }
+      VecNormApply(x + c * s_n, ch, mu, inv_std, gamma_[c], beta_[c],
+                   y + c * s_n);
     });
   }
 
@@ -128,35 +115,24 @@ class BatchNorm : public Layer {
     }
     const float* x = in_->data();
     ForChannels(n * c_n * s_n, [&](int64_t c) {
+      const NormChannel ch{n, c_n * s_n, s_n};
+      const int64_t off = c * s_n;
       const float mu = mean_[c], inv_std = inv_std_[c];
-      double sum_dy = 0, sum_dy_xh = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t off = (i * c_n + c) * s_n;
-        float row_dy, row_dy_xh;
-        SumAndDotXhat(dy + off, x + off, mu, inv_std, s_n, &row_dy, &row_dy_xh);
-        sum_dy += row_dy;
-        sum_dy_xh += row_dy_xh;
-      }
+      double sum_dy, sum_dy_xh;
+      VecNormGradSums(dy + off, x + off, ch, mu, inv_std, &sum_dy, &sum_dy_xh);
       gamma_grad_[c] += float(sum_dy_xh);
       beta_grad_[c] += float(sum_dy);
       if (dx == nullptr) return;
-      const float scale = gamma_[c] * inv_std_[c];
+      const float scale = gamma_[c] * inv_std;
       if (!train_) {
         for (int64_t i = 0; i < n; ++i) {
-          const int64_t off = (i * c_n + c) * s_n;
-          for (int64_t k = 0; k < s_n; ++k) dx[off + k] = scale * dy[off + k];
+          const int64_t row = (i * c_n + c) * s_n;
+          for (int64_t k = 0; k < s_n; ++k) dx[row + k] = scale * dy[row + k];
         }
         return;
       }
-      const float mean_dy = float(sum_dy / m);
-      const float mean_dy_xh = float(sum_dy_xh / m);
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t off = (i * c_n + c) * s_n;
-        for (int64_t k = 0; k < s_n; ++k) {
-          const float xh = (x[off + k] - mu) * inv_std;
-          dx[off + k] = scale * (dy[off + k] - mean_dy - xh * mean_dy_xh);
-        }
-      }
+      VecNormGradInput(dy + off, x + off, ch, mu, inv_std, scale,
+                       float(sum_dy / m), float(sum_dy_xh / m), dx + off);
     });
   }
 
@@ -199,33 +175,6 @@ class BatchNorm : public Layer {
         fn(c);
       }
     });
-  }
-
-  // *sum = VecSum(dy, n) and *dot = VecDot(dy, xhat, n) for xhat = (x -
-  // mu) * inv_std, in one pass and without storing xhat: the same
-  // operations in the same order as those two, so the same bits.
-  static void SumAndDotXhat(const float* dy, const float* x, float mu,
-                            float inv_std, int64_t n, float* sum, float* dot) {
-    float acc_s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    float acc_d[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      for (int j = 0; j < 8; ++j) {
-        acc_s[j] += dy[i + j];
-        acc_d[j] += dy[i + j] * ((x[i + j] - mu) * inv_std);
-      }
-    }
-    float s = 0.0f, d = 0.0f;
-    for (; i < n; ++i) {
-      s += dy[i];
-      d += dy[i] * ((x[i] - mu) * inv_std);
-    }
-    for (int j = 0; j < 8; ++j) {
-      s += acc_s[j];
-      d += acc_d[j];
-    }
-    *sum = s;
-    *dot = d;
   }
 
   // Folds channel c's batch statistics over m values into the running

@@ -191,6 +191,7 @@ class Conv2D : public Layer {
       case ConvPath::kIm2col:
         return false;
       case ConvPath::kOneDnn:
+      case ConvPath::kWinograd:
       case ConvPath::kAuto:
         break;
     }

@@ -1,5 +1,5 @@
-// Vectorised elementwise kernels (core/kernels/vec_math.h) against libm in
-// double precision, on every instruction-set path this CPU runs.
+// Vectorised elementwise kernels (core/kernels/vec_math.h) against libm and
+// formulas in double precision, on every instruction-set path this CPU runs.
 #include "core/kernels/vec_math.h"
 
 #include <cmath>
@@ -135,6 +135,67 @@ TEST(VecMathTest, AdamMatchesScalarFormula) {
       EXPECT_NEAR(m2[i], mi, 1e-6 * (1 + std::abs(mi)));
       EXPECT_NEAR(v2[i], vi, 1e-6 * vi);
       EXPECT_NEAR(w2[i], wi, 1e-6);
+    }
+  }
+}
+
+// One channel of a [5, 3, 37] tensor (rows strided over the other
+// channels; 37 leaves a tail after the 8-wide loops), against the batch-norm
+// formulas in double.
+TEST(VecMathTest, NormKernelsMatchDoubleFormulas) {
+  const int64_t rows = 5, channels = 3, len = 37, c = 1;
+  const NormChannel ch{rows, channels * len, len};
+  std::vector<float> x(rows * channels * len), dy(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = 2.0f + 1.5f * std::sin(0.31 * i);
+    dy[i] = std::cos(0.17 * i);
+  }
+  const float* xc = x.data() + c * len;
+  const float* dyc = dy.data() + c * len;
+  double mean = 0, var = 0, sum_dy = 0, sum_dy_xh = 0;
+  const double m = double(rows * len);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < len; ++k) mean += xc[r * ch.stride + k] / m;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < len; ++k) {
+      const double d = xc[r * ch.stride + k] - mean;
+      var += d * d / m;
+    }
+  }
+  const float mu = float(mean), inv = float(1.0 / std::sqrt(var + 1e-5));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < len; ++k) {
+      const int64_t i = r * ch.stride + k;
+      sum_dy += dyc[i];
+      sum_dy_xh += dyc[i] * ((xc[i] - mu) * double(inv));
+    }
+  }
+  for (const VecKernels* k : Paths()) {
+    SCOPED_TRACE(k->name);
+    double got_mean, got_var, got_sum_dy, got_sum_dy_xh;
+    k->norm_stats(xc, ch, &got_mean, &got_var);
+    EXPECT_NEAR(got_mean, mean, 1e-6 * std::abs(mean));
+    EXPECT_NEAR(got_var, var, 1e-5 * var);
+    // Only channel c is written: the other channels' values stay -1.
+    std::vector<float> y(x.size(), -1.0f), dx(x.size(), -1.0f);
+    k->norm_apply(xc, ch, mu, inv, 0.7f, -0.2f, y.data() + c * len);
+    k->norm_grad_sums(dyc, xc, ch, mu, inv, &got_sum_dy, &got_sum_dy_xh);
+    EXPECT_NEAR(got_sum_dy, sum_dy, 1e-5);
+    EXPECT_NEAR(got_sum_dy_xh, sum_dy_xh, 1e-5);
+    const float scale = 0.7f * inv, mean_dy = float(sum_dy / m),
+                mean_dy_xh = float(sum_dy_xh / m);
+    k->norm_grad_input(dyc, xc, ch, mu, inv, scale, mean_dy, mean_dy_xh,
+                       dx.data() + c * len);
+    for (int64_t i = 0; i < rows * channels * len; ++i) {
+      if ((i / len) % channels != c) {
+        EXPECT_EQ(y[i], -1.0f);
+        EXPECT_EQ(dx[i], -1.0f);
+        continue;
+      }
+      const double xhat = (x[i] - double(mu)) * inv;
+      EXPECT_NEAR(y[i], 0.7 * xhat - 0.2, 1e-5);
+      EXPECT_NEAR(dx[i], scale * (dy[i] - mean_dy - xhat * mean_dy_xh), 1e-5);
     }
   }
 }

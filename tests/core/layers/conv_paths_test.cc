@@ -1,16 +1,17 @@
-// Conv2D's paths against a direct reference: oneDNN's primitives and
-// im2col + GEMM (with its "same" stride-1 input gradient, im2col of dy
-// with the flipped kernel), with the batch split across BLAS threads, must
-// give the values of the textbook sums
-// y = b + sum W x, dW = sum dy x, db = sum dy, dx = sum W dy, and finite
-// differences.
+// Conv2D's paths against a direct reference: oneDNN's direct and Winograd
+// primitives and im2col + GEMM (with its "same" stride-1 input gradient, im2col
+// of dy with the flipped kernel), with the batch split across BLAS threads,
+// must give the values of the textbook sums y = b + sum W x, dW = sum dy x, db
+// = sum dy, dx = sum W dy, and finite differences.
 #include <cmath>
 #include <memory>
 #include <ostream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/kernels/blas.h"
+#include "core/kernels/isa.h"
 #include "core/kernels/onednn_conv.h"
 #include "core/layers/layer.h"
 #include "core/layers/layer_factories.h"
@@ -37,10 +38,27 @@ std::unique_ptr<Layer> BuildConv(const ConvCase& c, Shape* out) {
   return std::move(layer).value();
 }
 
-constexpr ConvPath kPaths[] = {ConvPath::kIm2col, ConvPath::kOneDnn};
+constexpr ConvPath kPaths[] = {ConvPath::kIm2col, ConvPath::kOneDnn,
+                               ConvPath::kWinograd};
 
 const char* PathName(ConvPath path) {
-  return path == ConvPath::kOneDnn ? "onednn" : "im2col";
+  switch (path) {
+    case ConvPath::kOneDnn:
+      return "onednn";
+    case ConvPath::kWinograd:
+      return "winograd";
+    default:
+      return "im2col";
+  }
+}
+
+// Every path at 1 and 2 threads.
+std::vector<std::pair<ConvPath, int>> PathRuns() {
+  std::vector<std::pair<ConvPath, int>> runs;
+  for (ConvPath path : kPaths) {
+    for (int threads : {1, 2}) runs.emplace_back(path, threads);
+  }
+  return runs;
 }
 
 class ConvPathTest : public ::testing::TestWithParam<ConvCase> {
@@ -53,14 +71,11 @@ class ConvPathTest : public ::testing::TestWithParam<ConvCase> {
   ConvPath saved_path_ = CurrentConvPath();
 };
 
-// Forward and all gradients against direct sums, on both paths and on 1
+// Forward and all gradients against direct sums, on every path and on 1
 // and 2 threads, for a batch of n.
 void CheckDirectSums(const ConvCase& c, int64_t n) {
   const int64_t ch = c.input[0], h = c.input[1], w = c.input[2];
-  for (auto [path, threads] : {std::pair{kPaths[0], 1},
-                               {kPaths[0], 2},
-                               {kPaths[1], 1},
-                               {kPaths[1], 2}}) {
+  for (auto [path, threads] : PathRuns()) {
     SCOPED_TRACE(testing::Message()
                  << PathName(path) << ", " << threads << " threads");
     SetConvPath(path);
@@ -133,10 +148,7 @@ TEST_P(ConvPathTest, MatchesDirectSums) { CheckDirectSums(GetParam(), 5); }
 
 TEST_P(ConvPathTest, MatchesFiniteDifferences) {
   const ConvCase& c = GetParam();
-  for (auto [path, threads] : {std::pair{kPaths[0], 1},
-                               {kPaths[0], 2},
-                               {kPaths[1], 1},
-                               {kPaths[1], 2}}) {
+  for (auto [path, threads] : PathRuns()) {
     SCOPED_TRACE(testing::Message()
                  << PathName(path) << ", " << threads << " threads");
     SetConvPath(path);
@@ -159,10 +171,7 @@ TEST(ConvPathTest, RepeatedRunsAreIdentical) {
   const int saved = BlasThreads();
   const ConvPath saved_path = CurrentConvPath();
   const ConvCase c{4, 3, 1, 1, {3, 9, 8}};
-  for (auto [path, threads] : {std::pair{kPaths[0], 1},
-                               {kPaths[0], 2},
-                               {kPaths[1], 1},
-                               {kPaths[1], 2}}) {
+  for (auto [path, threads] : PathRuns()) {
     SetConvPath(path);
     SetBlasThreads(threads);
     std::vector<float> first;
@@ -200,8 +209,7 @@ TEST(ConvPathTest, WeightGradientsWithoutInputGradientAreTheSame) {
   const int saved = BlasThreads();
   const ConvPath saved_path = CurrentConvPath();
   const ConvCase c{16, 3, 1, 1, {16, 10, 9}};
-  for (auto [path, threads] :
-       {std::pair{kPaths[0], 1}, {kPaths[1], 1}, {kPaths[1], 2}}) {
+  for (auto [path, threads] : PathRuns()) {
     SetConvPath(path);
     SetBlasThreads(threads);
     std::vector<float> grads[2];
@@ -222,6 +230,36 @@ TEST(ConvPathTest, WeightGradientsWithoutInputGradientAreTheSame) {
     EXPECT_EQ(grads[0], grads[1]) << PathName(path) << ", threads " << threads;
   }
   SetBlasThreads(saved);
+  SetConvPath(saved_path);
+}
+
+// Where the CPU has AVX-512, 3x3 stride-1 convolutions over channel
+// multiples of 16 run Winograd's algorithm on the winograd (and default)
+// path, and nothing else does.
+TEST(ConvPathTest, WinogradWhereOneDnnHasIt) {
+  const ConvPath saved_path = CurrentConvPath();
+  const bool avx512 = MaxIsa() >= Isa::kAvx512;
+  struct Case {
+    ConvGeometry g;
+    bool winograd;
+  } cases[] = {
+      {{8, 16, 14, 14, 16, 3, 1, 1, 14, 14}, avx512},
+      {{8, 64, 7, 7, 64, 3, 1, 1, 7, 7}, avx512},
+      {{8, 1, 28, 28, 16, 3, 1, 1, 28, 28}, false},   // 1 input channel
+      {{8, 16, 28, 28, 32, 3, 2, 1, 14, 14}, false},  // stride 2
+      {{8, 16, 14, 14, 32, 1, 1, 0, 14, 14}, false},  // 1x1
+  };
+  for (ConvPath path :
+       {ConvPath::kWinograd, ConvPath::kAuto, ConvPath::kOneDnn}) {
+    SetConvPath(path);
+    for (const Case& c : cases) {
+      auto conv = OneDnnConv::Create(c.g);
+      ASSERT_NE(conv, nullptr);
+      EXPECT_EQ(conv->winograd(), c.winograd && path != ConvPath::kOneDnn)
+          << PathName(path) << ", " << c.g.c << " -> " << c.g.f << " channels, "
+          << c.g.k << "x" << c.g.k << " stride " << c.g.s;
+    }
+  }
   SetConvPath(saved_path);
 }
 
@@ -258,7 +296,10 @@ TEST(ConvPathTest, ChangingBatchSizesMatchIm2col) {
 }
 
 // resnet-small's shapes (16-64 channels, 7x7 to 28x28 maps): against
-// direct sums only (finite differences would take minutes here).
+// direct sums only (finite differences would take minutes here; and
+// Winograd's rounding, within 1e-4 of the sums, is too coarse for float
+// finite differences, so the stride-1 3x3 cases, which run it on
+// AVX-512, are checked against the sums alone).
 class ConvResnetShapeTest : public ConvPathTest {};
 
 TEST_P(ConvResnetShapeTest, MatchesDirectSums) {
@@ -270,6 +311,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(ConvCase{16, 3, 1, 1, {16, 28, 28}},   // block 1
                       ConvCase{32, 3, 2, 1, {16, 28, 28}},   // down 28 -> 14
                       ConvCase{32, 1, 2, 0, {16, 28, 28}},   // 1x1 shortcut
+                      ConvCase{32, 3, 1, 1, {32, 14, 14}},   // block 2
                       ConvCase{64, 3, 1, 1, {64, 7, 7}},     // block 3
                       ConvCase{64, 1, 1, 0, {32, 14, 14}}),  // pointwise
     [](const ::testing::TestParamInfo<ConvCase>& info) {
