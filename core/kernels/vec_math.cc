@@ -4,6 +4,7 @@
 
 #include "core/kernels/isa.h"
 #include "core/kernels/simd_target.h"
+#include "core/kernels/vec_sum.h"
 
 namespace nnlab {
 namespace vec_portable {
