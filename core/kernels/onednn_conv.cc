@@ -1,7 +1,6 @@
 #include "core/kernels/onednn_conv.h"
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -193,7 +192,7 @@ struct OneDnnConv::Impl {
   // start of the workspace in both; when they also want the same layout,
   // Backward reorders it once.
   bool share_dy = false;
-  std::array<std::string, 3> impl_names;  // oneDNN's, for fwd, bwd_data, bwd_w.
+  bool winograd = false;  // Some primitive runs Winograd's algorithm.
 };
 
 OneDnnConv::OneDnnConv(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -261,8 +260,10 @@ std::unique_ptr<OneDnnConv> OneDnnConv::Create(const ConvGeometry& g) {
               alg, x_any, w_any, b_plain, y_any, strides, pad_l, pad_r),
           attr, m.engine, fwd_pd);
     });
-    m.impl_names = {fwd_pd.impl_info_str(), bd_pd.impl_info_str(),
-                    bw_pd.impl_info_str()};
+    for (const char* impl : {fwd_pd.impl_info_str(), bd_pd.impl_info_str(),
+                             bw_pd.impl_info_str()}) {
+      m.winograd = m.winograd || std::strstr(impl, "wino") != nullptr;
+    }
     m.fwd = MakeCall(m.engine, dnnl::convolution_forward(fwd_pd), fwd_pd,
                      {{DNNL_ARG_SRC, x_plain, true},
                       {DNNL_ARG_WEIGHTS, w_plain, true},
@@ -315,12 +316,7 @@ void OneDnnConv::Backward(const float* x, const float* dy, const float* w,
   if (dx != nullptr) Run(m.stream, m.bwd_data, {dy, w, dx}, m.share_dy);
 }
 
-bool OneDnnConv::winograd() const {
-  for (const std::string& name : impl_->impl_names) {
-    if (name.find("wino") != std::string::npos) return true;
-  }
-  return false;
-}
+bool OneDnnConv::winograd() const { return impl_->winograd; }
 
 int64_t OneDnnConv::workspace_bytes() const {
   const Impl& m = *impl_;
