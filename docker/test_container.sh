@@ -63,6 +63,8 @@ host_cache="$(ccache -k cache_dir 2>/dev/null || true)"
 [[ -n "${host_cache}" && -d "${host_cache}" ]] || host_cache=""
 cache_mount=/var/cache/nnlab-host-ccache
 # ccache also hashes the locale variables: the builds inside get this host's.
+# NNLAB_WERROR goes in too, since -Werror is part of every compile command.
+werror="${NNLAB_WERROR:-OFF}"
 locale_vars=()
 for v in LANG LC_ALL LC_CTYPE LC_MESSAGES; do
   [[ -z "${!v:-}" ]] || locale_vars+=("${v}=${!v}")
@@ -75,7 +77,8 @@ lap "base image"
 
 # --- image build (build stage runs the core unit tests) ----------------------
 say "building ${image}"
-build_args=(--format docker --build-arg "BASE=${base}" -f "${here}/Dockerfile" -t "${image}")
+build_args=(--format docker --build-arg "BASE=${base}" --build-arg "NNLAB_WERROR=${werror}"
+  -f "${here}/Dockerfile" -t "${image}")
 if ((${#ca_args[@]})); then
   build_args+=("${ca_args[@]}" --build-arg NODE_EXTRA_CA_CERTS=/etc/ssl/host-ca.crt)
 fi
@@ -231,7 +234,8 @@ run_fresh() {
     quick)
       # The README's setup, the build and the core unit tests.
       cmd='scripts/setup.sh &&
-        cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+        cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+          -DNNLAB_WERROR="${NNLAB_WERROR}" &&
         cmake --build build -j "$(nproc)" &&
         ctest --test-dir build --output-on-failure --no-tests=error -j2 -L core -LE long' ;;
     *) fail "NNLAB_FRESH_CHECK=${fresh_mode}: expected full, quick or skip" ;;
@@ -242,7 +246,7 @@ run_fresh() {
   podman run --rm --name "${run_id}-fresh" \
     -v "${clone_dir}:${repo}" -w "${repo}" \
     "${env_args[@]}" "${cache_args[@]}" \
-    "${base}" bash -c "${cmd}"
+    -e "NNLAB_WERROR=${werror}" "${base}" bash -c "${cmd}"
 }
 
 if [[ "${fresh_mode}" != skip ]]; then
