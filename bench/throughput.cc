@@ -4,7 +4,9 @@
 // allocations per training step after warm-up, for 1 and 2 BLAS threads.
 //
 // Usage: throughput [--workload=NAME[,NAME...]] [--threads=N[,N...]]
-//                   [--epochs=N] [--json] [--list]
+//                   [--epochs=N] [--stats_every=N] [--json] [--list]
+// --stats_every=N collects the per-layer statistics a job streams every N
+// steps (a job's default is 1; the comparison with PyTorch runs without).
 // Each (workload, threads) pair runs in its own child process (this binary
 // re-executed), so peak RSS belongs to that workload alone. Workloads whose
 // layers do not build are reported as skipped with the reason.
@@ -364,6 +366,9 @@ Summary MeasureInference(const std::function<void(const Tensor&)>& forward,
   return Summarise(rates);
 }
 
+// Steps between per-layer statistics in classifier training (0: none).
+int64_t g_stats_every = 0;
+
 absl::StatusOr<Result> RunClassifier(const Workload& w, int epochs) {
   NNLAB_ASSIGN_OR_RETURN(TrainTest data, LoadData(w.data));
   if (w.train_limit > 0 && w.train_limit < data.train->size()) {
@@ -373,7 +378,7 @@ absl::StatusOr<Result> RunClassifier(const Workload& w, int epochs) {
   NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Build(w.model));
   TrainOptions options = w.train;
   options.epochs = epochs + 1;  // One warm-up epoch.
-  options.stats_every = 0;
+  options.stats_every = g_stats_every;
   NNLAB_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
                          Trainer::Create(model.get(), options));
   const int64_t per_epoch =
@@ -548,6 +553,7 @@ int RunChild(const char* self, const std::string& workload, int threads,
                                    absl::StrCat("--threads=", threads),
                                    "--child"};
   if (epochs > 0) args.push_back(absl::StrCat("--epochs=", epochs));
+  args.push_back(absl::StrCat("--stats_every=", g_stats_every));
   if (json) args.push_back("--json");
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -595,6 +601,11 @@ int Main(int argc, char** argv) {
         std::fprintf(stderr, "--epochs: must be a positive integer\n");
         return 2;
       }
+    } else if (absl::ConsumePrefix(&arg, "--stats_every=")) {
+      if (!absl::SimpleAtoi(arg, &g_stats_every) || g_stats_every < 0) {
+        std::fprintf(stderr, "--stats_every: must be an integer >= 0\n");
+        return 2;
+      }
     } else if (arg == "--json") {
       json = true;
     } else if (arg == "--child") {
@@ -607,7 +618,7 @@ int Main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--workload=NAME[,NAME...]] [--threads=N[,N...]] "
-                   "[--epochs=N] [--json] [--list]\n",
+                   "[--epochs=N] [--stats_every=N] [--json] [--list]\n",
                    argv[0]);
       return 2;
     }

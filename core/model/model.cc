@@ -284,14 +284,9 @@ bool IsBiasLike(const std::string& name) {
 }
 
 void MeanStd(const Tensor& t, double* mean, double* stddev) {
-  double s = 0, s2 = 0;
-  for (int64_t i = 0; i < t.size(); ++i) {
-    s += t[i];
-    s2 += double(t[i]) * t[i];
-  }
   const double n = t.size() > 0 ? double(t.size()) : 1.0;
-  *mean = s / n;
-  *stddev = std::sqrt(std::max(0.0, s2 / n - *mean * *mean));
+  *mean = t.Sum() / n;
+  *stddev = std::sqrt(std::max(0.0, t.SquaredNorm() / n - *mean * *mean));
 }
 
 }  // namespace
@@ -316,10 +311,7 @@ std::vector<LayerStats> Model::CollectLayerStats(
         w += p.value->SquaredNorm();
         if (weights_before != nullptr) {
           const Tensor& before = (*weights_before)[param_index];
-          for (int64_t k = 0; k < before.size(); ++k) {
-            const double d = double((*p.value)[k]) - before[k];
-            dw += d * d;
-          }
+          dw += p.value->SquaredDistance(before);
           w_before += before.SquaredNorm();
         }
       }

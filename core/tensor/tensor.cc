@@ -1,6 +1,7 @@
 #include "core/tensor/tensor.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <limits>
 
@@ -84,20 +85,45 @@ void Tensor::SetZero() { std::fill(data_, data_ + size_, 0.0f); }
 
 void Tensor::Fill(float value) { std::fill(data_, data_ + size_, value); }
 
-double Tensor::SquaredNorm() const {
-  // Eight independent double sums: the compiler vectorises them (a single
-  // running sum is a serial chain it may not reorder), and the result does
-  // not depend on the thread count, so runs stay deterministic.
+namespace {
+
+// sum_{i < n} term(i) in double, in eight independent partial sums: the
+// compiler vectorises them (a single running sum is a serial chain it may
+// not reorder), and the order of the adds, so the result, does not depend
+// on the thread count: runs stay deterministic.
+template <typename Term>
+double SumInDouble(int64_t n, Term term) {
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  const float* x = data_;
   int64_t i = 0;
-  for (; i + 8 <= size_; i += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += double(x[i + j]) * x[i + j];
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) acc[j] += term(i + j);
   }
   double s = 0;
-  for (; i < size_; ++i) s += double(x[i]) * x[i];
+  for (; i < n; ++i) s += term(i);
   for (int j = 0; j < 8; ++j) s += acc[j];
   return s;
+}
+
+}  // namespace
+
+double Tensor::SquaredNorm() const {
+  const float* x = data_;
+  return SumInDouble(size_, [x](int64_t i) { return double(x[i]) * x[i]; });
+}
+
+double Tensor::Sum() const {
+  const float* x = data_;
+  return SumInDouble(size_, [x](int64_t i) { return double(x[i]); });
+}
+
+double Tensor::SquaredDistance(const Tensor& other) const {
+  assert(other.size_ == size_);
+  const float* x = data_;
+  const float* y = other.data_;
+  return SumInDouble(size_, [x, y](int64_t i) {
+    const double d = double(x[i]) - y[i];
+    return d * d;
+  });
 }
 
 double Tensor::Norm() const { return std::sqrt(SquaredNorm()); }

@@ -70,6 +70,11 @@ class Tensor {
   double Norm() const;
   // Sum of squares, accumulated in double.
   double SquaredNorm() const;
+  // Sum of the elements, accumulated in double.
+  double Sum() const;
+  // sum_i (this[i] - other[i])^2, accumulated in double. Requires
+  // other.size() == size().
+  double SquaredDistance(const Tensor& other) const;
   // True if every element is finite.
   bool AllFinite() const;
 

@@ -401,6 +401,47 @@ TEST(TrainerTest, StepStatsDescribeEveryParameterisedLayer) {
   EXPECT_EQ(params[4].name, "dense4.weight");
 }
 
+// Widths that are no multiple of 8 reach the reductions' scalar tails.
+TEST(TrainerTest, StepStatsEqualTheirDefinitionsSummedInDouble) {
+  auto model = std::move(Model::Build(Mlp({37, 53, 3}, "tanh"))).value();
+  TrainOptions options;
+  options.optimizer.kind = OptimizerKind::kSgd;
+  options.optimizer.lr = 0.5f;
+  auto trainer = std::move(Trainer::Create(model.get(), options)).value();
+  Rng rng(4);
+  Tensor x({11, 37}), y({11});
+  for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.Normal();
+  for (int64_t i = 0; i < y.size(); ++i) y[i] = float(rng.UniformInt(3));
+  const Tensor& w = *model->Params()[0].value;
+  ASSERT_EQ(model->Params()[0].name, "dense0.weight");
+  const std::vector<float> before(w.data(), w.data() + w.size());
+  StepStats stats;
+  ASSERT_TRUE(trainer->TrainStep(x, y, true, &stats).ok());
+
+  double w2 = 0, dw2 = 0, b2 = 0;
+  for (int64_t i = 0; i < w.size(); ++i) {
+    w2 += double(w[i]) * w[i];
+    b2 += double(before[i]) * before[i];
+    dw2 += (double(w[i]) - before[i]) * (double(w[i]) - before[i]);
+  }
+  // dense0's statistics describe the tanh after it (layer 1).
+  const Tensor& act = model->layers().output(1);
+  ASSERT_EQ(act.size(), x.dim(0) * 53);
+  double sum = 0, sum2 = 0;
+  for (int64_t i = 0; i < act.size(); ++i) {
+    sum += act[i];
+    sum2 += double(act[i]) * act[i];
+  }
+  const double mean = sum / act.size();
+  const LayerStats& l = stats.layers[0];
+  ASSERT_GT(dw2, 0);
+  EXPECT_NEAR(l.weight_norm, std::sqrt(w2), 1e-12 * std::sqrt(w2));
+  EXPECT_NEAR(l.update_ratio, std::sqrt(dw2 / b2), 1e-9 * l.update_ratio);
+  EXPECT_NEAR(l.activation_mean, mean, 1e-12);
+  EXPECT_NEAR(l.activation_std, std::sqrt(sum2 / act.size() - mean * mean),
+              1e-9);
+}
+
 TEST(TrainerTest, NonFiniteGradientStopsWithTheLayerNamed) {
   auto model = std::move(Model::Build(Mlp({4, 8, 3}, "relu"))).value();
   TrainOptions options;
