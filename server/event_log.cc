@@ -32,17 +32,28 @@ absl::StatusOr<std::unique_ptr<EventLogWriter>> EventLogWriter::Open(
   return std::unique_ptr<EventLogWriter>(new EventLogWriter(path, fd));
 }
 
-EventLogWriter::~EventLogWriter() { close(fd_); }
+EventLogWriter::~EventLogWriter() {
+  Flush().IgnoreError();  // Whoever needs the status has flushed already.
+  close(fd_);
+}
 
 absl::Status EventLogWriter::Append(const v1::MetricEvent& event) {
-  const std::string frame = Frame(event.SerializeAsString());
-  const ssize_t n = write(fd_, frame.data(), frame.size());
-  if (n < 0) return ErrnoError("cannot append to", path_, errno);
-  if (n != static_cast<ssize_t>(frame.size())) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "short write to ", path_, ": ", n, " of ", frame.size(), " bytes"));
+  if (!failed_.ok()) return failed_;
+  buffer_ += Frame(event.SerializeAsString());
+  return buffer_.size() >= kBufferBytes ? Flush() : absl::OkStatus();
+}
+
+absl::Status EventLogWriter::Flush() {
+  if (!failed_.ok() || buffer_.empty()) return failed_;
+  const ssize_t n = write(fd_, buffer_.data(), buffer_.size());
+  if (n < 0) {
+    failed_ = ErrnoError("cannot append to", path_, errno);
+  } else if (n != static_cast<ssize_t>(buffer_.size())) {
+    failed_ = absl::ResourceExhaustedError(absl::StrCat(
+        "short write to ", path_, ": ", n, " of ", buffer_.size(), " bytes"));
   }
-  return absl::OkStatus();
+  buffer_.clear();
+  return failed_;
 }
 
 absl::Status EventLogWriter::Sync() {

@@ -174,6 +174,9 @@ void JobHistory::AppendAll(std::vector<v1::MetricEvent> events) {
 void JobHistory::End(v1::MetricEvent last) {
   absl::MutexLock lock(&mu_);
   AppendLocked(std::move(last));
+  // The history may leave memory as soon as its watchers are done: the log
+  // has to hold all of it by then.
+  if (log_ != nullptr) CheckLogLocked(log_->Flush());
   ended_ = true;
   cv_.SignalAll();
   WakeLocked();
@@ -189,16 +192,9 @@ void JobHistory::AppendLocked(v1::MetricEvent e) {
   e.set_sequence(next_seq_++);
   if (!e.has_time()) SetTimestampNow(e.mutable_time());
   if (log_ != nullptr) {
-    // The tail since the last SyncLog may be lost (or torn) by a machine
-    // crash; a torn tail is dropped on load and the job redoes those steps.
-    absl::Status s = log_->Append(e);
-    if (!s.ok()) {
-      LogError(absl::StrCat("job ", job_id_, ": event log write failed (",
-                            s.message(),
-                            "); history will not survive a restart"));
-      log_.reset();
-      log_complete_ = false;
-    }
+    // The tail since the last SyncLog may be lost (or torn) by a crash; a
+    // torn tail is dropped on load and the job redoes those steps.
+    CheckLogLocked(log_->Append(e));
   }
   events_.push_back(std::make_shared<const v1::MetricEvent>(std::move(e)));
   while (static_cast<int64_t>(events_.size()) > limit_) {
@@ -216,6 +212,15 @@ void JobHistory::AppendLocked(v1::MetricEvent e) {
     events_.pop_front();
     ++first_seq_;
   }
+}
+
+void JobHistory::CheckLogLocked(const absl::Status& written) {
+  if (written.ok()) return;
+  LogError(absl::StrCat("job ", job_id_, ": event log write failed (",
+                        written.message(),
+                        "); history will not survive a restart"));
+  log_.reset();
+  log_complete_ = false;
 }
 
 void JobHistory::WakeLocked() {
@@ -243,6 +248,7 @@ void JobHistory::SyncLog() {
   std::shared_ptr<EventLogWriter> log;
   {
     absl::MutexLock lock(&mu_);
+    if (log_ != nullptr) CheckLogLocked(log_->Flush());
     log = log_;
   }
   if (log == nullptr) return;
@@ -255,7 +261,7 @@ void JobHistory::CloseLog() {
   absl::MutexLock lock(&mu_);
   log_.swap(log);
   MaybeEvictLocked();
-  // `log` closes here, or after a SyncLog still flushing it.
+  // `log` closes here, or after a SyncLog still syncing it.
 }
 
 void JobHistory::Notify() {

@@ -123,18 +123,19 @@ class JobHistory {
   void Append(v1::MetricEvent e);
   // Appends events so that watchers see all of them or none.
   void AppendAll(std::vector<v1::MetricEvent> events);
-  // Appends the job's last event (its terminal state) and marks the job
-  // ended: watchers that delivered everything then get kEnded.
+  // Appends the job's last event (its terminal state), writes the buffered
+  // events to the log and marks the job ended: watchers that delivered
+  // everything then get kEnded.
   void End(v1::MetricEvent last);
   // Marks a job loaded as already ended (its log is final) and lets its
   // history leave memory.
   void MarkEnded();
 
-  // Makes the event log durable up to now (before a checkpoint and on state
-  // changes, so the history of everything a checkpoint or a job record
-  // acknowledges survives a machine crash; per-event syncs would cost a
-  // disk flush per training step). The flush runs outside the lock, so
-  // watchers are not held up by the disk.
+  // Writes the buffered events and makes the event log durable up to now
+  // (before a checkpoint and on state changes, so the history of everything
+  // a checkpoint or a job record acknowledges survives a crash; per-event
+  // syncs would cost a disk flush per training step). The sync runs
+  // outside the lock, so watchers are not held up by the disk.
   void SyncLog();
   // Closes the log of an ended job (nothing is appended after the terminal
   // state); the history leaves memory once its last watcher is done.
@@ -149,6 +150,10 @@ class JobHistory {
  private:
   friend class Watcher;
   void AppendLocked(v1::MetricEvent e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a failed log write: logs it and stops writing the log (the
+  // history then lives only in memory).
+  void CheckLogLocked(const absl::Status& written)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Calls the wake-ups of watchers that registered one, dropping those
   // whose watcher is gone.
   void WakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -171,7 +176,7 @@ class JobHistory {
   int64_t first_seq_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
-  // Shared so SyncLog can flush outside the lock while Append goes on.
+  // Shared so SyncLog can sync outside the lock while Append goes on.
   std::shared_ptr<EventLogWriter> log_ ABSL_GUARDED_BY(mu_);
   // The log holds every event of [first_seq_, next_seq_) under the same
   // sequence numbers (false after a failed write or rewrite).

@@ -39,6 +39,7 @@ std::string WriteLog(const testing::ScratchDir& dir, int n,
   EXPECT_TRUE(w.ok()) << w.status();
   for (int i = 0; i < n; ++i) {
     EXPECT_TRUE((*w)->Append(Event(i + 1, 0.5 * i)).ok());
+    EXPECT_TRUE((*w)->Flush().ok());
     ends->push_back(ReadFile(path)->size());
   }
   EXPECT_TRUE((*w)->Sync().ok());
@@ -103,6 +104,7 @@ TEST(EventLogTest, WriteEventLogReplacesTheWholeLog) {
   auto w = EventLogWriter::Open(path);
   ASSERT_TRUE(w.ok());
   ASSERT_TRUE((*w)->Append(Event(9, 3)).ok());
+  ASSERT_TRUE((*w)->Flush().ok());
   EXPECT_EQ(Steps(ReadEventLog(path)), (std::vector<int64_t>{7, 8, 9}));
   // Empty list: an empty log.
   ASSERT_TRUE(WriteEventLog(path, {}).ok());
@@ -114,12 +116,47 @@ TEST(EventLogTest, MissingLogsAndFailedAppendsAreReported) {
   // The writer does not create logs: a job's log is created with its job.
   EXPECT_FALSE(EventLogWriter::Open(dir.File("none.events")).ok());
   EXPECT_TRUE(ReadEventLog(dir.File("none.events")).empty());
-  // A full disk: /dev/full fails every write with ENOSPC.
+  // A full disk: /dev/full fails every write with ENOSPC. The failure
+  // shows when the buffer is written, and sticks: nothing is written after
+  // a record that may be torn.
   auto w = EventLogWriter::Open("/dev/full");
   ASSERT_TRUE(w.ok()) << w.status();
-  absl::Status s = (*w)->Append(Event(1, 0));
+  ASSERT_TRUE((*w)->Append(Event(1, 0)).ok());
+  absl::Status s = (*w)->Flush();
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("/dev/full"), absl::string_view::npos) << s;
+  EXPECT_EQ((*w)->Append(Event(2, 0)), s);
+  EXPECT_EQ((*w)->Flush(), s);
+}
+
+TEST(EventLogTest, RecordsAreBufferedUntilFlushFullOrClosed) {
+  testing::ScratchDir dir;
+  const std::string path = dir.File("j.events");
+  ASSERT_TRUE(WriteEventLog(path, {}).ok());
+  auto w = EventLogWriter::Open(path);
+  ASSERT_TRUE(w.ok()) << w.status();
+  // Records of one size: step 1 and a nonzero loss each.
+  int n = 0;
+  auto append = [&] { return (*w)->Append(Event(1, ++n)); };
+  ASSERT_TRUE(append().ok());
+  EXPECT_EQ(ReadFile(path)->size(), 0u);
+  ASSERT_TRUE((*w)->Flush().ok());
+  EXPECT_EQ(ReadEventLog(path).size(), 1u);
+  // The Append that fills the buffer writes it: whole records only.
+  const size_t record = ReadFile(path)->size();
+  const int fill =
+      static_cast<int>((EventLogWriter::kBufferBytes + record - 1) / record);
+  for (int i = 0; i < fill - 1; ++i) ASSERT_TRUE(append().ok());
+  EXPECT_EQ(ReadEventLog(path).size(), 1u);
+  ASSERT_TRUE(append().ok());
+  EXPECT_EQ(ReadEventLog(path).size(), 1u + fill);
+  // Closing writes the rest.
+  ASSERT_TRUE(append().ok());
+  EXPECT_EQ(ReadEventLog(path).size(), 1u + fill);
+  w->reset();
+  const std::vector<v1::MetricEvent> all = ReadEventLog(path);
+  ASSERT_EQ(all.size(), 2u + fill);
+  EXPECT_EQ(all.back().loss(), n);
 }
 
 }  // namespace

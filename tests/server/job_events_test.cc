@@ -227,6 +227,27 @@ TEST(JobEventsTest, EndedHistoryLeavesMemoryAndIsReadBackFromTheLog) {
   EXPECT_EQ(h->InMemory(), 0);
 }
 
+TEST(JobEventsTest, SyncAndEndWriteTheBufferedEvents) {
+  testing::ScratchDir dir;
+  const std::string log = dir.File("j.events");
+  auto h = NewHistory(1000, log);
+  ASSERT_TRUE(h->Restore({Train(1), Train(2)}, /*append=*/true).ok());
+  h->Append(Train(3));
+  EXPECT_EQ(ReadEventLog(log).size(), 2u);  // Buffered.
+  h->SyncLog();
+  EXPECT_EQ(ReadEventLog(log).size(), 3u);
+  h->Append(Train(4));
+  // Ended and unwatched, the history may leave memory at once: the log
+  // holds all of it before the log is closed.
+  h->End(State(4, v1::JOB_STATE_COMPLETED));
+  const std::vector<v1::MetricEvent> events = ReadEventLog(log);
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_EQ(events[3].step(), 4);
+  EXPECT_EQ(events[4].job_state(), v1::JOB_STATE_COMPLETED);
+  h->CloseLog();
+  EXPECT_EQ(h->InMemory(), 0);  // Complete on disk: evicted.
+}
+
 TEST(JobEventsTest, HistoryWithoutAWorkingLogStaysInMemory) {
   testing::ScratchDir dir;
   // The log cannot be created (no such directory): Restore reports it and
