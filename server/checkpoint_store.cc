@@ -83,10 +83,16 @@ CheckpointWriter::~CheckpointWriter() {
   thread_.join();
 }
 
-absl::Status CheckpointWriter::Submit(std::unique_ptr<StoredCheckpoint> ckpt) {
+absl::Status CheckpointWriter::Submit(Build build) {
   absl::MutexLock lock(&mu_);
-  pending_ = std::move(ckpt);
+  pending_ = std::move(build);
   return error_;
+}
+
+absl::Status CheckpointWriter::Submit(std::unique_ptr<StoredCheckpoint> ckpt) {
+  // Shared: a Build is copyable. It runs once, so it can move the record.
+  std::shared_ptr<StoredCheckpoint> made = std::move(ckpt);
+  return Submit([made] { return std::move(*made); });
 }
 
 absl::Status CheckpointWriter::Flush() {
@@ -100,11 +106,12 @@ void CheckpointWriter::Loop() {
   while (true) {
     mu_.Await(absl::Condition(this, &CheckpointWriter::HasWork));
     if (pending_ == nullptr) return;  // Done, and nothing waits.
-    std::unique_ptr<StoredCheckpoint> ckpt = std::move(pending_);
+    Build build = std::move(pending_);
+    pending_ = nullptr;
     writing_ = true;
     mu_.Unlock();
-    absl::Status s = commit_(*ckpt);
-    ckpt.reset();
+    absl::Status s = commit_(build());
+    build = nullptr;
     mu_.Lock();
     writing_ = false;
     if (error_.ok()) error_ = s;

@@ -46,10 +46,12 @@ class CheckpointStore {
 
 // Writes one run's checkpoints on a thread of its own, so training does not
 // wait for the disk (each checkpoint syncs the event log, the checkpoint
-// file and the job record). Only the newest checkpoint matters: one still
-// waiting when the next arrives is dropped, so at most two are held. A
-// crash loses at most the one being written; the job then resumes from the
-// one before, which its record still names.
+// file and the job record) nor for the record to be built (copying every
+// tensor of a captured RunState into it takes longer than the capture).
+// Only the newest checkpoint matters: one still waiting when the next
+// arrives is dropped, so at most two are held. A crash loses at most the
+// one being written; the job then resumes from the one before, which its
+// record still names.
 //
 // Thread-safe.
 class CheckpointWriter {
@@ -63,9 +65,14 @@ class CheckpointWriter {
   CheckpointWriter(const CheckpointWriter&) = delete;
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
 
-  // Queues `ckpt` for writing, replacing one still waiting. Returns the
-  // first failure of an earlier write, if any: the run should stop, its
+  // Makes a checkpoint, once, on the writer's thread: it must own what it
+  // uses.
+  using Build = std::function<StoredCheckpoint()>;
+
+  // Queues a checkpoint for writing, replacing one still waiting. Returns
+  // the first failure of an earlier write, if any: the run should stop, its
   // checkpoints are not kept.
+  absl::Status Submit(Build build);
   absl::Status Submit(std::unique_ptr<StoredCheckpoint> ckpt);
   // Waits until every submitted checkpoint is written; the first failure.
   absl::Status Flush();
@@ -81,7 +88,7 @@ class CheckpointWriter {
 
   const Commit commit_;
   absl::Mutex mu_;
-  std::unique_ptr<StoredCheckpoint> pending_ ABSL_GUARDED_BY(mu_);
+  Build pending_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status error_ ABSL_GUARDED_BY(mu_);

@@ -123,6 +123,27 @@ absl::Status JobManager::CommitCheckpoint(const std::shared_ptr<Job>& job,
 
 namespace {
 
+// A checkpoint's fields other than the run state (the model file's spec
+// is the caller's to add).
+StoredCheckpoint CheckpointHeader(const std::string& job_id) {
+  StoredCheckpoint header;
+  header.set_job_id(job_id);
+  header.mutable_model()->set_format_version(1);
+  return header;
+}
+
+// The checkpoint of `state`, made on the writer's thread: `header` with the
+// run state (run `base_steps` steps after the model's own) filled in.
+CheckpointWriter::Build CheckpointOf(const StoredCheckpoint& header,
+                                     RunState state, int64_t base_steps) {
+  auto captured = std::make_shared<const RunState>(std::move(state));
+  return [header, captured, base_steps] {
+    StoredCheckpoint ckpt = header;
+    RunStateToProto(*captured, base_steps + captured->step, &ckpt);
+    return ckpt;
+  };
+}
+
 // The end of a run that ended with `status`: a paused or interrupted run
 // takes its resume point (`checkpoint`), and every checkpoint is on disk
 // before the run reports its end. A run that succeeded fails if its last
@@ -848,16 +869,12 @@ absl::Status JobManager::Train(const std::shared_ptr<Job>& job,
   CheckpointWriter writer([this, job](const StoredCheckpoint& ckpt) {
     return CommitCheckpoint(job, ckpt);
   });
-  // Takes the checkpoint here and hands it to the writer.
+  StoredCheckpoint header = CheckpointHeader(job->id);
+  *header.mutable_model()->mutable_spec() = entry->Info().spec();
+  // Captures the state here; the writer makes the checkpoint of it.
   auto checkpoint = [&]() -> absl::Status {
-    auto ckpt = std::make_unique<StoredCheckpoint>();
-    ckpt->set_job_id(job->id);
-    v1::ModelFile* file = ckpt->mutable_model();
-    file->set_format_version(1);
-    *file->mutable_spec() = entry->Info().spec();
-    const RunState state = RunState::Capture(trainer.get());
-    RunStateToProto(state, base_steps + state.step, ckpt.get());
-    return writer.Submit(std::move(ckpt));
+    return writer.Submit(
+        CheckpointOf(header, RunState::Capture(trainer.get()), base_steps));
   };
 
   const int64_t per_epoch = StepsPerEpoch(GlobalBatchSpec(spec), ntrain);
@@ -1010,17 +1027,13 @@ absl::Status JobManager::TrainGan(const std::shared_ptr<Job>& job,
   CheckpointWriter writer([this, job](const StoredCheckpoint& ckpt) {
     return CommitCheckpoint(job, ckpt);
   });
+  StoredCheckpoint header = CheckpointHeader(job->id);
+  *header.mutable_model()->mutable_gan() = entry->Info().gan();
   auto checkpoint = [&]() -> absl::Status {
-    auto ckpt = std::make_unique<StoredCheckpoint>();
-    ckpt->set_job_id(job->id);
-    v1::ModelFile* file = ckpt->mutable_model();
-    file->set_format_version(1);
-    *file->mutable_gan() = entry->Info().gan();
     RunState state = RunState::Capture(trainer.get());
     // The record shows a GAN's epoch too (Restore derives it from the step).
     state.epoch = static_cast<int>(state.step / per_epoch);
-    RunStateToProto(state, base_steps + state.step, ckpt.get());
-    return writer.Submit(std::move(ckpt));
+    return writer.Submit(CheckpointOf(header, std::move(state), base_steps));
   };
   absl::Time last_publish = absl::Now();
   SampleRate rate;
