@@ -8,6 +8,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -156,6 +157,27 @@ TEST(CheckpointWriterTest, OnlyTheNewestWaitingCheckpointIsWritten) {
   release.Notify();
   ASSERT_TRUE(writer.Flush().ok());
   EXPECT_EQ(written, (std::vector<int64_t>{1, 4}));
+}
+
+TEST(CheckpointWriterTest, ARecordToBuildIsBuiltOnTheWritersThread) {
+  const std::thread::id submitter = std::this_thread::get_id();
+  std::thread::id built_on, committed_on;
+  std::vector<int64_t> written;
+  CheckpointWriter writer([&](const StoredCheckpoint& c) {
+    committed_on = std::this_thread::get_id();
+    written.push_back(c.trainer().step());
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(writer
+                  .Submit([&] {
+                    built_on = std::this_thread::get_id();
+                    return Ckpt("j", 7);
+                  })
+                  .ok());
+  ASSERT_TRUE(writer.Flush().ok());
+  EXPECT_EQ(written, (std::vector<int64_t>{7}));
+  EXPECT_NE(built_on, submitter);
+  EXPECT_EQ(built_on, committed_on);
 }
 
 TEST(CheckpointWriterTest, AFailedWriteIsReportedBySubmitAndFlush) {
