@@ -41,6 +41,8 @@ packages=(
   ocl-icd-opencl-dev
   # nnlabd's HTTP port (dashboard, /metrics).
   libcpp-httplib-dev libssl-dev
+  # CRC-32C of stored records and uploads with the CPU's CRC32 instruction.
+  libisal-dev
   # The character corpus chars:devil (Bierce's The Devil's Dictionary).
   dict-devil
 )

@@ -21,7 +21,9 @@
 namespace nnlab::server {
 
 // CRC-32C (Castagnoli), as used by iSCSI and leveldb; `crc` continues a
-// previous value (0 to start).
+// previous value (0 to start). ISA-L's, with the CPU's CRC32 instruction
+// where it has one: checkpoints, model files and uploads are checksummed
+// whole.
 uint32_t Crc32c(absl::string_view data, uint32_t crc = 0);
 
 // True for identifiers clients may use for models, jobs and data sets:

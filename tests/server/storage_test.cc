@@ -21,6 +21,36 @@ TEST(StorageTest, Crc32cKnownValues) {
   EXPECT_EQ(Crc32c("6789", Crc32c("12345")), Crc32c("123456789"));
 }
 
+// Bit by bit, reflected polynomial 0x82F63B78: the definition.
+uint32_t BitwiseCrc32c(absl::string_view data) {
+  uint32_t crc = 0xFFFFFFFFu;
+  for (unsigned char c : data) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0x82F63B78u & -(crc & 1));
+  }
+  return ~crc;
+}
+
+TEST(StorageTest, Crc32cEqualsTheBitwiseDefinition) {
+  // Every length up to 300 (the CRC instruction's 8-byte steps and the
+  // tails around them), from every alignment, and a large buffer.
+  std::string data(1 << 20, '\0');
+  uint32_t x = 12345;
+  for (char& c : data) {
+    x = x * 1103515245u + 12345u;
+    c = static_cast<char>(x >> 24);
+  }
+  const absl::string_view v(data);
+  for (size_t offset = 0; offset < 8; ++offset) {
+    for (size_t n = 0; n <= 300; ++n) {
+      ASSERT_EQ(Crc32c(v.substr(offset, n)), BitwiseCrc32c(v.substr(offset, n)))
+          << "offset " << offset << ", " << n << " bytes";
+    }
+  }
+  EXPECT_EQ(Crc32c(v), BitwiseCrc32c(v));
+  EXPECT_EQ(Crc32c(v.substr(777), Crc32c(v.substr(0, 777))), Crc32c(v));
+}
+
 TEST(StorageTest, FramesDetectEveryCorruption) {
   const std::string payload = "weights and optimizer state";
   const std::string frame = Frame(payload);
