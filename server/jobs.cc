@@ -133,7 +133,7 @@ StoredCheckpoint CheckpointHeader(const std::string& job_id) {
 }
 
 // The checkpoint of `state`, made on the writer's thread: `header` with the
-// run state (run `base_steps` steps after the model's own) filled in.
+// run state filled in (`base_steps`: the model's steps before this run).
 CheckpointWriter::Build CheckpointOf(const StoredCheckpoint& header,
                                      RunState state, int64_t base_steps) {
   auto captured = std::make_shared<const RunState>(std::move(state));
