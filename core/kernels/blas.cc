@@ -36,10 +36,12 @@ int MaxThreads() {
 // multiply-adds, or with a side under 64 (a 30- or 10-unit layer, a
 // 28-feature input), the hand-off to a second thread costs more than it
 // saves (784x30 at batch 64: 73 us on 1 thread, 125 us on 2), while
-// 1024-wide layers at batch 256 run 1.7x faster on 2.
+// 1024-wide layers at batch 256 run 1.7x faster on 2. Inside a part of a
+// ParallelFor (a convolution's or a recurrence's slice of the batch) the
+// other threads are busy with the other parts: 1.
 int ThreadsFor(int64_t m, int64_t n, int64_t k) {
   const int max = MaxThreads();
-  if (max <= 1) return 1;
+  if (max <= 1 || InParallelPart()) return 1;
   const bool big = static_cast<double>(m) * n * k >= 4.0 * (1 << 20) &&
                    std::min({m, n, k}) >= 64;
   return big ? max : 1;

@@ -50,7 +50,8 @@ void Gemv(bool trans_a, int64_t rows, int64_t cols, float alpha, const float* a,
 // previous value. Process-wide, and the one thread setting for both
 // libraries: the server sets it once from its flags. Each Gemm/Gemv then
 // runs on 1 thread or on all of them by its shape: small products (under
-// ~4 M multiply-adds, or a side under 64) are faster on one thread. A
+// ~4 M multiply-adds, or a side under 64) are faster on one thread, and
+// so is every product inside a ParallelFor part (parallel.h). A
 // threaded oneDNN product is split into blocks of C on ParallelFor's
 // helpers (core/kernels/parallel.h), each a single-threaded sgemm: no heap
 // allocation once warm (oneDNN's own threading allocates on every call).

@@ -13,6 +13,17 @@
 namespace nnlab {
 namespace {
 
+thread_local bool t_in_part = false;
+
+// Runs fn(part) with InParallelPart() true (restored after: a nested
+// ParallelFor runs its parts inside one of ours).
+void RunPart(absl::FunctionRef<void(int)> fn, int part) {
+  const bool outer = t_in_part;
+  t_in_part = true;
+  fn(part);
+  t_in_part = outer;
+}
+
 // How long a helper (or the caller, for the helpers) spins before blocking
 // on a condition variable. Calls come back to back (an LSTM's per-step
 // products, split by Gemm): a wake-up through the condition variable costs
@@ -42,7 +53,7 @@ class Helpers {
   void Run(int parts, absl::FunctionRef<void(int)> fn) {
     std::unique_lock<std::mutex> call(call_mu_, std::try_to_lock);
     if (!call.owns_lock()) {  // Busy: run everything here.
-      for (int part = 0; part < parts; ++part) fn(part);
+      for (int part = 0; part < parts; ++part) RunPart(fn, part);
       return;
     }
     {
@@ -59,7 +70,7 @@ class Helpers {
       generation_.fetch_add(1, std::memory_order_release);
     }
     work_cv_.notify_all();
-    fn(0);
+    RunPart(fn, 0);
     if (!SpinUntil(
             [this] { return pending_.load(std::memory_order_acquire) == 0; })) {
       std::unique_lock<std::mutex> lock(mu_);
@@ -84,7 +95,7 @@ class Helpers {
         if (part >= parts_) continue;
         fn = fn_;
       }
-      (*fn)(part);
+      RunPart(*fn, part);
       // The last helper to finish wakes the caller if it stopped spinning
       // (under mu_, so the wake-up cannot fall between its check and wait).
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -117,5 +128,7 @@ void ParallelFor(int parts, absl::FunctionRef<void(int)> fn) {
   static Helpers* helpers = new Helpers();
   helpers->Run(parts, fn);
 }
+
+bool InParallelPart() { return t_in_part; }
 
 }  // namespace nnlab

@@ -18,6 +18,11 @@ namespace nnlab {
 // caller. No allocation once the helpers exist. REQUIRES: parts >= 1.
 void ParallelFor(int parts, absl::FunctionRef<void(int)> fn);
 
+// True on a thread while it runs a part of a ParallelFor with more than one
+// part (the caller's part 0 included). Gemm then keeps its products on that
+// thread: the parts already use the thread budget.
+bool InParallelPart();
+
 }  // namespace nnlab
 
 #endif  // NNLAB_CORE_KERNELS_PARALLEL_H_

@@ -35,25 +35,45 @@ class Lstm : public RecurrentLayer {
   }
 
   void Forward(const Tensor& in, Tensor* out, Mode mode) override {
-    const int64_t n = in.dim(0), t = in.dim(1), h = units_, g4 = 4 * units_;
+    const int64_t n = in.dim(0), t = in.dim(1), h = units_;
     // hs_/cs_[0] hold the initial state, [s + 1] the state after step s.
     hs_.Resize({t + 1, n, h});
     cs_.Resize({t + 1, n, h});
     tc_.Resize({t, n, h});
-    gates_buf_.Resize({t, n, g4});
+    gates_buf_.Resize({t, n, 4 * h});
     LoadInitialState(n, {hs_.data(), cs_.data()});
-    float* z = gates_buf_.data();
-    ProjectInputs(in, z);
+    ProjectInputs(in, gates_buf_.data());
+    ForBatchSlices(
+        n, t, [this](int, int64_t lo, int64_t hi) { ForwardRows(lo, hi); });
+    SaveFinalState(n, {hs_.data() + t * n * h, cs_.data() + t * n * h});
+    WriteOutput(out);
+  }
+
+  void Backward(const Tensor& grad_out, Tensor* grad_in) override {
+    BeginBackward(grad_out);
+    dc_next_.Resize({n_, units_});
+    dc_next_.SetZero();
+    ForBatchSlices(n_, t_, [&](int part, int64_t lo, int64_t hi) {
+      BackwardRows(grad_out, part, lo, hi);
+    });
+    FinishBackward(grad_in);
+  }
+
+ private:
+  // Every step of the forward pass for the sequences [lo, hi) of the batch.
+  void ForwardRows(int64_t lo, int64_t hi) {
+    const int64_t n = n_, t = t_, h = units_, g4 = 4 * units_, rows = hi - lo;
     for (int64_t s = 0; s < t; ++s) {
-      const float* h_prev = hs_.data() + s * n * h;
-      const float* c_prev = cs_.data() + s * n * h;
-      float* gs = z + s * n * g4;
-      float* c = cs_.data() + (s + 1) * n * h;
-      float* hc = hs_.data() + (s + 1) * n * h;
-      float* tc = tc_.data() + s * n * h;
-      Gemm(false, true, n, g4, h, 1.0f, h_prev, h, w_hh_.data(), h, 1.0f, gs,
+      const int64_t at = s * n + lo;  // Row of this slice at step s.
+      const float* h_prev = hs_.data() + at * h;
+      const float* c_prev = cs_.data() + at * h;
+      float* gs = gates_buf_.data() + at * g4;
+      float* c = cs_.data() + (at + n) * h;
+      float* hc = hs_.data() + (at + n) * h;
+      float* tc = tc_.data() + at * h;
+      Gemm(false, true, rows, g4, h, 1.0f, h_prev, h, w_hh_.data(), h, 1.0f, gs,
            g4);
-      for (int64_t i = 0; i < n; ++i) {
+      for (int64_t i = 0; i < rows; ++i) {
         float* row = gs + i * g4;  // Becomes the activated gates f, i, g, o.
         VecSigmoid(row, row, 2 * h);
         VecTanh(row + 2 * h, row + 2 * h, h);
@@ -66,31 +86,29 @@ class Lstm : public RecurrentLayer {
           c[k + j] = fg[j] * c_prev[k + j] + ig[j] * gg[j];
         }
       }
-      VecTanh(c, tc, n * h);
-      for (int64_t i = 0; i < n; ++i) {
+      VecTanh(c, tc, rows * h);
+      for (int64_t i = 0; i < rows; ++i) {
         const float* og = gs + i * g4 + 3 * h;
         for (int64_t j = 0; j < h; ++j) hc[i * h + j] = og[j] * tc[i * h + j];
       }
     }
-    SaveFinalState(n, {hs_.data() + t * n * h, cs_.data() + t * n * h});
-    WriteOutput(out);
   }
 
-  void Backward(const Tensor& grad_out, Tensor* grad_in) override {
-    const int64_t n = n_, t = t_, h = units_, g4 = 4 * units_;
-    BeginBackward(grad_out);
-    dc_next_.Resize({n, h});
-    dc_next_.SetZero();
+  // Backprop through every step for the sequences [lo, hi) of the batch.
+  void BackwardRows(const Tensor& grad_out, int part, int64_t lo, int64_t hi) {
+    const int64_t n = n_, t = t_, h = units_, g4 = 4 * units_, rows = hi - lo;
+    float* dc_next = dc_next_.data() + lo * h;
+    float* dh_next = dh_next_.data() + lo * h;
     for (int64_t s = t - 1; s >= 0; --s) {
-      const float* gates = gates_buf_.data() + s * n * g4;
-      const float* c_prev = cs_.data() + s * n * h;
-      const float* tc = tc_.data() + s * n * h;
-      float* dz = dz_.data() + s * n * g4;
+      const int64_t at = s * n + lo;
+      const float* gates = gates_buf_.data() + at * g4;
+      const float* c_prev = cs_.data() + at * h;
+      const float* tc = tc_.data() + at * h;
+      float* dz = dz_.data() + at * g4;
       const float* g = OutputGrad(grad_out, s);
-      float* dc_next = dc_next_.data();
-      const float* dh_next = dh_next_.data();
+      if (g != nullptr) g += lo * h;
       double norm2 = 0;
-      for (int64_t i = 0; i < n; ++i) {
+      for (int64_t i = 0; i < rows; ++i) {
         const float* a = gates + i * g4;
         float* d = dz + i * g4;
         for (int64_t j = 0; j < h; ++j) {
@@ -108,19 +126,17 @@ class Lstm : public RecurrentLayer {
           dc_next[k] = dc * fg;
         }
       }
-      grad_norms_[s] = std::sqrt(norm2);
+      StepNorm2(part, s) = norm2;
       if (s > 0 && !CutBefore(s)) {
-        Gemm(false, false, n, h, g4, 1.0f, dz, g4, w_hh_.data(), h, 0.0f,
-             dh_next_.data(), h);
+        Gemm(false, false, rows, h, g4, 1.0f, dz, g4, w_hh_.data(), h, 0.0f,
+             dh_next, h);
       } else {
-        dh_next_.SetZero();
-        dc_next_.SetZero();
+        std::fill(dh_next, dh_next + rows * h, 0.0f);
+        std::fill(dc_next, dc_next + rows * h, 0.0f);
       }
     }
-    FinishBackward(grad_in);
   }
 
- private:
   // Cell states [T+1, N, H] (like hs_), tanh(C_t) [T, N, H], activated
   // gates [T, N, 4H]; in Backward the cell-state carry [N, H].
   Tensor cs_, tc_, gates_buf_, dc_next_;

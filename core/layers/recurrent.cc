@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/kernels/blas.h"
+#include "core/kernels/parallel.h"
 #include "core/kernels/vec_math.h"
 #include "core/layers/init.h"
 #include "core/status_macros.h"
@@ -131,6 +132,27 @@ void RecurrentLayer::WriteOutput(Tensor* out) const {
   }
 }
 
+int RecurrentLayer::BatchParts(int64_t n, int64_t t) const {
+  // Fewer rows than this make products too thin to be worth a thread.
+  constexpr int64_t kMinRows = 16;
+  // The same floor as a product split by Gemm (blas.cc ThreadsFor): the
+  // slices are handed to the other threads once for all T steps.
+  constexpr double kMinMacs = 4.0 * (1 << 20);
+  const double macs = static_cast<double>(t) * n * gates_ * units_ * units_;
+  if (macs < kMinMacs) return 1;
+  return static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(BlasThreads(), n / kMinRows)));
+}
+
+void RecurrentLayer::ForBatchSlices(
+    int64_t n, int64_t t,
+    absl::FunctionRef<void(int part, int64_t lo, int64_t hi)> fn) const {
+  const int parts = BatchParts(n, t);
+  ParallelFor(parts, [&](int part) {
+    fn(part, n * part / parts, n * (part + 1) / parts);
+  });
+}
+
 void RecurrentLayer::BeginBackward(const Tensor& grad_out) {
   const int64_t n = n_, t = t_, h = units_;
   if (return_sequences_) {
@@ -140,7 +162,7 @@ void RecurrentLayer::BeginBackward(const Tensor& grad_out) {
   dz_.Resize({t, n, gates_ * h});
   dh_next_.Resize({n, h});
   dh_next_.SetZero();
-  grad_norms_.assign(t, 0.0);
+  norms2_.assign(BatchParts(n, t) * t, 0.0);
 }
 
 const float* RecurrentLayer::OutputGrad(const Tensor& grad_out,
@@ -156,6 +178,13 @@ void RecurrentLayer::FinishBackward(Tensor* grad_in) {
        w_ih_grad_.data(), f_);
   Gemm(true, false, g, h, t * n, 1.0f, dz_.data(), g, hs_.data(), h, 1.0f,
        w_hh_grad_.data(), h);
+  const int64_t parts = static_cast<int64_t>(norms2_.size()) / t;
+  grad_norms_.assign(t, 0.0);
+  for (int64_t s = 0; s < t; ++s) {
+    double sum = 0;
+    for (int64_t part = 0; part < parts; ++part) sum += StepNorm2(part, s);
+    grad_norms_[s] = std::sqrt(sum);
+  }
   float* db = bias_grad_.data();
   for (int64_t r = 0; r < t * n; ++r) {
     const float* row = dz_.data() + r * g;

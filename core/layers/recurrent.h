@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "core/layers/layer.h"
@@ -65,6 +66,15 @@ class RecurrentLayer : public Layer {
   // Writable, so a stateful Forward can start from a chosen state.
   std::vector<Tensor*> State();
 
+  // How many slices of the batch a Forward or Backward of n sequences of t
+  // steps runs its recurrence in, in parallel: one per BLAS thread
+  // (SetBlasThreads), with at least 16 sequences each, when the
+  // recurrence's products add up to 4 M multiply-adds or more; else 1.
+  // Sequences of a batch never meet inside a recurrence, so each slice runs
+  // all its steps without waiting for the others (a per-step split of each
+  // product would hand data between the threads at every step).
+  int BatchParts(int64_t n, int64_t t) const;
+
  protected:
   // Copies (or zeros) the initial state for a batch of n into `dst`
   // ([n, H] each, preallocated). Spans, so that a braced list of pointers
@@ -83,15 +93,25 @@ class RecurrentLayer : public Layer {
   void ProjectInputs(const Tensor& in, float* z);
   // The layer's output from hs_: all steps [N, T, H] or the last [N, H].
   void WriteOutput(Tensor* out) const;
-  // Backward: sizes dz_ [T, N, G H] and the carry dh_next_ (zeroed), and
-  // makes the output gradient time-major when every step has one.
+  // Runs fn(part, lo, hi) for BatchParts(n, t) slices [lo, hi) of the
+  // batch, each part on its own thread (ParallelFor).
+  void ForBatchSlices(
+      int64_t n, int64_t t,
+      absl::FunctionRef<void(int part, int64_t lo, int64_t hi)> fn) const;
+  // Backward: sizes dz_ [T, N, G H] and the carry dh_next_ (zeroed), makes
+  // the output gradient time-major when every step has one, and zeroes the
+  // per-part squared norms that FinishBackward turns into
+  // timestep_grad_norms().
   void BeginBackward(const Tensor& grad_out);
   // dE/dh_s from the layer's output at step s, or nullptr if step s has no
   // output (many-to-one, s < T-1).
   const float* OutputGrad(const Tensor& grad_out, int64_t s) const;
+  // Where part `part` of ForBatchSlices adds ||dE/dh_s||^2 over its slice.
+  double& StepNorm2(int part, int64_t s) { return norms2_[part * t_ + s]; }
   // With dz_ filled for every step: accumulates all steps' weight and bias
-  // gradients in one GEMM each and writes dE/dx [N, T, F] to `grad_in`
-  // unless it is null.
+  // gradients in one GEMM each, sums the parts' squared norms into
+  // timestep_grad_norms() (in part order: deterministic), and writes dE/dx
+  // [N, T, F] to `grad_in` unless it is null.
   void FinishBackward(Tensor* grad_in);
 
   const int64_t units_;
@@ -110,6 +130,8 @@ class RecurrentLayer : public Layer {
  private:
   bool stateful_ = false;
   std::vector<Tensor> state_;
+  // Squared gradient norms [parts, T] of the last Backward.
+  std::vector<double> norms2_;
 };
 
 // [N, T, F] -> [T, N, F] and back; `dst` must not alias `src`.

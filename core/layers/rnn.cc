@@ -3,6 +3,7 @@
 // truncated (recurrent.h). The output y_t = W_s h_t is a following
 // "time_dense" (many-to-many) or "dense" (many-to-one) layer.
 // N = batch, T = steps, F = features, H = units; time-major buffers.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -30,40 +31,57 @@ class Rnn : public RecurrentLayer {
     hs_.Resize({t + 1, n, h});
     LoadInitialState(n, {hs_.data()});
     ProjectInputs(in, hs_.data() + n * h);
-    for (int64_t s = 0; s < t; ++s) {
-      const float* prev = hs_.data() + s * n * h;
-      float* cur = hs_.data() + (s + 1) * n * h;
-      Gemm(false, true, n, h, h, 1.0f, prev, h, w_hh_.data(), h, 1.0f, cur, h);
-      VecTanh(cur, cur, n * h);
-    }
+    ForBatchSlices(
+        n, t, [this](int, int64_t lo, int64_t hi) { ForwardRows(lo, hi); });
     SaveFinalState(n, {hs_.data() + t * n * h});
     WriteOutput(out);
   }
 
   void Backward(const Tensor& grad_out, Tensor* grad_in) override {
-    const int64_t n = n_, t = t_, h = units_;
     BeginBackward(grad_out);
+    ForBatchSlices(n_, t_, [&](int part, int64_t lo, int64_t hi) {
+      BackwardRows(grad_out, part, lo, hi);
+    });
+    FinishBackward(grad_in);
+  }
+
+ private:
+  // Every step of the forward pass for the sequences [lo, hi) of the batch.
+  void ForwardRows(int64_t lo, int64_t hi) {
+    const int64_t n = n_, t = t_, h = units_, rows = hi - lo;
+    for (int64_t s = 0; s < t; ++s) {
+      const float* prev = hs_.data() + (s * n + lo) * h;
+      float* cur = hs_.data() + ((s + 1) * n + lo) * h;
+      Gemm(false, true, rows, h, h, 1.0f, prev, h, w_hh_.data(), h, 1.0f, cur,
+           h);
+      VecTanh(cur, cur, rows * h);
+    }
+  }
+
+  // Backprop through every step for the sequences [lo, hi) of the batch.
+  void BackwardRows(const Tensor& grad_out, int part, int64_t lo, int64_t hi) {
+    const int64_t n = n_, t = t_, h = units_, rows = hi - lo;
+    float* dh_next = dh_next_.data() + lo * h;
     for (int64_t s = t - 1; s >= 0; --s) {
-      float* dz = dz_.data() + s * n * h;
-      const float* hcur = hs_.data() + (s + 1) * n * h;
-      const float* dh_next = dh_next_.data();
+      float* dz = dz_.data() + (s * n + lo) * h;
+      const float* hcur = hs_.data() + ((s + 1) * n + lo) * h;
       // dE/dh_s = output gradient at s + gradient from step s+1.
       const float* g = OutputGrad(grad_out, s);
+      if (g != nullptr) g += lo * h;
       double norm2 = 0;
-      for (int64_t i = 0; i < n * h; ++i) {
+      for (int64_t i = 0; i < rows * h; ++i) {
         const float dh = (g != nullptr ? g[i] : 0.0f) + dh_next[i];
         norm2 += double(dh) * dh;
         dz[i] = dh * (1.0f - hcur[i] * hcur[i]);  // tanh' = 1 - h^2.
       }
-      grad_norms_[s] = std::sqrt(norm2);
+      StepNorm2(part, s) = norm2;
       if (s > 0 && !CutBefore(s)) {
-        Gemm(false, false, n, h, h, 1.0f, dz, h, w_hh_.data(), h, 0.0f,
-             dh_next_.data(), h);
+        Gemm(false, false, rows, h, h, 1.0f, dz, h, w_hh_.data(), h, 0.0f,
+             dh_next, h);
       } else {
-        dh_next_.SetZero();
+        std::fill(dh_next, dh_next + rows * h, 0.0f);
       }
     }
-    FinishBackward(grad_in);
   }
 };
 

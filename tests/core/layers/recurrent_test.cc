@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/data/sequence_data.h"
+#include "core/kernels/blas.h"
 #include "core/layers/layer.h"
 #include "core/model/model.h"
 #include "core/model/sequence_model.h"
@@ -291,6 +292,69 @@ TEST_P(RecurrentTest, StatefulStepsReproduceTheWholeSequence) {
   Tensor x0 = Slice(x, 0, 1);
   layer->Forward(x0, &step, Mode::kEval);
   EXPECT_NEAR(step[0], full[0], 1e-6);
+}
+
+// On 2 threads the recurrence runs in two slices of the batch at once
+// (RecurrentLayer::BatchParts); everything it computes matches the whole
+// batch on 1 thread: outputs, dE/dx, weight gradients and the per-step
+// gradient norms, with full and truncated BPTT, many-to-many and
+// many-to-one. The 1-thread path is the one the finite-difference tests
+// above check.
+TEST_P(RecurrentTest, BatchSlicesOnTwoThreadsMatchOneThread) {
+  const int saved = BlasThreads();
+  // 51 sequences split 25 + 26; 24 steps x 51 x 64 x 64 (x 4 gates) is
+  // over the 4 M multiply-adds from which the batch is split.
+  const int64_t n = 51, t = 24, f = 5, h = 64;
+  Rng rng(23);
+  Tensor x({n, t, f});
+  FillNormal(&x, &rng);
+  for (bool sequences : {true, false}) {
+    for (int64_t window : {0, 5}) {
+      SCOPED_TRACE(testing::Message()
+                   << (sequences ? "many-to-many" : "many-to-one")
+                   << ", window " << window);
+      struct Run {
+        Tensor out, gx;
+        std::vector<Tensor> grads;
+        std::vector<double> norms;
+      };
+      auto run = [&](int threads) {
+        SetBlasThreads(threads);
+        auto layer = MakeRecurrent(GetParam(), h, sequences, window, {t, f});
+        EXPECT_EQ(layer->BatchParts(n, t), threads);
+        Run r;
+        layer->Forward(x, &r.out, Mode::kTrain);
+        Tensor dy(r.out.shape());
+        Rng dy_rng(29);
+        FillNormal(&dy, &dy_rng);
+        layer->Backward(dy, &r.gx);
+        for (const Param& p : layer->Params())
+          r.grads.push_back(p.grad->Clone());
+        r.norms = layer->timestep_grad_norms();
+        return r;
+      };
+      const Run one = run(1), two = run(2);
+      auto expect_near = [](const Tensor& a, const Tensor& b,
+                            const char* what) {
+        ASSERT_EQ(a.shape(), b.shape()) << what;
+        for (int64_t i = 0; i < a.size(); ++i) {
+          ASSERT_NEAR(a[i], b[i], 1e-5f * (1.0f + std::fabs(a[i])))
+              << what << " element " << i;
+        }
+      };
+      expect_near(one.out, two.out, "output");
+      expect_near(one.gx, two.gx, "dE/dx");
+      ASSERT_EQ(one.grads.size(), two.grads.size());
+      for (size_t k = 0; k < one.grads.size(); ++k) {
+        expect_near(one.grads[k], two.grads[k], "weight gradient");
+      }
+      ASSERT_EQ(one.norms.size(), two.norms.size());
+      for (size_t s = 0; s < one.norms.size(); ++s) {
+        EXPECT_LT(RelError(one.norms[s], two.norms[s]), 1e-6) << "step " << s;
+      }
+    }
+  }
+  SetBlasThreads(saved);
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, RecurrentTest,
