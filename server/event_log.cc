@@ -39,7 +39,10 @@ EventLogWriter::~EventLogWriter() {
 
 absl::Status EventLogWriter::Append(const v1::MetricEvent& event) {
   if (!failed_.ok()) return failed_;
-  buffer_ += Frame(event.SerializeAsString());
+  if (!AppendFramed(event, &buffer_)) {
+    return absl::InternalError(
+        absl::StrCat("cannot serialize an event for ", path_));
+  }
   return buffer_.size() >= kBufferBytes ? Flush() : absl::OkStatus();
 }
 
@@ -64,7 +67,11 @@ absl::Status EventLogWriter::Sync() {
 absl::Status WriteEventLog(const std::string& path,
                            const std::vector<v1::MetricEvent>& events) {
   std::string log;
-  for (const v1::MetricEvent& e : events) log += Frame(e.SerializeAsString());
+  for (const v1::MetricEvent& e : events) {
+    if (!AppendFramed(e, &log)) {
+      return absl::InternalError(absl::StrCat("cannot serialize ", path));
+    }
+  }
   return WriteFileAtomic(path, log);
 }
 

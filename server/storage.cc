@@ -30,12 +30,18 @@ absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
   return absl::InternalError(msg);
 }
 
-void PutU32(std::string* s, uint32_t v) {
-  for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>(v >> (8 * i)));
+void StoreLe(char* p, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) p[i] = static_cast<char>(v >> (8 * i));
 }
-void PutU64(std::string* s, uint64_t v) {
-  for (int i = 0; i < 8; ++i) s->push_back(static_cast<char>(v >> (8 * i)));
+
+// Writes the header of a frame at p; its payload follows at p + kHeaderSize.
+void WriteHeader(char* p, absl::string_view payload) {
+  std::memcpy(p, kMagic, sizeof(kMagic));
+  StoreLe(p + 4, kFrameVersion, 4);
+  StoreLe(p + 8, payload.size(), 8);
+  StoreLe(p + 16, Crc32c(payload), 4);
 }
+
 uint64_t GetLe(const char* p, int bytes) {
   uint64_t v = 0;
   for (int i = 0; i < bytes; ++i) {
@@ -205,13 +211,24 @@ int CleanTempFiles(const std::string& dir) {
 }
 
 std::string Frame(absl::string_view payload) {
-  std::string out(kMagic, sizeof(kMagic));
-  out.reserve(kHeaderSize + payload.size());
-  PutU32(&out, kFrameVersion);
-  PutU64(&out, payload.size());
-  PutU32(&out, Crc32c(payload));
+  std::string out(kHeaderSize, '\0');
   out.append(payload.data(), payload.size());
+  WriteHeader(out.data(), payload);
   return out;
+}
+
+bool AppendFramed(const google::protobuf::MessageLite& message,
+                  std::string* out) {
+  const size_t start = out->size();
+  out->resize(start + kHeaderSize);
+  if (!message.AppendToString(out)) {
+    out->resize(start);
+    return false;
+  }
+  char* frame = out->data() + start;
+  WriteHeader(frame, absl::string_view(frame + kHeaderSize,
+                                       out->size() - start - kHeaderSize));
+  return true;
 }
 
 absl::StatusOr<std::string> Unframe(absl::string_view frame) {
@@ -240,11 +257,11 @@ absl::StatusOr<std::string> Unframe(absl::string_view frame) {
 
 absl::Status WriteRecord(const std::string& path,
                          const google::protobuf::MessageLite& message) {
-  std::string payload;
-  if (!message.SerializeToString(&payload)) {
+  std::string record;
+  if (!AppendFramed(message, &record)) {
     return absl::InternalError(absl::StrCat("cannot serialize ", path));
   }
-  return WriteFileAtomic(path, Frame(payload));
+  return WriteFileAtomic(path, record);
 }
 
 absl::Status ReadRecord(const std::string& path,

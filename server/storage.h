@@ -52,6 +52,10 @@ int CleanTempFiles(const std::string& dir);
 
 // Frames `payload` (see the file comment).
 std::string Frame(absl::string_view payload);
+// Appends `message` to `out` as a frame, serialised in place (no copy of
+// the payload). False, with `out` unchanged, if it cannot be serialised.
+bool AppendFramed(const google::protobuf::MessageLite& message,
+                  std::string* out);
 // The payload of a frame; DataLoss for a bad magic, version, length or
 // checksum.
 absl::StatusOr<std::string> Unframe(absl::string_view frame);

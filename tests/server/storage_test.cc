@@ -69,6 +69,30 @@ TEST(StorageTest, FramesDetectEveryCorruption) {
   }
 }
 
+// The byte layout of the file comment, so files written by earlier
+// versions stay readable; AppendFramed writes the same bytes as Frame of
+// the serialised message, after whatever the string held.
+TEST(StorageTest, FramesHaveTheDocumentedLayoutAndAppendFramedMatches) {
+  const std::string payload = "abc";
+  const uint32_t crc = Crc32c(payload);
+  std::string expected = "NNLR";
+  expected += std::string("\x01\0\0\0", 4);
+  expected += std::string("\x03\0\0\0\0\0\0\0", 8);
+  for (int i = 0; i < 4; ++i) expected += static_cast<char>(crc >> (8 * i));
+  expected += payload;
+  EXPECT_EQ(Frame(payload), expected);
+
+  v1::Job a, b;
+  a.set_job_id("j-1");
+  a.set_step(42);
+  b.set_job_id("j-2");
+  std::string out = "head";
+  ASSERT_TRUE(AppendFramed(a, &out));
+  ASSERT_TRUE(AppendFramed(b, &out));
+  EXPECT_EQ(out, "head" + Frame(a.SerializeAsString()) +
+                     Frame(b.SerializeAsString()));
+}
+
 TEST(StorageTest, AtomicWritesRecordsAndTempCleanup) {
   testing::TempDir dir;
   const std::string path = dir.path() + "/a.job";
