@@ -57,6 +57,9 @@ const VecKernels& PortableVecKernels() {
       vec_portable::NormApply,
       vec_portable::NormGradSums,
       vec_portable::NormGradInput,
+      vec_portable::AllFinite,
+      vec_portable::SquaredNorm,
+      vec_portable::SquaredDistance,
   };
   return k;
 }
@@ -74,6 +77,9 @@ const VecKernels* Avx2VecKernels() {
       vec_avx2::NormApply,
       vec_avx2::NormGradSums,
       vec_avx2::NormGradInput,
+      vec_avx2::AllFinite,
+      vec_avx2::SquaredNorm,
+      vec_avx2::SquaredDistance,
   };
   return IsaAllowed(Isa::kAvx2) ? &k : nullptr;
 #else
@@ -122,6 +128,16 @@ void VecNormGradInput(const float* dy, const float* x, NormChannel ch, float mu,
                       float mean_dy_xhat, float* dx) {
   ActiveVecKernels().norm_grad_input(dy, x, ch, mu, inv_std, scale, mean_dy,
                                      mean_dy_xhat, dx);
+}
+
+bool VecAllFinite(const float* x, int64_t n) {
+  return ActiveVecKernels().all_finite(x, n);
+}
+double VecSquaredNorm(const float* x, int64_t n) {
+  return ActiveVecKernels().squared_norm(x, n);
+}
+double VecSquaredDistance(const float* x, const float* y, int64_t n) {
+  return ActiveVecKernels().squared_distance(x, y, n);
 }
 
 }  // namespace nnlab

@@ -1,5 +1,6 @@
 // Vectorised elementwise kernels of the core: e^x, sigmoid, tanh, Box-Muller
-// normals, the Adam update, batch normalization's passes over a channel.
+// normals, the Adam update, batch normalization's passes over a channel,
+// and the finiteness check and squared norms of whole tensors.
 // libm's expf/tanhf/logf/cosf are scalar calls per element; these run 8
 // lanes at a time with AVX2 and FMA when the CPU has them (checked once, at
 // the first call), 4-lane SSE2 otherwise.
@@ -66,6 +67,14 @@ void VecNormGradInput(const float* dy, const float* x, NormChannel ch, float mu,
                       float inv_std, float scale, float mean_dy,
                       float mean_dy_xhat, float* dx);
 
+// Reductions over a parameter or input tensor (core/tensor/tensor.h):
+// whether no value is infinite or NaN, sum x^2 and sum (x - y)^2, summed
+// in double. The sums' order depends on the vector width, so the paths
+// may differ in the last bits.
+bool VecAllFinite(const float* x, int64_t n);
+double VecSquaredNorm(const float* x, int64_t n);
+double VecSquaredDistance(const float* x, const float* y, int64_t n);
+
 // The kernels of one instruction set; VecExp etc. call the best one the
 // CPU runs. Exposed so tests can check every path the CPU supports.
 struct VecKernels {
@@ -84,6 +93,9 @@ struct VecKernels {
                          double*, double*);
   void (*norm_grad_input)(const float*, const float*, NormChannel, float, float,
                           float, float, float, float*);
+  bool (*all_finite)(const float*, int64_t);
+  double (*squared_norm)(const float*, int64_t);
+  double (*squared_distance)(const float*, const float*, int64_t);
 };
 // The portable 4-lane kernels (SSE2 on x86-64, NEON on arm64).
 const VecKernels& PortableVecKernels();

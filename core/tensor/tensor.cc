@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "absl/strings/str_join.h"
+#include "core/kernels/vec_math.h"
 #include "core/status_macros.h"
 
 namespace nnlab {
@@ -85,64 +86,29 @@ void Tensor::SetZero() { std::fill(data_, data_ + size_, 0.0f); }
 
 void Tensor::Fill(float value) { std::fill(data_, data_ + size_, value); }
 
-namespace {
+double Tensor::SquaredNorm() const { return VecSquaredNorm(data_, size_); }
 
-// sum_{i < n} term(i) in double, in eight independent partial sums: the
-// compiler vectorises them (a single running sum is a serial chain it may
-// not reorder), and the order of the adds, so the result, does not depend
-// on the thread count: runs stay deterministic.
-template <typename Term>
-double SumInDouble(int64_t n, Term term) {
+double Tensor::Sum() const {
+  // Eight independent partial sums: the compiler vectorises them (a single
+  // running sum is a serial chain it may not reorder).
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += term(i + j);
+  for (; i + 8 <= size_; i += 8) {
+    for (int j = 0; j < 8; ++j) acc[j] += data_[i + j];
   }
   double s = 0;
-  for (; i < n; ++i) s += term(i);
+  for (; i < size_; ++i) s += data_[i];
   for (int j = 0; j < 8; ++j) s += acc[j];
   return s;
 }
 
-}  // namespace
-
-double Tensor::SquaredNorm() const {
-  const float* x = data_;
-  return SumInDouble(size_, [x](int64_t i) { return double(x[i]) * x[i]; });
-}
-
-double Tensor::Sum() const {
-  const float* x = data_;
-  return SumInDouble(size_, [x](int64_t i) { return double(x[i]); });
-}
-
 double Tensor::SquaredDistance(const Tensor& other) const {
   assert(other.size_ == size_);
-  const float* x = data_;
-  const float* y = other.data_;
-  return SumInDouble(size_, [x, y](int64_t i) {
-    const double d = double(x[i]) - y[i];
-    return d * d;
-  });
+  return VecSquaredDistance(data_, other.data_, size_);
 }
 
 double Tensor::Norm() const { return std::sqrt(SquaredNorm()); }
 
-bool Tensor::AllFinite() const {
-  // Branch-free blocks (vectorised), checked between blocks: a model input
-  // is checked every step, so this must stream at memory speed.
-  constexpr int64_t kBlock = 1024;
-  const float* x = data_;
-  for (int64_t start = 0; start < size_; start += kBlock) {
-    const int64_t end = std::min(size_, start + kBlock);
-    bool finite = true;
-    // |x| <= FLT_MAX is false exactly for infinities and NaN.
-    for (int64_t i = start; i < end; ++i) {
-      finite &= std::fabs(x[i]) <= std::numeric_limits<float>::max();
-    }
-    if (!finite) return false;
-  }
-  return true;
-}
+bool Tensor::AllFinite() const { return VecAllFinite(data_, size_); }
 
 }  // namespace nnlab

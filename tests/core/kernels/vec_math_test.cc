@@ -256,5 +256,55 @@ TEST(RngFillNormalTest, SeedFixesStreamAndStateResumes) {
   EXPECT_NEAR(pair[1], r2 * std::sin(2 * M_PI * u2), 1e-5);
 }
 
+// Every path finds an infinity or NaN wherever it sits (each lane, the
+// tail, past the first 1024-value block) and passes the largest finite
+// values and denormals.
+TEST(VecMathTest, AllFiniteFindsEveryNonFiniteValue) {
+  const float bad[] = {INFINITY, -INFINITY, NAN, -NAN};
+  for (const VecKernels* k : Paths()) {
+    SCOPED_TRACE(k->name);
+    for (int64_t n : {0, 1, 7, 8, 9, 16, 31, 33, 1023, 1024, 1025, 2100}) {
+      std::vector<float> x(n);
+      for (int64_t i = 0; i < n; ++i) {
+        x[i] = i % 3 == 0 ? 3.4028235e38f : (i % 3 == 1 ? -1e-45f : 0.5f);
+      }
+      ASSERT_TRUE(k->all_finite(x.data(), n)) << "n " << n;
+      for (int64_t at = 0; at < n; ++at) {
+        const float saved = x[at];
+        x[at] = bad[at % 4];
+        ASSERT_FALSE(k->all_finite(x.data(), n)) << "n " << n << " at " << at;
+        x[at] = saved;
+      }
+    }
+  }
+}
+
+// The squared norm and distance against sums in long double, for lengths
+// around the vector widths and a parameter-sized tensor.
+TEST(VecMathTest, SquaredNormAndDistanceMatchLongDoubleSums) {
+  Rng rng(31);
+  for (const VecKernels* k : Paths()) {
+    SCOPED_TRACE(k->name);
+    for (int64_t n : {0, 1, 5, 15, 16, 17, 33, 78500}) {
+      std::vector<float> x(n), y(n);
+      rng.FillNormal(x.data(), n);
+      rng.FillNormal(y.data(), n);
+      long double norm = 0, dist = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        norm += static_cast<long double>(x[i]) * x[i];
+        const long double d = static_cast<long double>(x[i]) - y[i];
+        dist += d * d;
+      }
+      EXPECT_LE(std::abs(k->squared_norm(x.data(), n) - double(norm)),
+                1e-13 * double(norm))
+          << "n " << n;
+      EXPECT_LE(
+          std::abs(k->squared_distance(x.data(), y.data(), n) - double(dist)),
+          1e-13 * double(dist))
+          << "n " << n;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace nnlab
