@@ -94,6 +94,28 @@ class Lstm : public RecurrentLayer {
     }
   }
 
+  // One sequence's step backwards: from its activated gates a [4H], C_{t-1},
+  // tanh(C_t) and dE/dh_t, the gates' pre-activation gradients d [4H], and
+  // the cell-state carry dc (in: from step t+1; out: to step t-1). The
+  // arrays never overlap; saying so lets the loop vectorise.
+  static void GateGrads(const float* __restrict a,
+                        const float* __restrict c_prev,
+                        const float* __restrict tc, const float* __restrict dh,
+                        int64_t h, float* __restrict dc_carry,
+                        float* __restrict d) {
+    for (int64_t j = 0; j < h; ++j) {
+      const float fg = a[j], ig = a[h + j], gg = a[2 * h + j],
+                  og = a[3 * h + j];
+      // h = o tanh(C): dC gets dh o (1 - tanh^2 C) plus the carry.
+      const float dc = dc_carry[j] + dh[j] * og * (1.0f - tc[j] * tc[j]);
+      d[j] = dc * c_prev[j] * fg * (1.0f - fg);
+      d[h + j] = dc * gg * ig * (1.0f - ig);
+      d[2 * h + j] = dc * ig * (1.0f - gg * gg);
+      d[3 * h + j] = dh[j] * tc[j] * og * (1.0f - og);
+      dc_carry[j] = dc * fg;
+    }
+  }
+
   // Backprop through every step for the sequences [lo, hi) of the batch.
   void BackwardRows(const Tensor& grad_out, int part, int64_t lo, int64_t hi) {
     const int64_t n = n_, t = t_, h = units_, g4 = 4 * units_, rows = hi - lo;
@@ -105,28 +127,20 @@ class Lstm : public RecurrentLayer {
       const float* c_prev = cs_.data() + at * h;
       const float* tc = tc_.data() + at * h;
       float* dz = dz_.data() + at * g4;
+      // dE/dh_s (the output's gradient at s plus the carry from s + 1),
+      // in place of the carry; summing its squares apart from the loop
+      // below lets that loop vectorise.
       const float* g = OutputGrad(grad_out, s);
-      if (g != nullptr) g += lo * h;
-      double norm2 = 0;
-      for (int64_t i = 0; i < rows; ++i) {
-        const float* a = gates + i * g4;
-        float* d = dz + i * g4;
-        for (int64_t j = 0; j < h; ++j) {
-          const int64_t k = i * h + j;
-          const float fg = a[j], ig = a[h + j], gg = a[2 * h + j],
-                      og = a[3 * h + j];
-          const float dh = (g != nullptr ? g[k] : 0.0f) + dh_next[k];
-          norm2 += double(dh) * dh;
-          // h = o tanh(C): dC gets dh o (1 - tanh^2 C) plus the carry.
-          const float dc = dc_next[k] + dh * og * (1.0f - tc[k] * tc[k]);
-          d[j] = dc * c_prev[k] * fg * (1.0f - fg);
-          d[h + j] = dc * gg * ig * (1.0f - ig);
-          d[2 * h + j] = dc * ig * (1.0f - gg * gg);
-          d[3 * h + j] = dh * tc[k] * og * (1.0f - og);
-          dc_next[k] = dc * fg;
-        }
+      if (g != nullptr) {
+        g += lo * h;
+        for (int64_t k = 0; k < rows * h; ++k) dh_next[k] += g[k];
       }
-      StepNorm2(part, s) = norm2;
+      StepNorm2(part, s) = VecSquaredNorm(dh_next, rows * h);
+      for (int64_t i = 0; i < rows; ++i) {
+        const int64_t k = i * h;
+        GateGrads(gates + i * g4, c_prev + k, tc + k, dh_next + k, h,
+                  dc_next + k, dz + i * g4);
+      }
       if (s > 0 && !CutBefore(s)) {
         Gemm(false, false, rows, h, g4, 1.0f, dz, g4, w_hh_.data(), h, 0.0f,
              dh_next, h);

@@ -65,16 +65,17 @@ class Rnn : public RecurrentLayer {
     for (int64_t s = t - 1; s >= 0; --s) {
       float* dz = dz_.data() + (s * n + lo) * h;
       const float* hcur = hs_.data() + ((s + 1) * n + lo) * h;
-      // dE/dh_s = output gradient at s + gradient from step s+1.
+      // dE/dh_s = output gradient at s + gradient from step s+1, in place
+      // of the carry (its squares summed apart, so both loops vectorise).
       const float* g = OutputGrad(grad_out, s);
-      if (g != nullptr) g += lo * h;
-      double norm2 = 0;
-      for (int64_t i = 0; i < rows * h; ++i) {
-        const float dh = (g != nullptr ? g[i] : 0.0f) + dh_next[i];
-        norm2 += double(dh) * dh;
-        dz[i] = dh * (1.0f - hcur[i] * hcur[i]);  // tanh' = 1 - h^2.
+      if (g != nullptr) {
+        g += lo * h;
+        for (int64_t i = 0; i < rows * h; ++i) dh_next[i] += g[i];
       }
-      StepNorm2(part, s) = norm2;
+      StepNorm2(part, s) = VecSquaredNorm(dh_next, rows * h);
+      for (int64_t i = 0; i < rows * h; ++i) {
+        dz[i] = dh_next[i] * (1.0f - hcur[i] * hcur[i]);  // tanh' = 1 - h^2.
+      }
       if (s > 0 && !CutBefore(s)) {
         Gemm(false, false, rows, h, h, 1.0f, dz, h, w_hh_.data(), h, 0.0f,
              dh_next, h);
