@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/kernels/vec_math.h"
 #include "core/status_macros.h"
 
 namespace nnlab {
@@ -167,14 +168,8 @@ void ImageDataset::Gather(absl::Span<const int64_t> idx, Tensor* x,
   for (int64_t i = 0; i < n; ++i) {
     const int64_t s = idx[i];
     NNLAB_CHECK(s >= 0 && s < size());
-    const uint8_t* __restrict src = pixels_.data() + s * sample_size_;
-    float* __restrict dst = xd + i * sample_size_;
-    // The exact quotient b / 255 (a multiply by 1/255 can land a hair
-    // above 1 for 255); divided in place, it vectorises, where a lookup
-    // table is a serial gather.
-    for (int64_t k = 0; k < sample_size_; ++k) {
-      dst[k] = static_cast<float>(src[k]) / 255.0f;
-    }
+    VecBytesToUnit(pixels_.data() + s * sample_size_, xd + i * sample_size_,
+                   sample_size_);
     (*y)[i] = static_cast<float>(labels_[s]);
   }
 }

@@ -60,6 +60,7 @@ const VecKernels& PortableVecKernels() {
       vec_portable::AllFinite,
       vec_portable::SquaredNorm,
       vec_portable::SquaredDistance,
+      vec_portable::BytesToUnit,
   };
   return k;
 }
@@ -80,6 +81,7 @@ const VecKernels* Avx2VecKernels() {
       vec_avx2::AllFinite,
       vec_avx2::SquaredNorm,
       vec_avx2::SquaredDistance,
+      vec_avx2::BytesToUnit,
   };
   return IsaAllowed(Isa::kAvx2) ? &k : nullptr;
 #else
@@ -138,6 +140,9 @@ double VecSquaredNorm(const float* x, int64_t n) {
 }
 double VecSquaredDistance(const float* x, const float* y, int64_t n) {
   return ActiveVecKernels().squared_distance(x, y, n);
+}
+void VecBytesToUnit(const uint8_t* in, float* out, int64_t n) {
+  ActiveVecKernels().bytes_to_unit(in, out, n);
 }
 
 }  // namespace nnlab

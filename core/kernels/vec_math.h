@@ -75,6 +75,10 @@ bool VecAllFinite(const float* x, int64_t n);
 double VecSquaredNorm(const float* x, int64_t n);
 double VecSquaredDistance(const float* x, const float* y, int64_t n);
 
+// out[i] = in[i] / 255 (8-bit pixels to [0, 1]), correctly rounded: the
+// same bits on every path. REQUIRES: the arrays do not overlap.
+void VecBytesToUnit(const uint8_t* in, float* out, int64_t n);
+
 // The kernels of one instruction set; VecExp etc. call the best one the
 // CPU runs. Exposed so tests can check every path the CPU supports.
 struct VecKernels {
@@ -96,6 +100,7 @@ struct VecKernels {
   bool (*all_finite)(const float*, int64_t);
   double (*squared_norm)(const float*, int64_t);
   double (*squared_distance)(const float*, const float*, int64_t);
+  void (*bytes_to_unit)(const uint8_t*, float*, int64_t);
 };
 // The portable 4-lane kernels (SSE2 on x86-64, NEON on arm64).
 const VecKernels& PortableVecKernels();

@@ -306,5 +306,22 @@ TEST(VecMathTest, SquaredNormAndDistanceMatchLongDoubleSums) {
   }
 }
 
+// Every byte maps to its correctly rounded quotient by 255 on every path,
+// in every lane and in the tail. (The quotient in double, rounded to
+// float, is that: b / 255 is never near a float rounding boundary.)
+TEST(VecMathTest, BytesToUnitIsTheExactQuotient) {
+  std::vector<uint8_t> in(256 * 3 + 5);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<uint8_t>(i * 7);
+  for (const VecKernels* k : Paths()) {
+    SCOPED_TRACE(k->name);
+    std::vector<float> out(in.size(), -1.0f);
+    k->bytes_to_unit(in.data(), out.data(), in.size());
+    for (size_t i = 0; i < in.size(); ++i) {
+      ASSERT_EQ(out[i], static_cast<float>(in[i] / 255.0)) << "byte " << +in[i];
+    }
+    EXPECT_EQ(out[73], 1.0f);  // 73 * 7 = 511: byte 255.
+  }
+}
+
 }  // namespace
 }  // namespace nnlab
