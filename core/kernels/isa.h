@@ -2,11 +2,11 @@
 // less when the environment variable NNLAB_MAX_ISA caps it (`baseline`,
 // `avx2` or `avx512`; unset, empty or `native`: no cap), read once, at
 // the first call. The cap reaches every kernel path nnlab chooses at run
-// time: its own AVX2 regions (core/kernels/simd_target.h: vec_math,
-// small_gemm) and oneDNN (dnnl_set_max_cpu_isa, set before its first
-// kernel is generated). OpenBLAS picks its kernels when it is loaded, from
-// its own OPENBLAS_CORETYPE (e.g. Prescott, Haswell, SkylakeX); the ISA
-// tests set both.
+// time: its own AVX2 and AVX-512 regions (core/kernels/simd_target.h:
+// vec_math on both, small_gemm on AVX2) and oneDNN (dnnl_set_max_cpu_isa, set
+// before its first kernel is generated). OpenBLAS picks its kernels when it is
+// loaded, from its own OPENBLAS_CORETYPE (e.g. Prescott, Haswell, SkylakeX);
+// the ISA tests set both.
 //
 // Results on different ISAs may differ in the last bits (FMA rounds once,
 // wider vectors sum in another order); each is deterministic.

@@ -1,9 +1,9 @@
 // Vectorised elementwise kernels of the core: e^x, sigmoid, tanh, Box-Muller
 // normals, the Adam update, batch normalization's passes over a channel,
 // and the finiteness check and squared norms of whole tensors.
-// libm's expf/tanhf/logf/cosf are scalar calls per element; these run 8
-// lanes at a time with AVX2 and FMA when the CPU has them (checked once, at
-// the first call), 4-lane SSE2 otherwise.
+// libm's expf/tanhf/logf/cosf are scalar calls per element; these run 16
+// lanes at a time with AVX-512, 8 with AVX2 and FMA, when the CPU has them
+// (checked once, at the first call), 4-lane SSE2 otherwise.
 //
 // Accuracy (checked against libm over their whole useful range in
 // tests/core/vec_math_test.cc): e^x relative error < 1e-6 (Cephes expf
@@ -11,9 +11,10 @@
 // < 1e-6, tanh < 2e-6 (Cephes tanhf: an odd polynomial below |x| = 0.625,
 // 1 - 2/(e^2|x| + 1) with the sign of x above). NaN in, NaN out.
 //
-// Determinism: the AVX2 path rounds a*b+c once (FMA), the SSE2 path twice,
-// so the two paths may differ in the last bit; a process always takes the
-// same path, so a seeded run repeats exactly on one machine.
+// Determinism: the AVX2 and AVX-512 paths round a*b+c once (FMA), the SSE2
+// path twice, and the paths' sums add in different orders, so they may
+// differ in the last bit; a process always takes the same path, so a
+// seeded run repeats exactly on one machine.
 //
 // Arrays: `in` may equal `out` (in place); otherwise they must not overlap.
 // Thread-safe (no state besides the one-time CPU check).
@@ -104,8 +105,11 @@ struct VecKernels {
 };
 // The portable 4-lane kernels (SSE2 on x86-64, NEON on arm64).
 const VecKernels& PortableVecKernels();
-// The AVX2+FMA kernels, or nullptr if this CPU or build lacks them.
+// The AVX2+FMA kernels, or nullptr if this CPU or build lacks them (or
+// NNLAB_MAX_ISA caps them, isa.h).
 const VecKernels* Avx2VecKernels();
+// The AVX-512 kernels (16 lanes), likewise.
+const VecKernels* Avx512VecKernels();
 // The kernels VecExp etc. use.
 const VecKernels& ActiveVecKernels();
 

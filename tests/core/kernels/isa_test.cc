@@ -48,9 +48,12 @@ TEST(IsaTest, CapReachesEveryKernelPath) {
               std::string(IsaName(MaxIsa())).c_str(),
               std::string(IsaName(OneDnnIsa())).c_str());
 #if defined(__x86_64__)
-  EXPECT_EQ(std::string(ActiveVecKernels().name),
-            max >= Isa::kAvx2 ? "avx2" : "portable");
+  EXPECT_EQ(std::string(ActiveVecKernels().name), max >= Isa::kAvx512 ? "avx512"
+                                                  : max >= Isa::kAvx2
+                                                      ? "avx2"
+                                                      : "portable");
   EXPECT_EQ(Avx2VecKernels() != nullptr, max >= Isa::kAvx2);
+  EXPECT_EQ(Avx512VecKernels() != nullptr, max >= Isa::kAvx512);
   // oneDNN runs exactly the capped level (uncapped: the CPU's own).
   EXPECT_EQ(OneDnnIsa(), max);
 #endif

@@ -14,6 +14,7 @@ namespace {
 std::vector<const VecKernels*> Paths() {
   std::vector<const VecKernels*> paths = {&PortableVecKernels()};
   if (Avx2VecKernels() != nullptr) paths.push_back(Avx2VecKernels());
+  if (Avx512VecKernels() != nullptr) paths.push_back(Avx512VecKernels());
   return paths;
 }
 
