@@ -1,7 +1,8 @@
 // Compiles a region of a file for AVX2 + FMA (or for AVX-512 F/CD/BW/DQ/VL,
 // Isa::kAvx512 of isa.h) while the rest of the core stays baseline x86-64;
-// code in the region runs only after a runtime CPU check. GCC spells this "#pragma GCC target", clang "#pragma clang
-// attribute" (clang ignores the GCC form).
+// code in the region runs only after a runtime CPU check. GCC spells this
+// "#pragma GCC target", clang "#pragma clang attribute" (clang ignores the GCC
+// form).
 #ifndef NNLAB_CORE_KERNELS_SIMD_TARGET_H_
 #define NNLAB_CORE_KERNELS_SIMD_TARGET_H_
 
