@@ -53,7 +53,7 @@ typedef float V __attribute__((vector_size(64)));
 typedef int32_t I __attribute__((vector_size(64)));
 constexpr int kLanes = 16;
 
-// _mm512_sqrt_ps, without <immintrin.h> (GCC 12's warns of an
+// _mm512_sqrt_ps, without <immintrin.h> (GCC 12's header warns of an
 // uninitialised operand under -Werror): rounding as the MXCSR says (4:
 // _MM_FROUND_CUR_DIRECTION); GCC's builtin also takes a mask (all lanes)
 // and a pass-through operand (unused).
