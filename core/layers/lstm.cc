@@ -43,17 +43,18 @@ class Lstm : public RecurrentLayer {
     gates_buf_.Resize({t, n, 4 * h});
     LoadInitialState(n, {hs_.data(), cs_.data()});
     ProjectInputs(in, gates_buf_.data());
-    ForBatchSlices(
-        n, t, [this](int, int64_t lo, int64_t hi) { ForwardRows(lo, hi); });
+    ForBatchSlices(BatchParts(n, t), n, [this](int, int64_t lo, int64_t hi) {
+      ForwardRows(lo, hi);
+    });
     SaveFinalState(n, {hs_.data() + t * n * h, cs_.data() + t * n * h});
     WriteOutput(out);
   }
 
   void Backward(const Tensor& grad_out, Tensor* grad_in) override {
-    BeginBackward(grad_out);
+    const int parts = BeginBackward(grad_out);
     dc_next_.Resize({n_, units_});
     dc_next_.SetZero();
-    ForBatchSlices(n_, t_, [&](int part, int64_t lo, int64_t hi) {
+    ForBatchSlices(parts, n_, [&](int part, int64_t lo, int64_t hi) {
       BackwardRows(grad_out, part, lo, hi);
     });
     FinishBackward(grad_in);

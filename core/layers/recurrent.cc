@@ -145,15 +145,14 @@ int RecurrentLayer::BatchParts(int64_t n, int64_t t) const {
 }
 
 void RecurrentLayer::ForBatchSlices(
-    int64_t n, int64_t t,
-    absl::FunctionRef<void(int part, int64_t lo, int64_t hi)> fn) const {
-  const int parts = BatchParts(n, t);
+    int parts, int64_t n,
+    absl::FunctionRef<void(int part, int64_t lo, int64_t hi)> fn) {
   ParallelFor(parts, [&](int part) {
     fn(part, n * part / parts, n * (part + 1) / parts);
   });
 }
 
-void RecurrentLayer::BeginBackward(const Tensor& grad_out) {
+int RecurrentLayer::BeginBackward(const Tensor& grad_out) {
   const int64_t n = n_, t = t_, h = units_;
   if (return_sequences_) {
     gs_.Resize({t, n, h});
@@ -162,7 +161,9 @@ void RecurrentLayer::BeginBackward(const Tensor& grad_out) {
   dz_.Resize({t, n, gates_ * h});
   dh_next_.Resize({n, h});
   dh_next_.SetZero();
-  norms2_.assign(BatchParts(n, t) * t, 0.0);
+  const int parts = BatchParts(n, t);
+  norms2_.assign(parts * t, 0.0);
+  return parts;
 }
 
 const float* RecurrentLayer::OutputGrad(const Tensor& grad_out,

@@ -93,16 +93,17 @@ class RecurrentLayer : public Layer {
   void ProjectInputs(const Tensor& in, float* z);
   // The layer's output from hs_: all steps [N, T, H] or the last [N, H].
   void WriteOutput(Tensor* out) const;
-  // Runs fn(part, lo, hi) for BatchParts(n, t) slices [lo, hi) of the
-  // batch, each part on its own thread (ParallelFor).
-  void ForBatchSlices(
-      int64_t n, int64_t t,
-      absl::FunctionRef<void(int part, int64_t lo, int64_t hi)> fn) const;
+  // Runs fn(part, lo, hi) for `parts` slices [lo, hi) of a batch of n,
+  // each part on its own thread (ParallelFor).
+  static void ForBatchSlices(
+      int parts, int64_t n,
+      absl::FunctionRef<void(int part, int64_t lo, int64_t hi)> fn);
   // Backward: sizes dz_ [T, N, G H] and the carry dh_next_ (zeroed), makes
   // the output gradient time-major when every step has one, and zeroes the
   // per-part squared norms that FinishBackward turns into
-  // timestep_grad_norms().
-  void BeginBackward(const Tensor& grad_out);
+  // timestep_grad_norms(). Returns the number of slices the backward
+  // recurrence runs in (BatchParts, decided once for both).
+  int BeginBackward(const Tensor& grad_out);
   // dE/dh_s from the layer's output at step s, or nullptr if step s has no
   // output (many-to-one, s < T-1).
   const float* OutputGrad(const Tensor& grad_out, int64_t s) const;

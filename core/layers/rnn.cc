@@ -31,15 +31,16 @@ class Rnn : public RecurrentLayer {
     hs_.Resize({t + 1, n, h});
     LoadInitialState(n, {hs_.data()});
     ProjectInputs(in, hs_.data() + n * h);
-    ForBatchSlices(
-        n, t, [this](int, int64_t lo, int64_t hi) { ForwardRows(lo, hi); });
+    ForBatchSlices(BatchParts(n, t), n, [this](int, int64_t lo, int64_t hi) {
+      ForwardRows(lo, hi);
+    });
     SaveFinalState(n, {hs_.data() + t * n * h});
     WriteOutput(out);
   }
 
   void Backward(const Tensor& grad_out, Tensor* grad_in) override {
-    BeginBackward(grad_out);
-    ForBatchSlices(n_, t_, [&](int part, int64_t lo, int64_t hi) {
+    const int parts = BeginBackward(grad_out);
+    ForBatchSlices(parts, n_, [&](int part, int64_t lo, int64_t hi) {
       BackwardRows(grad_out, part, lo, hi);
     });
     FinishBackward(grad_in);
